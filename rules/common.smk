@@ -1,0 +1,88 @@
+# Configuration loading, checking and every input/params function, so rules read as data flow.
+import os
+import sys
+
+from snakemake.utils import validate
+
+# Before torch loads in any job (jobs inherit this environment): see shared/notes/facts.md.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from tunebench.config import load_project  # noqa: E402
+from tunebench.errors import TunebenchError  # noqa: E402
+
+CONFIG_FILE = ", ".join(workflow.configfiles) or "configs/config.yaml"
+
+# One clear message naming the file, the field and the fix, before any job is planned.
+try:
+    PROJECT = load_project(workflow.basedir, config, CONFIG_FILE)
+except TunebenchError as exc:
+    sys.exit(f"tunebench: {exc}")
+validate(config, "../configs/schema/config.schema.yaml")
+
+RESULTS = PROJECT.results_dir
+MAX_ITEMS = PROJECT.suite["max_eval_items"]
+SYSTEMS = list(PROJECT.models)  # base models; fine-tuned systems join here (issue 4)
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    task=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    system=r"[A-Za-z0-9][A-Za-z0-9_.@+-]*",
+    prompting=r"[0-9]+shot",
+    n=r"[0-9]+",
+
+
+def _spec(obj, *drop):
+    return {k: v for k, v in obj.spec.items() if k not in ("description", *drop)}
+
+
+def get_model_source(wildcards):
+    model = PROJECT.models[wildcards.model]
+    return {"source": model.source, "dtype": model.dtype}
+
+
+def get_task_source(wildcards):
+    return PROJECT.tasks[wildcards.task].source
+
+
+def get_split_params(wildcards):
+    task = PROJECT.tasks[wildcards.task]
+    return {k: task.spec.get(k) for k in ("type", "fields", "labels", "expected_rows", "split")}
+
+
+def get_system_model(wildcards):
+    return wildcards.system  # a base system is its model
+
+
+def get_model_dir(wildcards):
+    return f"resources/models/{get_system_model(wildcards)}"
+
+
+def get_prompt_file(wildcards):
+    return str(PROJECT.tasks[wildcards.task].prompt_file)
+
+
+def get_predict_spec(wildcards):
+    """Everything that changes a cell's predictions: a change reruns just that cell."""
+    task = PROJECT.tasks[wildcards.task]
+    return {
+        "task": {k: task.spec.get(k) for k in ("type", "labels", "parser", "generation")},
+        "model": _spec(PROJECT.models[get_system_model(wildcards)], "source"),
+    }
+
+
+def get_shots(wildcards):
+    return int(wildcards.prompting.removesuffix("shot"))
+
+
+def get_score_spec(wildcards):
+    return {"metrics": list(PROJECT.tasks[wildcards.task].metrics)}
+
+
+def get_score_files(wildcards):
+    return [
+        f"{RESULTS}/scores/{system}/{task}/{prompting}.json"
+        for system in SYSTEMS
+        for task in PROJECT.tasks
+        for prompting in PROJECT.promptings
+    ]

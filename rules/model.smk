@@ -1,0 +1,15 @@
+rule model_materialize:
+    """Base model -> HF folder with safetensors (a packaged GGUF is dequantized once, here)."""
+    output:
+        directory("resources/models/{model}"),
+    params:
+        spec=get_model_source,
+    threads: config["threads"]["model"]
+    resources:
+        mem_mb=4000,
+    log:
+        "logs/model_materialize/{model}.log",
+    conda:
+        "../envs/tunebench.yaml"
+    script:
+        "../scripts/model_materialize.py"

@@ -1,0 +1,47 @@
+rule predictions_generate:
+    """One cell: a system answers a task's test items under one prompting condition."""
+    input:
+        model=get_model_dir,
+        train="data/prepared/{task}/train.jsonl",
+        test="data/prepared/{task}/test.jsonl",
+        prompt=get_prompt_file,
+    output:
+        rows=f"{RESULTS}/predictions/{{system}}/{{task}}/{{prompting}}.jsonl",
+        meta=f"{RESULTS}/predictions/{{system}}/{{task}}/{{prompting}}.meta.json",
+    params:
+        model=get_system_model,
+        shots=get_shots,
+        fewshot_seed=config["prompting"]["fewshot_seed"],
+        max_items=MAX_ITEMS,
+        spec=get_predict_spec,
+    threads: config["threads"]["predict"]
+    resources:
+        mem_mb=3000,
+    log:
+        f"{RESULTS}/logs/predictions_generate/{{system}}/{{task}}/{{prompting}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/predictions_generate/{{system}}/{{task}}/{{prompting}}.tsv"
+    conda:
+        "../envs/tunebench.yaml"
+    script:
+        "../scripts/predictions_generate.py"
+
+
+rule predictions_score:
+    """Metrics with bootstrap CIs and per-item outcomes for one cell."""
+    input:
+        rows=rules.predictions_generate.output.rows,
+        meta=rules.predictions_generate.output.meta,
+        test="data/prepared/{task}/test.jsonl",
+    output:
+        f"{RESULTS}/scores/{{system}}/{{task}}/{{prompting}}.json",
+    params:
+        max_items=MAX_ITEMS,
+        bootstrap=config["bootstrap"],
+        spec=get_score_spec,
+    log:
+        f"{RESULTS}/logs/predictions_score/{{system}}/{{task}}/{{prompting}}.log",
+    conda:
+        "../envs/tunebench.yaml"
+    script:
+        "../scripts/predictions_score.py"

@@ -1,0 +1,17 @@
+rule summary_build:
+    """Every cell and its provenance: summary.json (schema-checked) and summary.md."""
+    input:
+        scores=get_score_files,
+        prepared=expand("data/prepared/{task}/manifest.json", task=PROJECT.tasks),
+        models=expand("resources/models/{model}", model=PROJECT.models),
+    output:
+        json=f"{RESULTS}/summary.json",
+        md=report(f"{RESULTS}/summary.md", category="Summary"),
+    params:
+        config_hash=PROJECT.fingerprint(),
+    log:
+        f"{RESULTS}/logs/summary_build.log",
+    conda:
+        "../envs/tunebench.yaml"
+    script:
+        "../scripts/summary_build.py"

@@ -1,0 +1,15 @@
+"""Rule predictions_score: predictions + test split -> metrics with bootstrap CIs."""
+from tunebench.job import load_job_project, run_job
+
+
+def main(sm):
+    from tunebench.scoring import score_predictions
+
+    project = load_job_project(sm)
+    score_predictions(task=project.tasks[sm.wildcards.task], predictions_path=sm.input.rows,
+                      meta_path=sm.input.meta, test_path=sm.input.test,
+                      max_items=sm.params.max_items, bootstrap=sm.params.bootstrap,
+                      out_path=sm.output[0])
+
+
+run_job(snakemake, main)  # noqa: F821

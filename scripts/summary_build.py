@@ -1,0 +1,21 @@
+"""Rule summary_build: every score -> results/summary.json (schema-checked) and summary.md."""
+from tunebench.job import load_job_project, project_root, run_job
+
+
+def main(sm):
+    from tunebench.atomic import read_json
+    from tunebench.summary import build_summary, write_summary
+
+    project = load_job_project(sm)
+    root = project_root(sm)
+    summary = build_summary(
+        score_paths=list(sm.input.scores),
+        prepared_manifests=dict(zip(project.config["tasks"], sm.input.prepared)),
+        model_dirs=dict(zip(project.config["models"], sm.input.models)),
+        tasks=project.tasks, suite=project.suite_name, config_hash=sm.params.config_hash,
+        root=root, schema=read_json(root / "configs" / "schema" / "summary.schema.json"),
+    )
+    write_summary(summary, sm.output.json, sm.output.md)
+
+
+run_job(snakemake, main)  # noqa: F821

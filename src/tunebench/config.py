@@ -1,0 +1,351 @@
+"""Load and check the whole configuration before any job runs.
+
+`load_project` reads the workflow config (already loaded by Snakemake), every task and model it
+names, and their prompt templates; validates each against its JSON schema in configs/schema/; fills
+schema defaults; and raises one ConfigError naming the file, the field and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from tunebench.errors import ConfigError
+
+SCHEMA_DIR = Path("configs") / "schema"
+TASK_DIR = Path("configs") / "tasks"
+MODEL_DIR = Path("configs") / "models"
+
+# Variables each part of a prompt template may use.
+PROMPT_VARIABLES = {
+    "system": {"labels"},
+    "user": {"input", "labels"},
+    "assistant": {"target", "labels"},
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    type: str
+    source: dict
+    fields: dict
+    labels: tuple[str, ...] | None
+    expected_rows: int | None
+    split: dict
+    train_sizes: tuple
+    prompt_file: Path
+    parser: str
+    metrics: tuple[str, ...]
+    generation: dict
+    file: Path
+    spec: dict = field(repr=False)
+
+    @property
+    def primary_metric(self) -> str:
+        return self.metrics[0]
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    source: dict
+    backend: str
+    dtype: str
+    chat_template: bool
+    batch_size: int
+    max_input_tokens: int
+    file: Path
+    spec: dict = field(repr=False)
+
+
+@dataclass
+class Project:
+    root: Path
+    config: dict
+    config_file: str
+    suite_name: str
+    suite: dict
+    tasks: dict[str, Task]
+    models: dict[str, Model]
+    prompts: dict[str, dict]
+
+    @property
+    def results_dir(self) -> str:
+        return self.suite["results_dir"].rstrip("/")
+
+    @property
+    def shots(self) -> list[int]:
+        return list(self.config["prompting"]["shots"])
+
+    @property
+    def promptings(self) -> list[str]:
+        return [f"{k}shot" for k in self.shots]
+
+    def fingerprint(self) -> str:
+        """Hash of everything configured: config, task and model specs, prompt templates."""
+        blob = json.dumps(
+            {
+                "config": self.config,
+                "tasks": {n: t.spec for n, t in sorted(self.tasks.items())},
+                "models": {n: m.spec for n, m in sorted(self.models.items())},
+                "prompts": {n: p for n, p in sorted(self.prompts.items())},
+            },
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# schema handling
+
+
+def load_schema(root: Path, name: str) -> dict:
+    path = root / SCHEMA_DIR / name
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh) if path.suffix in (".yaml", ".yml") else json.load(fh)
+
+
+def field_path(parts) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _fix_for(error: jsonschema.ValidationError) -> tuple[str, str | None, str]:
+    """(problem, extra field name, fix) for one schema error."""
+    kind, value, schema = error.validator, error.validator_value, error.schema
+    described = f" ({schema['description']})" if isinstance(schema, dict) and "description" in schema else ""
+    if kind == "required":
+        missing = next((name for name in value if name not in (error.instance or {})), value[0])
+        sub = schema.get("properties", {}).get(missing, {}) if isinstance(schema, dict) else {}
+        desc = f" ({sub['description']})" if "description" in sub else ""
+        return "required field is missing", missing, f"add `{missing}:`{desc}"
+    if kind == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return (f"unknown field(s) {', '.join(map(repr, extra))}", None,
+                f"remove or rename it; allowed fields: {', '.join(allowed)}")
+    if kind in ("minimum", "exclusiveMinimum"):
+        op = ">=" if kind == "minimum" else ">"
+        return f"{error.instance!r} is too small", None, f"use a value {op} {value}{described}"
+    if kind in ("maximum", "exclusiveMaximum"):
+        op = "<=" if kind == "maximum" else "<"
+        return f"{error.instance!r} is too large", None, f"use a value {op} {value}{described}"
+    if kind in ("enum", "const"):
+        choices = value if kind == "enum" else [value]
+        return (f"{error.instance!r} is not allowed", None,
+                f"use one of: {', '.join(map(str, choices))}{described}")
+    if kind == "type":
+        types = value if isinstance(value, list) else [value]
+        return (f"{error.instance!r} has the wrong type", None,
+                f"use a {' or '.join(types)}{described}")
+    if kind == "pattern":
+        return (f"{error.instance!r} is not a valid name", None,
+                "use letters, digits, '_', '.' and '-' only (no spaces or slashes)")
+    if kind == "minItems":
+        return "the list is too short", None, f"give at least {value} item(s){described}"
+    if kind == "uniqueItems":
+        return "the list has duplicates", None, "list each item once"
+    if kind == "minLength":
+        return "the value is empty", None, f"give a non-empty value{described}"
+    return error.message, None, f"see the schema{described}"
+
+
+def check_schema(doc: Any, schema: dict, file: str, prefix: tuple = ()) -> None:
+    """Validate `doc`; raise ConfigError for the most relevant error."""
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
+    if error is None:
+        return
+    problem, extra, fix = _fix_for(error)
+    parts = list(prefix) + list(error.absolute_path) + ([extra] if extra else [])
+    raise ConfigError(problem, file=file, field=field_path(parts) or "(top level)", fix=fix)
+
+
+def fill_defaults(doc: Any, schema: dict) -> Any:
+    """Insert schema `default`s for absent properties, recursively (as snakemake's validate does)."""
+    if not isinstance(doc, dict) or not isinstance(schema, dict):
+        return doc
+    branches = [schema]
+    for sub in schema.get("allOf", []):
+        cond = sub.get("if")
+        if cond is not None and jsonschema.Draft202012Validator(cond).is_valid(doc):
+            branches.append(sub.get("then", {}))
+    for branch in branches:
+        for name, sub in branch.get("properties", {}).items():
+            if name not in doc and isinstance(sub, dict) and "default" in sub:
+                doc[name] = json.loads(json.dumps(sub["default"]))
+            if name in doc:
+                fill_defaults(doc[name], sub)
+    return doc
+
+
+def read_yaml(path: Path, shown: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise ConfigError(f"malformed YAML at {where}: {exc.problem}", file=shown,
+                          fix="fix the YAML syntax (indentation, quotes, colons)") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def _rel(root: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _resolve_named(root: Path, folder: Path, names: list[str], kind: str, config_file: str,
+                   key: str) -> dict[str, tuple[Path, dict]]:
+    known = sorted(p.stem for p in (root / folder).glob("*.yaml"))
+    out = {}
+    for i, name in enumerate(names):
+        path = root / folder / f"{name}.yaml"
+        if not path.is_file():
+            raise ConfigError(
+                f"unknown {kind} {name!r}: there is no {folder / (name + '.yaml')}",
+                file=config_file, field=f"{key}[{i}]",
+                fix=f"use one of: {', '.join(known) or '(none yet)'}; or add {folder}/{name}.yaml",
+            )
+        shown = _rel(root, path)
+        doc = read_yaml(path, shown)
+        if not isinstance(doc, dict):
+            raise ConfigError(f"expected a mapping of fields, got {type(doc).__name__}", file=shown,
+                              field="(top level)", fix=f"write the {kind} as `field: value` lines")
+        out[name] = (path, doc)
+    return out
+
+
+def load_prompt(root: Path, path: Path, schema: dict) -> dict:
+    import jinja2
+    import jinja2.meta
+
+    shown = _rel(root, path)
+    if not path.is_file():
+        raise ConfigError("prompt template file not found", file=shown,
+                          fix="create it or point the task's `prompt:` at an existing file")
+    doc = read_yaml(path, shown)
+    check_schema(doc, schema, shown)
+    env = jinja2.Environment()
+    for part, allowed in PROMPT_VARIABLES.items():
+        if part not in doc:
+            continue
+        try:
+            used = jinja2.meta.find_undeclared_variables(env.parse(doc[part]))
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"template syntax error on line {exc.lineno}: {exc.message}",
+                              file=shown, field=part, fix="fix the Jinja2 syntax") from None
+        unknown = sorted(used - allowed)
+        if unknown:
+            raise ConfigError(
+                f"unknown template variable(s) {', '.join(unknown)}", file=shown, field=part,
+                fix=f"use only {', '.join('{{ ' + v + ' }}' for v in sorted(allowed))} here",
+            )
+    return doc
+
+
+def load_project(root: str | Path, config: dict, config_file: str = "configs/config.yaml") -> Project:
+    root = Path(root).resolve()
+    check_schema(config, load_schema(root, "config.schema.yaml"), config_file)
+    fill_defaults(config, load_schema(root, "config.schema.yaml"))
+
+    suite_name = config["suite"]
+    if suite_name not in config["suites"]:
+        raise ConfigError(f"unknown suite {suite_name!r}", file=config_file, field="suite",
+                          fix=f"use one of: {', '.join(config['suites'])} (e.g. --config suite=test)")
+    dirs = {}
+    for name, suite in config["suites"].items():
+        d = suite["results_dir"].rstrip("/")
+        if d in dirs:
+            raise ConfigError(f"suites {dirs[d]!r} and {name!r} share results_dir {d!r}",
+                              file=config_file, field=f"suites.{name}.results_dir",
+                              fix="give every suite its own results_dir so runs never overwrite each other")
+        dirs[d] = name
+
+    task_schema = load_schema(root, "task.schema.yaml")
+    model_schema = load_schema(root, "model.schema.yaml")
+    prompt_schema = load_schema(root, "prompt.schema.yaml")
+
+    from tunebench.generators import GENERATORS
+
+    tasks, prompts = {}, {}
+    for name, (path, doc) in _resolve_named(root, TASK_DIR, config["tasks"], "task",
+                                            config_file, "tasks").items():
+        shown = _rel(root, path)
+        check_schema(doc, task_schema, shown)
+        fill_defaults(doc, task_schema)
+        if doc["name"] != name:
+            raise ConfigError(f"name {doc['name']!r} differs from the file name {name!r}", file=shown,
+                              field="name", fix=f"set `name: {name}` or rename the file")
+        src = doc["source"]
+        if src["kind"] == "generated" and src["generator"] not in GENERATORS:
+            raise ConfigError(f"unknown generator {src['generator']!r}", file=shown,
+                              field="source.generator", fix=f"use one of: {', '.join(sorted(GENERATORS))}")
+        metrics = doc["metrics"]
+        allowed = {"classification": {"accuracy", "macro_f1", "weighted_f1"},
+                   "extraction": {"token_f1", "exact_match"}}[doc["type"]]
+        bad = [m for m in metrics if m not in allowed]
+        if bad:
+            raise ConfigError(f"metric(s) {', '.join(bad)} do not apply to a {doc['type']} task",
+                              file=shown, field="metrics", fix=f"use: {', '.join(sorted(allowed))}")
+        parser = doc.get("parser") or ("first_label" if doc["type"] == "classification" else "first_line")
+        if parser == "first_label" and doc["type"] != "classification":
+            raise ConfigError("parser first_label needs a classification task", file=shown,
+                              field="parser", fix="use first_line for extraction tasks")
+        split = doc["split"]
+        if split["val"] + split["test"] >= 0.95:
+            raise ConfigError(f"val + test = {split['val'] + split['test']:.2f} leaves too little to train on",
+                              file=shown, field="split", fix="keep val + test below 0.95")
+        prompt_path = (root / doc["prompt"]).resolve()
+        prompts[name] = load_prompt(root, prompt_path, prompt_schema)
+        tasks[name] = Task(
+            name=name, type=doc["type"], source=src, fields=doc["fields"],
+            labels=tuple(doc["labels"]) if "labels" in doc else None,
+            expected_rows=doc.get("expected_rows"), split=split,
+            train_sizes=tuple(doc["train_sizes"]), prompt_file=prompt_path, parser=parser,
+            metrics=tuple(metrics), generation=doc["generation"], file=path, spec=doc,
+        )
+
+    models = {}
+    for name, (path, doc) in _resolve_named(root, MODEL_DIR, config["models"], "model",
+                                            config_file, "models").items():
+        shown = _rel(root, path)
+        check_schema(doc, model_schema, shown)
+        fill_defaults(doc, model_schema)
+        if doc["name"] != name:
+            raise ConfigError(f"name {doc['name']!r} differs from the file name {name!r}", file=shown,
+                              field="name", fix=f"set `name: {name}` or rename the file")
+        models[name] = Model(
+            name=name, source=doc["source"], backend=doc["backend"], dtype=doc["dtype"],
+            chat_template=doc["chat_template"], batch_size=doc["batch_size"],
+            max_input_tokens=doc["max_input_tokens"], file=path, spec=doc,
+        )
+
+    return Project(root=root, config=config, config_file=config_file, suite_name=suite_name,
+                   suite=config["suites"][suite_name], tasks=tasks, models=models, prompts=prompts)
+
+
+def load_project_from_file(root: str | Path, config_path: str | Path | None = None,
+                           overrides: dict | None = None) -> Project:
+    """Load configs/config.yaml (or another file) the way the Snakefile does; for tools and tests."""
+    root = Path(root).resolve()
+    path = Path(config_path) if config_path else root / "configs" / "config.yaml"
+    config = read_yaml(path, _rel(root, path.resolve())) or {}
+    config.update(overrides or {})
+    return load_project(root, config, _rel(root, path.resolve()))

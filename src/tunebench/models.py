@@ -1,0 +1,102 @@
+"""Materialize a base model as a plain Hugging Face folder (config.json + safetensors + tokenizer).
+
+Sources: a GGUF shipped in an installed package (the embedded default), a Hub repo
+(huggingface_hub.snapshot_download, which honours HF_HOME / HF_HUB_OFFLINE / HF_TOKEN), or a local
+folder. GGUF weights are dequantized once, here, and saved as safetensors: a model loaded from
+GGUF can be neither saved nor trained as is, and reloading the saved folder takes 0.4 s against
+15-30 s from the GGUF (shared/notes/facts.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from tunebench.atomic import atomic_dir, write_json
+from tunebench.errors import SourceError
+from tunebench.sources import package_file, sha256_file
+
+log = logging.getLogger(__name__)
+
+MODEL_MANIFEST = "tunebench_model.json"
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
+
+
+def _hub_model(source: dict) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    patterns = [source["gguf_file"], "*.json", "*.jinja", "tokenizer*"] if source.get("gguf_file") else None
+    try:
+        return Path(snapshot_download(source["repo_id"], revision=source.get("revision", "main"),
+                                      allow_patterns=patterns))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+        raise SourceError(f"cannot download model {source['repo_id']!r} from the Hugging Face Hub: "
+                          f"{type(exc).__name__}: {str(exc).splitlines()[0]}", field="source.repo_id",
+                          fix="check the repo id and network, set HF_TOKEN for gated models; offline, "
+                              "pre-fill the HF cache or use kind: local") from None
+
+
+def has_weights(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any(
+        any(folder.glob(p)) for p in WEIGHT_PATTERNS)
+
+
+def _convert_gguf(folder: Path, gguf_name: str, out: Path, dtype: str) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("dequantizing %s (takes ~30 s for 135M parameters)", folder / gguf_name)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_name)
+    model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf_name,
+                                                 dtype=getattr(torch, dtype))
+    # The GGUF quantizer marks the model unserializable; its weights are already dequantized.
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return {"parameters": sum(p.numel() for p in model.parameters()),
+            "architecture": type(model).__name__}
+
+
+def materialize_model(source: dict, out_dir: str | Path, *, root: str | Path = ".",
+                      dtype: str = "float32", model_file: str | None = None) -> dict:
+    """Write the HF folder for `source` into `out_dir` atomically; return its manifest."""
+    started = time.time()
+    kind = source["kind"]
+    gguf = None
+    if kind == "package":
+        path = package_file(source["distribution"], source["path"], config_file=model_file)
+        folder, gguf = path.parent, path.name
+    elif kind == "hub":
+        folder, gguf = _hub_model(source), source.get("gguf_file")
+    else:
+        folder = Path(source["path"])
+        folder = folder if folder.is_absolute() else Path(root) / folder
+        gguf = source.get("gguf_file")
+        if not folder.is_dir():
+            raise SourceError(f"model folder {folder} does not exist", file=model_file,
+                              field="source.path", fix="point source.path at an HF model folder")
+    if gguf is None and not has_weights(folder):
+        raise SourceError(f"{folder} has no config.json and weights (*.safetensors)", file=model_file,
+                          field="source.path",
+                          fix="use a folder written by save_pretrained, or set gguf_file to convert a GGUF")
+    manifest = {"source": source, "dtype": dtype}
+    with atomic_dir(out_dir) as tmp:
+        if gguf is not None:
+            if not (folder / gguf).is_file():
+                raise SourceError(f"GGUF file {gguf!r} not found in {folder}", file=model_file,
+                                  field="source.gguf_file", fix="name a .gguf file that exists there")
+            manifest.update(_convert_gguf(folder, gguf, tmp, dtype))
+            manifest["gguf_sha256"] = sha256_file(folder / gguf)
+        else:
+            for item in folder.iterdir():
+                if item.name.startswith("."):
+                    continue
+                (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+        manifest["seconds"] = round(time.time() - started, 2)
+        write_json(tmp / MODEL_MANIFEST, manifest)
+    log.info("model ready in %s (%.1f s)", out_dir, time.time() - started)
+    return manifest

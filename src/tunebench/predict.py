@@ -1,0 +1,89 @@
+"""Predictions for one cell (system x task x prompting): one JSONL row per test item, plus a
+meta file with how they were made."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tunebench.atomic import read_jsonl, write_json, write_jsonl
+from tunebench.config import Model, Task
+from tunebench.parsing import PARSERS
+from tunebench.prompting import PromptTemplate, draw_shots, prompt_hash
+
+log = logging.getLogger(__name__)
+
+
+def cut_at_stop(text: str, stop: list[str]) -> str:
+    """The answer part of an output: leading whitespace dropped, cut at the first stop string."""
+    text = text.lstrip()
+    for s in stop:
+        if s in text:
+            text = text[:text.index(s)]
+    return text
+
+
+def eval_items(test_path: str | Path, max_items: int | None) -> list[dict]:
+    """The evaluated items: the first `max_items` of the (already shuffled) test split."""
+    rows = read_jsonl(test_path)
+    return rows[:max_items] if max_items else rows
+
+
+def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, prompt_spec: dict,
+                         train_path: str | Path, test_path: str | Path, shots: int, fewshot_seed: int,
+                         max_items: int | None, threads: int, out_rows: str, out_meta: str,
+                         system: str, prompting: str, progress: bool = True) -> dict:
+    from tunebench.backends.transformers_backend import TransformersBackend
+
+    started = datetime.now(timezone.utc)
+    items = eval_items(test_path, max_items)
+    examples = draw_shots(read_jsonl(train_path), shots, fewshot_seed, task.name,
+                          stratify=task.type == "classification")
+    template = PromptTemplate.from_spec(prompt_spec)
+    t0 = time.perf_counter()
+    backend = TransformersBackend(model_dir, dtype=model.dtype, threads=threads,
+                                  chat_template=model.chat_template,
+                                  max_input_tokens=model.max_input_tokens)
+    load_s = time.perf_counter() - t0
+    prompts = [backend.render(template.messages(item, examples, task.labels)) for item in items]
+    gen = task.generation
+    t0 = time.perf_counter()
+    outputs = backend.generate(prompts, max_new_tokens=gen["max_new_tokens"], stop=gen["stop"],
+                               batch_size=model.batch_size, progress=progress,
+                               desc=f"{system}/{task.name}/{prompting}")
+    gen_s = time.perf_counter() - t0
+    parse = PARSERS[task.parser]
+    rows = []
+    for item, prompt, out in zip(items, prompts, outputs):
+        rows.append({
+            "id": item["id"],
+            "prompt_hash": prompt_hash(prompt),
+            "output": out.text,
+            "parsed": parse(cut_at_stop(out.text, gen["stop"]), task.labels),
+            "latency_s": out.latency_s,
+            "tokens_in": out.tokens_in,
+            "tokens_out": out.tokens_out,
+            "batch_size": out.batch_size,
+        })
+    meta = {
+        "system": system, "model": model.name, "adapter": None, "task": task.name,
+        "prompting": prompting, "shots": shots, "shot_ids": [e["id"] for e in examples],
+        "backend": backend.name, "device": backend.device, "dtype": model.dtype,
+        "threads": threads, "batch_size": model.batch_size, "method": "generate",
+        "parser": task.parser, "generation": gen, "chat_template": backend.use_chat_template,
+        "shared_prefix_tokens": backend.last_prefix["tokens"],
+        "n": len(rows), "model_load_s": round(load_s, 3), "generate_s": round(gen_s, 3),
+        "items_per_s": round(len(rows) / gen_s, 3) if gen_s > 0 else None,
+        "tokens_out_per_s": round(sum(r["tokens_out"] for r in rows) / gen_s, 2) if gen_s > 0 else None,
+        "host": platform.node(),
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_jsonl(out_rows, rows)
+    write_json(out_meta, meta)
+    log.info("%s/%s/%s: %d items in %.1f s (%.2f items/s)", system, task.name, prompting,
+             len(rows), gen_s, meta["items_per_s"] or 0)
+    return meta

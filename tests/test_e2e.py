@@ -1,0 +1,107 @@
+"""The real workflow, end to end: `snakemake --config suite=test` on the embedded model, offline."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from conftest import copy_repo, run
+from tunebench.atomic import read_json, read_jsonl
+
+pytestmark = pytest.mark.e2e
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+TASKS = {"ticket_routing", "ticket_product"}
+
+
+def snakemake(repo: Path, *args: str):
+    proc = run([SNAKEMAKE, "--cores", "2", "--config", "suite=test", *args], cwd=repo)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc
+
+
+def planned_jobs(repo: Path) -> list[tuple[str, str]]:
+    """(rule, output) for every job a dry run would execute."""
+    out = snakemake(repo, "-n").stdout
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        head = re.match(r"(?:local)?rule (\w+):", block.strip())
+        outputs = re.search(r"output: ([^\n]+)", block)
+        if head:
+            jobs.append((head.group(1), outputs.group(1) if outputs else ""))
+    return jobs
+
+
+def deterministic(prediction: dict) -> dict:
+    return {k: v for k, v in prediction.items() if k not in ("latency_s",)}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    repo = copy_repo(tmp_path_factory.mktemp("e2e") / "repo")
+    snakemake(repo)
+    return repo
+
+
+def test_test_suite_writes_a_valid_summary_in_its_own_namespace(demo_run):
+    repo = demo_run
+    summary = read_json(repo / "results/test/summary.json")
+    jsonschema.validate(summary, read_json(repo / "configs/schema/summary.schema.json"))
+    assert summary["suite"] == "test"
+    primary = {(c["task"], c["prompting"]): c for c in summary["cells"] if c["primary"]}
+    assert set(primary) == {(t, p) for t in TASKS for p in ("0shot", "5shot")}
+    for cell in primary.values():
+        assert cell["n"] == 6
+        assert cell["ci_low"] <= cell["value"] <= cell["ci_high"]
+        assert cell["model"] == "smollm2-135m-instruct" and cell["adapter"] is None
+        assert cell["tokens_in_mean"] > 0 and cell["latency_p50_s"] > 0
+    assert primary[("ticket_routing", "5shot")]["tokens_in_mean"] > primary[("ticket_routing", "0shot")]["tokens_in_mean"]
+    assert {c["metric"] for c in summary["cells"] if c["task"] == "ticket_routing"} == {"accuracy", "macro_f1", "weighted_f1"}
+    prov = summary["provenance"]
+    assert len(prov["config_hash"]) == 64 and prov["packages"]["torch"]
+    assert prov["models"]["smollm2-135m-instruct"]["parameters"] > 100_000_000
+    md = (repo / "results/test/summary.md").read_text()
+    assert "## ticket_routing" in md and "| smollm2-135m-instruct | 5shot |" in md
+    assert not (repo / "results/summary.json").exists()  # the demo's namespace is untouched
+    assert (repo / "resources/models/smollm2-135m-instruct/model.safetensors").stat().st_size > 400e6
+
+
+def test_second_run_has_nothing_to_do(demo_run):
+    assert planned_jobs(demo_run) == []
+
+
+def test_editing_a_prompt_reruns_only_that_task(demo_run, tmp_path):
+    repo = copy_repo(tmp_path / "repo")
+    for folder in ("data", "resources", "results"):
+        shutil.copytree(demo_run / folder, repo / folder, symlinks=True, copy_function=shutil.copy2)
+    shutil.copytree(demo_run / ".snakemake", repo / ".snakemake", copy_function=shutil.copy2)
+    assert planned_jobs(repo) == []
+    prompt = repo / "prompts/ticket_product.yaml"
+    prompt.write_text(prompt.read_text().replace("Which product", "What product"))
+    jobs = planned_jobs(repo)
+    rules = sorted(rule for rule, _ in jobs)
+    assert rules == ["all", "predictions_generate", "predictions_generate", "predictions_score",
+                     "predictions_score", "summary_build"]
+    assert all("ticket_routing" not in output for _, output in jobs)
+
+
+def test_two_clean_runs_give_identical_predictions_and_scores(demo_run, tmp_path):
+    repo = demo_run
+    first = repo / "results/test"
+    kept = tmp_path / "first"
+    shutil.copytree(first, kept)
+    shutil.rmtree(first)
+    shutil.rmtree(repo / "data")
+    snakemake(repo)
+    for pred in sorted(kept.glob("predictions/*/*/*.jsonl")):
+        again = first / pred.relative_to(kept)
+        assert [deterministic(r) for r in read_jsonl(pred)] == [deterministic(r) for r in read_jsonl(again)]
+    for score in sorted(kept.glob("scores/*/*/*.json")):
+        a, b = read_json(score), read_json(first / score.relative_to(kept))
+        a.pop("timing"), b.pop("timing")
+        assert a == b
+    assert len(list(kept.glob("scores/*/*/*.json"))) == 4
