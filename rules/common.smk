@@ -59,7 +59,13 @@ def get_model_dir(wildcards):
 
 
 def get_prompt_file(wildcards):
-    return str(PROJECT.tasks[wildcards.task].prompt_file)
+    # Relative to the working directory when inside it: an absolute path would change the set of
+    # input files whenever the checkout moves, and Snakemake would then rerun every prediction.
+    path = PROJECT.tasks[wildcards.task].prompt_file
+    try:
+        return str(path.relative_to(os.getcwd()))
+    except ValueError:
+        return str(path)
 
 
 def get_predict_spec(wildcards):

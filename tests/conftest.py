@@ -7,8 +7,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import tunebench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 import pytest
+
+import tunebench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP_COPY = {".git", ".venv", "data", "resources", "results", "logs", ".snakemake", ".pytest_cache",

@@ -41,7 +41,7 @@ def to_rows(task: Task, raw_rows: list[dict], raw_name: str, row_schema: dict) -
                                     f"{', '.join(map(str, raw))}")
         if f_id is not None and f_id not in raw:
             raise DataError(f"{where} has no id column {f_id!r}", file=raw_name, field="fields.id",
-                            fix=f"set fields.id to an existing column, or to null to number rows")
+                            fix="set fields.id to an existing column, or to null to number rows")
         row = {
             "id": str(raw[f_id]) if f_id is not None else f"{task.name}-{i:06d}",
             "input": str(raw[f_in]),
