@@ -9,6 +9,8 @@ rule model_materialize:
         mem_mb=4000,
     log:
         "logs/model_materialize/{model}.log",
+    benchmark:
+        "logs/model_materialize/{model}.benchmark.tsv"
     conda:
         "../envs/tunebench.yaml"
     script:

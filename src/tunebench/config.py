@@ -232,6 +232,18 @@ def _resolve_named(root: Path, folder: Path, names: list[str], kind: str, config
     return out
 
 
+def _checked_docs(root: Path, folder: Path, names: list[str], kind: str, config_file: str, schema: dict):
+    """(name, path, doc, shown path) per named file: schema-checked, defaults filled."""
+    for name, (path, doc) in _resolve_named(root, folder, names, kind, config_file, f"{kind}s").items():
+        shown = _rel(root, path)
+        check_schema(doc, schema, shown)
+        fill_defaults(doc, schema)
+        if doc["name"] != name:
+            raise ConfigError(f"name {doc['name']!r} differs from the file name {name!r}", file=shown,
+                              field="name", fix=f"set `name: {name}` or rename the file")
+        yield name, path, doc, shown
+
+
 def load_prompt(root: Path, path: Path, schema: dict) -> dict:
     import jinja2
     import jinja2.meta
@@ -285,14 +297,8 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
     from tunebench.generators import GENERATORS
 
     tasks, prompts = {}, {}
-    for name, (path, doc) in _resolve_named(root, TASK_DIR, config["tasks"], "task",
-                                            config_file, "tasks").items():
-        shown = _rel(root, path)
-        check_schema(doc, task_schema, shown)
-        fill_defaults(doc, task_schema)
-        if doc["name"] != name:
-            raise ConfigError(f"name {doc['name']!r} differs from the file name {name!r}", file=shown,
-                              field="name", fix=f"set `name: {name}` or rename the file")
+    for name, path, doc, shown in _checked_docs(root, TASK_DIR, config["tasks"], "task", config_file,
+                                                 task_schema):
         src = doc["source"]
         if src["kind"] == "generated" and src["generator"] not in GENERATORS:
             raise ConfigError(f"unknown generator {src['generator']!r}", file=shown,
@@ -323,14 +329,8 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
         )
 
     models = {}
-    for name, (path, doc) in _resolve_named(root, MODEL_DIR, config["models"], "model",
-                                            config_file, "models").items():
-        shown = _rel(root, path)
-        check_schema(doc, model_schema, shown)
-        fill_defaults(doc, model_schema)
-        if doc["name"] != name:
-            raise ConfigError(f"name {doc['name']!r} differs from the file name {name!r}", file=shown,
-                              field="name", fix=f"set `name: {name}` or rename the file")
+    for name, path, doc, _shown in _checked_docs(root, MODEL_DIR, config["models"], "model", config_file,
+                                                 model_schema):
         models[name] = Model(
             name=name, source=doc["source"], backend=doc["backend"], dtype=doc["dtype"],
             chat_template=doc["chat_template"], batch_size=doc["batch_size"],

@@ -16,27 +16,12 @@ from pathlib import Path
 
 from tunebench.atomic import atomic_dir, write_json
 from tunebench.errors import SourceError
-from tunebench.sources import package_file, sha256_file
+from tunebench.sources import hub_snapshot, package_file, sha256_file
 
 log = logging.getLogger(__name__)
 
 MODEL_MANIFEST = "tunebench_model.json"
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
-
-
-def _hub_model(source: dict) -> Path:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    patterns = [source["gguf_file"], "*.json", "*.jinja", "tokenizer*"] if source.get("gguf_file") else None
-    try:
-        return Path(snapshot_download(source["repo_id"], revision=source.get("revision", "main"),
-                                      allow_patterns=patterns))
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
-        raise SourceError(f"cannot download model {source['repo_id']!r} from the Hugging Face Hub: "
-                          f"{type(exc).__name__}: {str(exc).splitlines()[0]}", field="source.repo_id",
-                          fix="check the repo id and network, set HF_TOKEN for gated models; offline, "
-                              "pre-fill the HF cache or use kind: local") from None
 
 
 def has_weights(folder: Path) -> bool:
@@ -71,7 +56,9 @@ def materialize_model(source: dict, out_dir: str | Path, *, root: str | Path = "
         path = package_file(source["distribution"], source["path"], config_file=model_file)
         folder, gguf = path.parent, path.name
     elif kind == "hub":
-        folder, gguf = _hub_model(source), source.get("gguf_file")
+        gguf = source.get("gguf_file")
+        folder = hub_snapshot(source["repo_id"], repo_type="model", revision=source.get("revision", "main"),
+                              patterns=[gguf, "*.json", "*.jinja", "tokenizer*"] if gguf else None)
     else:
         folder = Path(source["path"])
         folder = folder if folder.is_absolute() else Path(root) / folder

@@ -85,21 +85,19 @@ def _write_manifest(out: Path, source: dict, files: list[Path], fmt: str, n_rows
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
-def _hub_snapshot(source: dict) -> Path:
+def hub_snapshot(repo_id: str, *, repo_type: str, revision: str = "main",
+                 patterns: list[str] | None = None) -> Path:
+    """A repo snapshot through huggingface_hub (its cache, HF_HUB_OFFLINE and HF_TOKEN apply)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    patterns = source.get("data_files")
-    if isinstance(patterns, str):
-        patterns = [patterns]
     try:
-        return Path(snapshot_download(source["repo_id"], repo_type="dataset",
-                                      revision=source.get("revision", "main"),
+        return Path(snapshot_download(repo_id, repo_type=repo_type, revision=revision,
                                       allow_patterns=patterns))
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
-        raise SourceError(f"cannot download dataset {source['repo_id']!r} from the Hugging Face Hub: "
+        raise SourceError(f"cannot download {repo_type} {repo_id!r} from the Hugging Face Hub: "
                           f"{type(exc).__name__}: {str(exc).splitlines()[0]}", field="source.repo_id",
-                          fix="check the repo id and network, or set HF_TOKEN for gated data; "
+                          fix="check the repo id and network, or set HF_TOKEN for gated repos; "
                               "offline, pre-fill the HF cache (HF_HOME) or use kind: local") from None
 
 
@@ -121,7 +119,10 @@ def fetch_raw(source: dict, out_dir: str | Path, root: str | Path = ".") -> dict
             if kind == "package":
                 src_files = [package_file(source["distribution"], source["path"])]
             elif kind == "hub":
-                snap = _hub_snapshot(source)
+                patterns = source.get("data_files")
+                snap = hub_snapshot(source["repo_id"], repo_type="dataset",
+                                    revision=source.get("revision", "main"),
+                                    patterns=[patterns] if isinstance(patterns, str) else patterns)
                 src_files = sorted(p for p in snap.rglob("*")
                                    if p.is_file() and (p.suffix in FORMATS or p.name.endswith(".jsonl.gz")))
             else:
