@@ -13,6 +13,7 @@ include: "rules/common.smk"
 include: "rules/model.smk"
 include: "rules/data.smk"
 include: "rules/predict.smk"
+include: "rules/lm_eval.smk"
 include: "rules/summary.smk"
 
 

@@ -1,5 +1,6 @@
 # Configuration loading, checking and every input/params function, so rules read as data flow.
 import os
+import re
 import sys
 
 from snakemake.utils import validate
@@ -24,9 +25,15 @@ MAX_ITEMS = PROJECT.suite["max_eval_items"]
 SYSTEMS = list(PROJECT.models)  # base models; fine-tuned systems join here (issue 4)
 
 
+def _one_of(names):
+    # Task and benchmark scores share scores/{system}/{name}/: names keep the rules apart.
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
 wildcard_constraints:
     model=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    task=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    task=_one_of(PROJECT.tasks),
+    benchmark=_one_of(PROJECT.benchmarks),
     system=r"[A-Za-z0-9][A-Za-z0-9_.@+-]*",
     prompting=r"[0-9]+shot",
     n=r"[0-9]+",
@@ -85,10 +92,24 @@ def get_score_spec(wildcards):
     return {"metrics": list(PROJECT.tasks[wildcards.task].metrics)}
 
 
+def get_lm_eval_spec(wildcards):
+    """Everything that changes a benchmark run: a change reruns just that run."""
+    return {
+        **PROJECT.benchmarks[wildcards.benchmark],
+        "limit": PROJECT.benchmark_limit(wildcards.benchmark),
+    }
+
+
 def get_score_files(wildcards):
-    return [
+    tasks = [
         f"{RESULTS}/scores/{system}/{task}/{prompting}.json"
         for system in SYSTEMS
         for task in PROJECT.tasks
         for prompting in PROJECT.promptings
     ]
+    benchmarks = [
+        f"{RESULTS}/scores/{system}/{benchmark}/0shot.json"
+        for system in SYSTEMS
+        for benchmark in PROJECT.benchmarks
+    ]
+    return tasks + benchmarks

@@ -53,7 +53,14 @@ def test_test_suite_writes_a_valid_summary_in_its_own_namespace(demo_run):
     jsonschema.validate(summary, read_json(repo / "configs/schema/summary.schema.json"))
     assert summary["suite"] == "test"
     primary = {(c["task"], c["prompting"]): c for c in summary["cells"] if c["primary"]}
-    assert set(primary) == {(t, p) for t in TASKS for p in ("0shot", "5shot")}
+    assert set(primary) == {(t, p) for t in TASKS for p in ("0shot", "5shot")} | {("ifbench", "0shot")}
+    ifbench = [c for c in summary["cells"] if c["task"] == "ifbench"]
+    assert {c["metric"] for c in ifbench} == {"prompt_level_strict_acc", "inst_level_strict_acc",
+                                              "prompt_level_loose_acc", "inst_level_loose_acc"}
+    for cell in ifbench:  # through lm-eval: stderr, n, and unscored prompts counted apart
+        assert cell["method"] == "lm-eval" and cell["n"] + cell["unscored"] == 3 and cell["stderr"] >= 0
+    assert list((repo / "results/test/lm_eval/smollm2-135m-instruct/ifbench").rglob("samples_*.jsonl"))
+    primary = {k: v for k, v in primary.items() if k[0] in TASKS}
     for cell in primary.values():
         assert cell["n"] == 6
         assert cell["ci_low"] <= cell["value"] <= cell["ci_high"]
@@ -65,7 +72,7 @@ def test_test_suite_writes_a_valid_summary_in_its_own_namespace(demo_run):
     assert len(prov["config_hash"]) == 64 and prov["packages"]["torch"]
     assert prov["models"]["smollm2-135m-instruct"]["parameters"] > 100_000_000
     md = (repo / "results/test/summary.md").read_text()
-    assert "## ticket_routing" in md and "| smollm2-135m-instruct | 5shot |" in md
+    assert "## ticket_routing" in md and "## ifbench" in md and "| smollm2-135m-instruct | 5shot |" in md
     assert not (repo / "results/summary.json").exists()  # the demo's namespace is untouched
     assert (repo / "resources/models/smollm2-135m-instruct/model.safetensors").stat().st_size > 400e6
 
@@ -104,4 +111,4 @@ def test_two_clean_runs_give_identical_predictions_and_scores(demo_run, tmp_path
         a, b = read_json(score), read_json(first / score.relative_to(kept))
         a.pop("timing"), b.pop("timing")
         assert a == b
-    assert len(list(kept.glob("scores/*/*/*.json"))) == 4
+    assert len(list(kept.glob("scores/*/*/*.json"))) == 5  # 2 tasks x 2 promptings + ifbench

@@ -85,6 +85,14 @@ class Project:
         return list(self.config["prompting"]["shots"])
 
     @property
+    def benchmarks(self) -> dict[str, dict]:
+        return self.config["benchmarks"]
+
+    def benchmark_limit(self, name: str) -> int | None:
+        cap = self.suite.get("benchmark_limit")
+        return cap if cap is not None else self.benchmarks[name]["limit"]
+
+    @property
     def promptings(self) -> list[str]:
         return [f"{k}shot" for k in self.shots]
 
@@ -337,6 +345,10 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
             max_input_tokens=doc["max_input_tokens"], file=path, spec=doc,
         )
 
+    clash = sorted(set(config["benchmarks"]) & set(tasks))
+    if clash:
+        raise ConfigError(f"{clash[0]!r} is both a task and a benchmark", file=config_file,
+                          field="tasks", fix="rename the task: results of both would share one folder")
     return Project(root=root, config=config, config_file=config_file, suite_name=suite_name,
                    suite=config["suites"][suite_name], tasks=tasks, models=models, prompts=prompts)
 

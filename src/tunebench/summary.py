@@ -32,6 +32,10 @@ def cells_from_score(score: dict) -> list[dict]:
             "parse_failures": score["parse_failures"],
         }
         cell.update({k: score["timing"].get(k) for k in CELL_TIMING})
+        if "stderr" in stats:
+            cell["stderr"] = stats["stderr"]
+        if "unscored" in score:
+            cell["unscored"] = score["unscored"]["count"]
         cells.append(cell)
     return cells
 
@@ -51,6 +55,14 @@ def build_summary(*, score_paths: list[str], prepared_manifests: dict[str, str],
             "labels": list(task.labels) if task.labels else None,
             "splits": {k: v["rows"] for k, v in manifest["splits"].items()},
         }
+    for score in scores:  # benchmarks have no prepared split: describe them from their score
+        if score["task"] not in task_info:
+            task_info[score["task"]] = {
+                "type": score["task_type"], "primary_metric": score["primary_metric"],
+                "metrics": list(score["metrics"]), "labels": None,
+                "splits": {"test": score["n"] + score.get("unscored", {}).get("count", 0)},
+                "unscored": score.get("unscored"),
+            }
     commit, dirty = git_state(root)
     starts = [s["timing"]["started_at"] for s in scores]
     ends = [s["timing"]["finished_at"] for s in scores]
@@ -88,6 +100,9 @@ def markdown(summary: dict) -> str:
                   f"{info['type']}; primary metric **{info['primary_metric']}**; "
                   f"splits {', '.join(f'{k} {v}' for k, v in info['splits'].items())}. "
                   "Values with bootstrap confidence intervals over test items.", ""]
+        if info.get("unscored") and info["unscored"]["count"]:
+            lines += [f"{info['unscored']['count']} prompt(s) unscored, not counted as failures: "
+                      f"{'; '.join(info['unscored']['reasons'])}.", ""]
         if cells is None or cells.filter(pl.col("task") == task).is_empty():
             lines += ["_no results yet_", ""]
             continue

@@ -1,0 +1,35 @@
+rule lm_eval_run:
+    """A general benchmark through lm-evaluation-harness; its own results_*.json and samples_*.jsonl."""
+    input:
+        model=get_model_dir,
+    output:
+        directory(f"{RESULTS}/lm_eval/{{system}}/{{benchmark}}"),
+    params:
+        spec=get_lm_eval_spec,
+    threads: config["threads"]["lm_eval"]
+    resources:
+        mem_mb=3000,
+    log:
+        f"{RESULTS}/logs/lm_eval_run/{{system}}/{{benchmark}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/lm_eval_run/{{system}}/{{benchmark}}.tsv"
+    conda:
+        "../envs/tunebench.yaml"
+    script:
+        "../scripts/lm_eval_run.py"
+
+
+rule lm_eval_score:
+    """lm-eval's files -> a score record (bootstrap CIs over items, unscored prompts counted)."""
+    input:
+        rules.lm_eval_run.output,
+    output:
+        f"{RESULTS}/scores/{{system}}/{{benchmark}}/0shot.json",
+    params:
+        bootstrap=config["bootstrap"],
+    log:
+        f"{RESULTS}/logs/lm_eval_score/{{system}}/{{benchmark}}.log",
+    conda:
+        "../envs/tunebench.yaml"
+    script:
+        "../scripts/lm_eval_score.py"
