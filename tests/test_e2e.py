@@ -59,6 +59,8 @@ def test_test_suite_writes_a_valid_summary_in_its_own_namespace(demo_run):
                                               "prompt_level_loose_acc", "inst_level_loose_acc"}
     for cell in ifbench:  # through lm-eval: stderr, n, and unscored prompts counted apart
         assert cell["method"] == "lm-eval" and cell["n"] + cell["unscored"] == 3 and cell["stderr"] >= 0
+    assert summary["tasks"]["ifbench"]["chat_template"] is True  # recorded, on by default
+    assert summary["tasks"]["ifbench"]["limit"] == 3
     assert list((repo / "results/test/lm_eval/smollm2-135m-instruct/ifbench").rglob("samples_*.jsonl"))
     primary = {k: v for k, v in primary.items() if k[0] in TASKS}
     for cell in primary.values():

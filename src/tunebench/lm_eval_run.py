@@ -174,6 +174,7 @@ def score_lm_eval(*, run_dir: str, out_path: str, system: str, model: str, bench
         "system": system, "model": model, "adapter": None, "task": benchmark,
         "task_type": BENCHMARK_TYPES[benchmark], "prompting": "0shot", "shots": 0,
         "method": "lm-eval", "parser": "ifbench-checkers", "n": len(scored),
+        "chat_template": meta["chat_template"], "limit": meta["limit"],
         "primary_metric": IFBENCH_METRICS[0], "metrics": metrics, "parse_failures": 0,
         "unscored": {"count": len(samples) - len(scored),
                      "reasons": sorted(set(meta["unscored"].values()))},

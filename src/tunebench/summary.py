@@ -62,6 +62,8 @@ def build_summary(*, score_paths: list[str], prepared_manifests: dict[str, str],
                 "metrics": list(score["metrics"]), "labels": None,
                 "splits": {"test": score["n"] + score.get("unscored", {}).get("count", 0)},
                 "unscored": score.get("unscored"),
+                "chat_template": score.get("chat_template"),
+                "limit": score.get("limit"),
             }
     commit, dirty = git_state(root)
     starts = [s["timing"]["started_at"] for s in scores]
@@ -100,6 +102,10 @@ def markdown(summary: dict) -> str:
                   f"{info['type']}; primary metric **{info['primary_metric']}**; "
                   f"splits {', '.join(f'{k} {v}' for k, v in info['splits'].items())}. "
                   "Values with bootstrap confidence intervals over test items.", ""]
+        if info.get("chat_template") is not None:
+            shown = f"first {info['limit']} prompts" if info.get("limit") else "all prompts"
+            lines += [f"Run through lm-evaluation-harness; chat template "
+                      f"{'on' if info['chat_template'] else 'off'}; {shown}.", ""]
         if info.get("unscored") and info["unscored"]["count"]:
             lines += [f"{info['unscored']['count']} prompt(s) unscored, not counted as failures: "
                       f"{'; '.join(info['unscored']['reasons'])}.", ""]
