@@ -95,9 +95,20 @@ def get_score_spec(wildcards):
 def get_lm_eval_spec(wildcards):
     """Everything that changes a benchmark run: a change reruns just that run."""
     return {
-        **PROJECT.benchmarks[wildcards.benchmark],
+        "spec": PROJECT.benchmarks[wildcards.benchmark],
         "limit": PROJECT.benchmark_limit(wildcards.benchmark),
     }
+
+
+def get_benchmark_data(wildcards):
+    """A local benchmark's JSONL files are inputs: editing them reruns the benchmark."""
+    spec = PROJECT.benchmarks[wildcards.benchmark]
+    if spec["kind"] != "local":
+        return {}
+    files = {"test": spec["path"]}
+    if spec.get("fewshot_path"):
+        files["fewshot"] = spec["fewshot_path"]
+    return files
 
 
 def get_score_files(wildcards):
@@ -108,7 +119,7 @@ def get_score_files(wildcards):
         for prompting in PROJECT.promptings
     ]
     benchmarks = [
-        f"{RESULTS}/scores/{system}/{benchmark}/0shot.json"
+        f"{RESULTS}/scores/{system}/{benchmark}/lm_eval.json"
         for system in SYSTEMS
         for benchmark in PROJECT.benchmarks
     ]

@@ -1,11 +1,14 @@
 rule lm_eval_run:
     """A general benchmark through lm-evaluation-harness; its own results_*.json and samples_*.jsonl."""
     input:
+        unpack(get_benchmark_data),
         model=get_model_dir,
     output:
         directory(f"{RESULTS}/lm_eval/{{system}}/{{benchmark}}"),
     params:
-        spec=get_lm_eval_spec,
+        run=get_lm_eval_spec,
+        # the request cache of a stalled or failed run, so a rerun generates only what is missing
+        cache_dir=lambda wildcards: f"{RESULTS}/lm_eval/.resume/{wildcards.system}/{wildcards.benchmark}",
     threads: config["threads"]["lm_eval"]
     resources:
         mem_mb=3000,
@@ -20,11 +23,11 @@ rule lm_eval_run:
 
 
 rule lm_eval_score:
-    """lm-eval's files -> a score record (bootstrap CIs over items, unscored prompts counted)."""
+    """lm-eval's files -> a score record (CIs over items, lm-eval's stderr, unscored items counted)."""
     input:
         rules.lm_eval_run.output,
     output:
-        f"{RESULTS}/scores/{{system}}/{{benchmark}}/0shot.json",
+        f"{RESULTS}/scores/{{system}}/{{benchmark}}/lm_eval.json",
     params:
         bootstrap=config["bootstrap"],
     log:

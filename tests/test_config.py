@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -142,3 +143,63 @@ def test_snakemake_refuses_missing_required_task_field(project_copy):
     assert proc.returncode != 0
     assert "configs/tasks/ticket_product.yaml: field `prompt`: required field is missing" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_suites_pick_their_benchmarks(repo_root):
+    demo = load_project_from_file(repo_root)
+    assert set(demo.benchmarks) == {"ifbench", "humaneval"}  # offline: shipped in packages
+    assert demo.benchmarks["humaneval"]["kind"] == "humaneval" and demo.benchmarks["humaneval"]["timeout_s"] == 3
+    test = load_project_from_file(repo_root, overrides={"suite": "test"})
+    assert test.benchmark_limit("ifbench") == test.benchmark_limit("humaneval") == 5
+    seeds = {"quick": {"ifbench", "ifeval"},
+             "core": {"ifbench", "ifeval", "humaneval", "gsm8k", "hellaswag"},
+             "full": {"ifbench", "ifeval", "humaneval", "gsm8k", "hellaswag", "mmlu"}}
+    for suite, expected in seeds.items():
+        assert set(load_project_from_file(repo_root, overrides={"suite": suite}).benchmarks) == expected
+    core = load_project_from_file(repo_root, overrides={"suite": "core"})
+    assert core.benchmark_limit("gsm8k") == 0.2  # a fraction, as lm-eval's --limit takes it
+    assert core.benchmarks["gsm8k"]["chat_template"] is True  # on by default
+
+
+def test_online_benchmarks_name_tasks_in_lm_evals_registry(repo_root):
+    """Wiring of the online suites, checked against lm-eval's own task index (no download)."""
+    from lm_eval.tasks import TaskManager
+
+    project = load_project_from_file(repo_root)
+    online = {n: b["task"] for n, b in project.config["benchmarks"].items() if b["kind"] == "lm_eval"}
+    assert set(online.values()) >= {"ifeval", "gsm8k", "hellaswag", "mmlu"}
+    known = set(TaskManager().all_tasks)
+    assert set(online.values()) <= known
+
+
+@pytest.mark.parametrize("suite, benchmarks", [
+    ("core", {"ifbench", "ifeval", "humaneval", "gsm8k", "hellaswag"}),
+    ("full", {"ifbench", "ifeval", "humaneval", "gsm8k", "hellaswag", "mmlu"}),
+])
+def test_online_suites_plan_their_lm_eval_runs(project_copy, suite, benchmarks):
+    proc = run([SNAKEMAKE, "-n", "--cores", "1", "--config", f"suite={suite}"], cwd=project_copy)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    planned = set(re.findall(rf"results/{suite}/scores/smollm2-135m-instruct/([\w.-]+)/lm_eval\.json", proc.stdout))
+    assert planned == benchmarks
+
+
+def test_unknown_benchmark_in_a_suite(repo_root):
+    suites = load_project_from_file(repo_root).config["suites"]
+    suites["quick"]["benchmarks"] = ["ifeval", "ifevall"]
+    err = expect_error(repo_root, {"suites": suites})
+    assert err.field == "suites.quick.benchmarks[1]" and "ifeval" in err.fix
+
+
+@pytest.mark.parametrize("spec, field, fix", [
+    ({"kind": "lm_eval"}, "benchmarks.x.task", "add `task:`"),
+    ({"kind": "ifbench", "limit": 1.5}, "benchmarks.x.limit", "a fraction (0 < x < 1)"),
+    ({"kind": "local", "path": "q.jsonl", "output_type": "multiple_choice",
+      "fields": {"input": "q", "target": "a"}}, "benchmarks.x.fields.choices", "choices: <column>"),
+    ({"kind": "local", "path": "q.jsonl", "output_type": "generate_until", "num_fewshot": 3,
+      "fields": {"input": "q", "target": "a"}}, "benchmarks.x.num_fewshot", "fewshot_path"),
+    ({"kind": "mmlu"}, "benchmarks.x.kind", "lm_eval"),
+])
+def test_bad_benchmark_entries(repo_root, spec, field, fix):
+    benchmarks = {**load_project_from_file(repo_root).config["benchmarks"], "x": spec}
+    err = expect_error(repo_root, {"benchmarks": benchmarks})
+    assert err.field == field and fix in err.fix

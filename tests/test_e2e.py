@@ -53,15 +53,22 @@ def test_test_suite_writes_a_valid_summary_in_its_own_namespace(demo_run):
     jsonschema.validate(summary, read_json(repo / "configs/schema/summary.schema.json"))
     assert summary["suite"] == "test"
     primary = {(c["task"], c["prompting"]): c for c in summary["cells"] if c["primary"]}
-    assert set(primary) == {(t, p) for t in TASKS for p in ("0shot", "5shot")} | {("ifbench", "0shot")}
+    assert set(primary) == {(t, p) for t in TASKS for p in ("0shot", "5shot")} | {("ifbench", "0shot"),
+                                                                                   ("humaneval", "0shot")}
     ifbench = [c for c in summary["cells"] if c["task"] == "ifbench"]
     assert {c["metric"] for c in ifbench} == {"prompt_level_strict_acc", "inst_level_strict_acc",
                                               "prompt_level_loose_acc", "inst_level_loose_acc"}
-    for cell in ifbench:  # through lm-eval: stderr, n, and unscored prompts counted apart
-        assert cell["method"] == "lm-eval" and cell["n"] + cell["unscored"] == 3 and cell["stderr"] >= 0
-    assert summary["tasks"]["ifbench"]["chat_template"] is True  # recorded, on by default
-    assert summary["tasks"]["ifbench"]["limit"] == 3
-    assert list((repo / "results/test/lm_eval/smollm2-135m-instruct/ifbench").rglob("samples_*.jsonl"))
+    humaneval = [c for c in summary["cells"] if c["task"] == "humaneval"]
+    assert [c["metric"] for c in humaneval] == ["pass@1"]
+    for cell in ifbench + humaneval:  # through lm-eval: stderr, n, and unscored prompts counted apart
+        assert cell["method"] == "lm-eval" and cell["n"] + cell["unscored"] == 5 and cell["stderr"] >= 0
+        assert cell["partial"] is False and cell["ci_method"] == "bootstrap"
+    for name in ("ifbench", "humaneval"):
+        assert summary["provenance"]["benchmarks"][name]["chat_template"] is True  # recorded, on by default
+        assert summary["provenance"]["benchmarks"][name]["limit"] == 5
+        assert list((repo / f"results/test/lm_eval/smollm2-135m-instruct/{name}").rglob("samples_*.jsonl"))
+    executions = read_json(repo / "results/test/lm_eval/smollm2-135m-instruct/humaneval/tunebench_meta.json")
+    assert len(executions["executions"]) == 5  # every completion ran, in the sandbox
     primary = {k: v for k, v in primary.items() if k[0] in TASKS}
     for cell in primary.values():
         assert cell["n"] == 6
@@ -74,7 +81,7 @@ def test_test_suite_writes_a_valid_summary_in_its_own_namespace(demo_run):
     assert len(prov["config_hash"]) == 64 and prov["packages"]["torch"]
     assert prov["models"]["smollm2-135m-instruct"]["parameters"] > 100_000_000
     md = (repo / "results/test/summary.md").read_text()
-    assert "## ticket_routing" in md and "## ifbench" in md and "| smollm2-135m-instruct | 5shot |" in md
+    assert "## ticket_routing" in md and "## ifbench" in md and "## humaneval" in md and "| smollm2-135m-instruct | 5shot |" in md
     assert not (repo / "results/summary.json").exists()  # the demo's namespace is untouched
     assert (repo / "resources/models/smollm2-135m-instruct/model.safetensors").stat().st_size > 400e6
 
@@ -113,4 +120,4 @@ def test_two_clean_runs_give_identical_predictions_and_scores(demo_run, tmp_path
         a, b = read_json(score), read_json(first / score.relative_to(kept))
         a.pop("timing"), b.pop("timing")
         assert a == b
-    assert len(list(kept.glob("scores/*/*/*.json"))) == 5  # 2 tasks x 2 promptings + ifbench
+    assert len(list(kept.glob("scores/*/*/*.json"))) == 6  # 2 tasks x 2 promptings + ifbench + humaneval

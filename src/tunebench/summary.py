@@ -36,6 +36,9 @@ def cells_from_score(score: dict) -> list[dict]:
             cell["stderr"] = stats["stderr"]
         if "unscored" in score:
             cell["unscored"] = score["unscored"]["count"]
+        if score["method"] == "lm-eval":
+            cell.update(filter=stats.get("filter"), ci_method=stats.get("ci_method"),
+                        partial=bool(score.get("partial")))
         cells.append(cell)
     return cells
 
@@ -64,6 +67,8 @@ def build_summary(*, score_paths: list[str], prepared_manifests: dict[str, str],
                 "unscored": score.get("unscored"),
                 "chat_template": score.get("chat_template"),
                 "limit": score.get("limit"),
+                "lm_eval_task": score.get("lm_eval_task"),
+                "partial": score.get("partial"),
             }
     commit, dirty = git_state(root)
     starts = [s["timing"]["started_at"] for s in scores]
@@ -81,6 +86,12 @@ def build_summary(*, score_paths: list[str], prepared_manifests: dict[str, str],
             "config_hash": config_hash,
             "hardware": hardware(),
             "models": {name: read_json(Path(d) / MODEL_MANIFEST) for name, d in model_dirs.items()},
+            "benchmarks": {
+                s["task"]: {"kind": s["parser"].removeprefix("lm-eval:"), "lm_eval_task": s["lm_eval_task"],
+                            "chat_template": s["chat_template"], "limit": s["limit"], "shots": s["shots"],
+                            "partial": bool(s.get("partial"))}
+                for s in scores if s["method"] == "lm-eval"
+            },
             "started_at": min(starts) if starts else now,
             "finished_at": max(ends) if ends else now,
             "summarized_at": now,
@@ -103,9 +114,15 @@ def markdown(summary: dict) -> str:
                   f"splits {', '.join(f'{k} {v}' for k, v in info['splits'].items())}. "
                   "Values with bootstrap confidence intervals over test items.", ""]
         if info.get("chat_template") is not None:
-            shown = f"first {info['limit']} prompts" if info.get("limit") else "all prompts"
+            limit = info.get("limit")
+            shown = ("all items" if not limit else f"{limit:.0%} of the items" if limit < 1
+                     else f"the first {limit} items")
             lines += [f"Run through lm-evaluation-harness; chat template "
                       f"{'on' if info['chat_template'] else 'off'}; {shown}.", ""]
+        if info.get("partial"):
+            lines += [f"**PARTIAL**: {info['partial']['message']}. Only the "
+                      f"{info['partial']['documents_kept']} complete item(s) are scored; to finish: "
+                      f"{info['partial']['resume']}.", ""]
         if info.get("unscored") and info["unscored"]["count"]:
             lines += [f"{info['unscored']['count']} prompt(s) unscored, not counted as failures: "
                       f"{'; '.join(info['unscored']['reasons'])}.", ""]

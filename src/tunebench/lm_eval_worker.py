@@ -1,0 +1,195 @@
+"""The process that runs lm-evaluation-harness for one benchmark: `python -m tunebench.lm_eval_worker
+REQUEST.json`. tunebench.lm_eval_run starts it and watches it (a hung generation cannot be stopped from
+inside its own process, so the watchdog lives in the parent).
+
+Every completed request is committed to an lm-eval request cache (its CachingLM, SQLite) as it
+finishes and reported in a heartbeat file: what the parent reads to see progress, to say which
+task and document stalled, and, after a stall, which documents are complete. A rerun with the same
+cache answers completed requests from it, so only missing items are generated again.
+
+Modes: `run` (the model answers what the cache lacks) and `replay` (every answer must come from the
+cache: lm-eval scores the documents that were complete when the run stalled).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tunebench.atomic import write_json
+
+GENERATION_ATTRS = ("generate_until", "loglikelihood", "loglikelihood_rolling")
+
+
+class Heartbeat:
+    """Progress of the run, rewritten atomically after every completed request."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.state: dict[str, Any] = {"phase": "starting", "done": 0, "total": 0, "pending": None,
+                                      "docs_done": {}, "pid": os.getpid()}
+        self._owner: dict[str, tuple[str, int]] = {}  # request hash -> (task, doc)
+        self._left: dict[tuple[str, int], int] = {}  # (task, doc) -> requests still to answer
+        self._order: list[tuple[str, int]] = []
+        self.beat()
+
+    def beat(self, **changes) -> None:
+        self.state.update(changes, updated_at=time.time())
+        write_json(self.path, self.state)
+
+    def plan(self, attr: str, requests: list) -> None:
+        from lm_eval.api.model import hash_args
+
+        for req in requests:
+            doc = (req.task_name, int(req.doc_id))
+            self._owner[hash_args(attr, req.args)] = doc
+            if doc not in self._left:
+                self._order.append(doc)
+            self._left[doc] = self._left.get(doc, 0) + 1
+        self.beat(phase=attr, total=self.state["total"] + len(requests), pending=self._first_pending())
+
+    def completed(self, attr: str, args) -> None:
+        from lm_eval.api.model import hash_args
+
+        doc = self._owner.get(hash_args(attr, args))
+        if doc is not None and self._left.get(doc, 0) > 0:
+            self._left[doc] -= 1
+            if self._left[doc] == 0:
+                self.state["docs_done"].setdefault(doc[0], []).append(doc[1])
+        self.beat(done=self.state["done"] + 1, pending=self._first_pending())
+
+    def _first_pending(self) -> dict | None:
+        for task, doc in self._order:
+            if self._left[(task, doc)] > 0:
+                return {"task": task, "doc_id": doc}
+        return None
+
+
+class _ProgressHook:
+    """lm-eval calls `lm.cache_hook.add_partial` as each request completes: commit and report it."""
+
+    def __init__(self, inner, heartbeat: Heartbeat):
+        self.inner, self.heartbeat = inner, heartbeat
+
+    def add_partial(self, attr, req, res):
+        self.inner.add_partial(attr, req, res)
+        self.heartbeat.completed(attr, req)
+
+
+class _Originals:
+    """The model's own generation methods, for CachingLM to call once the instance is patched."""
+
+    def __init__(self, lm):
+        self._lm = lm
+        for attr in GENERATION_ATTRS:
+            setattr(self, attr, getattr(lm, attr))
+
+    def set_cache_hook(self, hook) -> None:
+        self._lm.set_cache_hook(hook)
+
+
+def make_resumable(lm, cache_db: str, heartbeat: Heartbeat):
+    """Patch `lm` (still an lm-eval LM, as simple_evaluate requires) so that its requests go through
+    lm-eval's CachingLM (committed per request) and every completion beats the heartbeat."""
+    from lm_eval.api.model import CachingLM, hash_args
+
+    caching = CachingLM(_Originals(lm), cache_db)
+    lm.set_cache_hook(_ProgressHook(lm.cache_hook, heartbeat))
+
+    def patched(attr):
+        def run(requests, *args, **kwargs):
+            heartbeat.plan(attr, requests)
+            for req in requests:  # answered from the cache: complete already
+                if hash_args(attr, req.args) in caching.dbdict:
+                    heartbeat.completed(attr, req.args)
+            return getattr(caching, attr)(requests)
+
+        return run
+
+    for attr in GENERATION_ATTRS:
+        setattr(lm, attr, patched(attr))
+    return lm
+
+
+def _replay_model():
+    from lm_eval.api.model import LM
+
+    class CacheOnlyLM(LM):
+        """After a stall: every answer must come from the request cache; the model is never called."""
+
+        def _missing(self, requests, *args, **kwargs):
+            raise RuntimeError(f"{len(requests)} request(s) not in the cache during replay")
+
+        generate_until = loglikelihood = loglikelihood_rolling = _missing
+
+    return CacheOnlyLM()
+
+
+def _model(request: dict):
+    import lm_eval.api.registry as registry
+
+    for module in request.get("imports", []):
+        importlib.import_module(module)  # registers a user's (or a test's) lm-eval model
+    if request["mode"] == "replay":
+        return _replay_model()
+    spec = request["model"]
+    cls = registry.get_model(spec["name"])
+    return cls.create_from_arg_obj(dict(spec.get("args", {})),
+                                   {"batch_size": request["batch_size"], "device": request["device"]})
+
+
+def run(request: dict) -> None:
+    import lm_eval
+    import torch
+    from lm_eval.loggers import EvaluationTracker
+
+    from tunebench.benchmarks import NOTES, build_task
+
+    torch.set_num_threads(request["threads"])
+    request["device"] = request.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+    heartbeat = Heartbeat(request["heartbeat"])
+    task = build_task(request["benchmark"], request["spec"], nltk_dir=request["nltk_dir"],
+                      sandbox=request.get("sandbox"),
+                      data_files=request.get("data_files"))
+    heartbeat.beat(phase="loading model")
+    lm = make_resumable(_model(request), request["cache_db"], heartbeat)
+    heartbeat.beat(phase="building requests")
+    out = Path(request["out_dir"])
+    tracker = EvaluationTracker(output_path=str(out))
+    results = lm_eval.simple_evaluate(
+        model=lm, tasks=[task], limit=request["limit"], samples=request.get("samples"),
+        num_fewshot=request["spec"].get("num_fewshot"), batch_size=request["batch_size"],
+        device=request["device"], log_samples=True, apply_chat_template=request["chat_template"],
+        evaluation_tracker=tracker, bootstrap_iters=request.get("bootstrap_iters", 100000),
+    )
+    heartbeat.beat(phase="writing results")
+    samples = results.pop("samples")
+    tracker.save_results_aggregated(results=results, samples=samples)
+    for task_name in results["configs"]:
+        tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
+    write_json(out / "tunebench_notes.json", {k: dict(sorted(v.items())) for k, v in NOTES.items()})
+    heartbeat.beat(phase="finished")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    import logging
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    with open(argv[0], encoding="utf-8") as fh:
+        request = json.load(fh)
+    run(request)
+    return 0
+
+
+if __name__ == "__main__":
+    # Before torch is imported (shared/notes/facts.md): spinning OpenMP threads collapse under load.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    sys.exit(main())
+
