@@ -11,7 +11,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from tunebench.config import load_project  # noqa: E402
 from tunebench.errors import TunebenchError  # noqa: E402
 
-CONFIG_FILE = ", ".join(workflow.configfiles) or "configs/config.yaml"
+CONFIG_FILE = ", ".join(map(str, workflow.configfiles)) or "configs/config.yaml"
 
 # One clear message naming the file, the field and the fix, before any job is planned.
 try:

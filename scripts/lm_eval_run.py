@@ -5,21 +5,16 @@ from tunebench.job import run_job
 
 
 def main(sm):
-    from tunebench.benchmarks import read_local_rows
     from tunebench.lm_eval_run import run_lm_eval
 
     spec, limit = sm.params.run["spec"], sm.params.run["limit"]
-    data_files = {}
-    if spec["kind"] == "local":  # every row checked before the model is loaded
-        for role in ("test", "fewshot"):
-            if role in sm.input.keys():
-                key = "path" if role == "test" else "fewshot_path"
-                read_local_rows(Path(sm.input[role]), spec, "configs/config.yaml",
-                                f"benchmarks.{sm.wildcards.benchmark}.{key}")
-                data_files[role] = str(Path(sm.input[role]).resolve())
+    # A local benchmark's rows were checked when the workflow loaded its config.
+    data_files = {role: str(Path(sm.input[role]).resolve()) for role in ("test", "fewshot")
+                  if role in sm.input.keys()}
     run_lm_eval(benchmark=sm.wildcards.benchmark, spec=spec, model_dir=sm.input.model, out_dir=sm.output[0],
                 nltk_dir="resources/nltk_data", cache_dir=sm.params.cache_dir, limit=limit, threads=sm.threads,
                 stall_timeout_s=sm.config["watchdog"]["stall_timeout_s"], log_path=sm.log[0],
                 data_files=data_files or None)
+
 
 run_job(snakemake, main)  # noqa: F821

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
@@ -203,3 +204,31 @@ def test_bad_benchmark_entries(repo_root, spec, field, fix):
     benchmarks = {**load_project_from_file(repo_root).config["benchmarks"], "x": spec}
     err = expect_error(repo_root, {"benchmarks": benchmarks})
     assert err.field == field and fix in err.fix
+
+
+def add_local_benchmark(repo: Path, rows: list[dict]) -> None:
+    (repo / "quiz.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (repo / "extra.yaml").write_text(yaml.safe_dump({
+        "benchmarks": {"quiz": {"kind": "local", "path": "quiz.jsonl", "output_type": "multiple_choice",
+                                "fields": {"input": "q", "choices": "options", "target": "a"}}},
+        "suites": {"demo": {"benchmarks": ["ifbench", "quiz"]}},
+    }))
+
+
+def test_a_local_benchmark_is_planned_from_config_alone(project_copy):
+    add_local_benchmark(project_copy, [{"q": "2+2?", "options": ["4", "5"], "a": 0}])
+    proc = run([SNAKEMAKE, "-n", "--cores", "1", "--configfile", "configs/config.yaml", "extra.yaml"],
+               cwd=project_copy)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "results/scores/smollm2-135m-instruct/quiz/lm_eval.json" in proc.stdout
+    assert "quiz.jsonl" in proc.stdout  # the data file is an input: editing it reruns the benchmark
+
+
+def test_a_bad_local_row_stops_snakemake_before_any_job(project_copy):
+    add_local_benchmark(project_copy, [{"q": "2+2?", "options": ["4", "5"], "a": 0},
+                                       {"q": "3+3?", "options": ["6", "7"], "a": "8"}])
+    proc = run([SNAKEMAKE, "--cores", "1", "--configfile", "configs/config.yaml", "extra.yaml"], cwd=project_copy)
+    assert proc.returncode != 0
+    assert "field `benchmarks.quiz.path`" in proc.stderr and "line 2: target '8' is neither a choice" in proc.stderr
+    assert "Fix:" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (project_copy / "resources").exists() and not (project_copy / "data").exists()  # nothing ran

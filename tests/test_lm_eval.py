@@ -213,3 +213,25 @@ def test_lm_eval_on_tiny_llama_with_chat_template(tmp_path, tiny_llama_dir):
     assert record["method"] == "lm-eval" and record["prompting"] == "0shot"
     prompt = read_jsonl(next((tmp_path / "run").rglob("samples_*.jsonl")))[0]["arguments"]["gen_args_0"]["arg_0"]
     assert prompt.startswith("<|im_start|>")  # the chat template was applied
+
+
+def test_lm_eval_applies_a_lora_adapter_through_peft(tmp_path, tiny_llama_dir):
+    """base + adapter (lm-eval's `peft=`): the adapter's answers differ from the base model's."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir))
+    lora = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False)
+    get_peft_model(base, lora).save_pretrained(str(tmp_path / "adapter"))
+    spec = {**IFBENCH, "max_gen_toks": 6, "batch_size": 2}
+    answers = {}
+    for name, adapter in (("base", None), ("lora", str(tmp_path / "adapter"))):
+        out = tmp_path / name
+        meta = run_lm_eval(benchmark="ifbench", spec=spec, model_dir=str(tiny_llama_dir), adapter_dir=adapter,
+                           out_dir=str(out), nltk_dir=str(tmp_path / "nltk"), cache_dir=str(tmp_path / "cache"),
+                           limit=2)
+        assert (meta["model"]["args"].get("peft") is not None) == (adapter is not None)
+        answers[name] = [s["resps"][0][0] for s in read_jsonl(next(out.rglob("samples_*.jsonl")))]
+    assert answers["base"] != answers["lora"]

@@ -377,6 +377,17 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
                               field=f"benchmarks.{name}.num_fewshot",
                               fix="add `fewshot_path:` (never drawn from the scored items) or set num_fewshot: 0")
 
+    chosen = config["suites"][suite_name].get("benchmarks")
+    for name in (config["benchmarks"] if chosen is None else chosen):
+        spec = config["benchmarks"][name]
+        if spec["kind"] != "local":
+            continue
+        from tunebench.benchmarks import read_local_rows
+
+        for key in ("path", "fewshot_path"):  # every row, before any job (and the model) starts
+            if spec.get(key):
+                read_local_rows(root / spec[key], spec, config_file, f"benchmarks.{name}.{key}")
+
     clash = sorted(set(config["benchmarks"]) & set(tasks))
     if clash:
         raise ConfigError(f"{clash[0]!r} is both a task and a benchmark", file=config_file,

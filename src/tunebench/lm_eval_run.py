@@ -56,10 +56,11 @@ def resume_cache_path(cache_dir: str | Path, request_key: dict) -> Path:
 def _model_identity(model: dict) -> dict:
     """What makes the model's answers what they are (its folder's manifest, when it has one)."""
     ident = {"name": model["name"], "args": model.get("args", {})}
-    pretrained = model.get("args", {}).get("pretrained")
-    manifest = Path(pretrained) / "tunebench_model.json" if pretrained else None
-    if manifest is not None and manifest.is_file():
-        ident["manifest"] = manifest.read_text(encoding="utf-8")
+    for role, name in (("pretrained", "tunebench_model.json"), ("peft", "adapter_model.safetensors")):
+        folder = model.get("args", {}).get(role)
+        if folder and (Path(folder) / name).is_file():
+            ident[role] = hashlib.sha256((Path(folder) / name).read_bytes()).hexdigest() \
+                if name.endswith(".safetensors") else (Path(folder) / name).read_text(encoding="utf-8")
     return ident
 
 
@@ -131,15 +132,24 @@ def _log_tail(log_path: str | None, lines: int = 25) -> str:
     return "\n".join(Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
+def hf_model(model_dir: str, adapter_dir: str | None = None, dtype: str = "float32") -> dict:
+    """lm-eval's hf backend on a model folder, with a LoRA adapter applied through its `peft=`."""
+    args = {"pretrained": str(Path(model_dir).resolve()), "dtype": dtype}
+    if adapter_dir:
+        args["peft"] = str(Path(adapter_dir).resolve())
+    return {"name": "hf", "args": args}
+
+
 def run_lm_eval(*, benchmark: str, spec: dict, out_dir: str, nltk_dir: str, cache_dir: str,
-                model: dict | None = None, model_dir: str | None = None, limit: int | float | None,
+                model: dict | None = None, model_dir: str | None = None, adapter_dir: str | None = None,
+                limit: int | float | None,
                 threads: int = 1, stall_timeout_s: float = 900, log_path: str | None = None,
                 data_files: dict[str, str] | None = None, sandbox: dict | None = None,
                 imports: list[str] | None = None, pythonpath: list[str] | None = None) -> dict:
     """Run one benchmark for one model with lm-eval in a watched worker; lm-eval's files land in
     `out_dir` (atomically) with tunebench_meta.json beside them. `model`: an lm-eval model name and
-    args; by default the hf backend on `model_dir`."""
-    model = model or {"name": "hf", "args": {"pretrained": str(Path(model_dir).resolve()), "dtype": "float32"}}
+    args; by default the hf backend on `model_dir` (+ `adapter_dir`, a PEFT adapter)."""
+    model = model or hf_model(model_dir, adapter_dir)
     cache = resume_cache_path(cache_dir, {"model": _model_identity(model), "benchmark": benchmark,
                                           "spec": spec, "limit": limit})
     cache.parent.mkdir(parents=True, exist_ok=True)
