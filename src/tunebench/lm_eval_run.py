@@ -90,7 +90,7 @@ def _spawn(request: dict, request_path: Path, log_path: str | None, pythonpath: 
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join([*pythonpath, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    out = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115 (child owns it)
+    out = open(log_path, "a", encoding="utf-8") if log_path else None  # the child writes to it; closed here after the fork
     try:
         return subprocess.Popen([sys.executable, "-m", "tunebench.lm_eval_worker", str(request_path)],
                                 stdout=out, stderr=subprocess.STDOUT if out else None, env=env,
@@ -178,8 +178,12 @@ def run_lm_eval(*, benchmark: str, spec: dict, out_dir: str, nltk_dir: str, cach
                      if "doc_id" in pending else f"phase {stalled['phase']!r}")
             docs = {t: sorted(ids) for t, ids in stalled.get("docs_done", {}).items() if ids}
             kept = sum(len(ids) for ids in docs.values())
+            last = stalled.get("last_done")
+            if last:  # backends reorder requests (by length): the last one answered helps to find it
+                where += f"; the last completed was document {last['doc_id']}"
             message = (f"watchdog: no progress for {stall_timeout_s:g} s in benchmark {benchmark!r} "
-                       f"({where}); {stalled['done']} of {stalled['total']} requests were complete")
+                       f"(first incomplete: {where}); {stalled['done']} of {stalled['total']} requests "
+                       f"were complete")
             if not kept:
                 raise StallError(message + "; nothing complete to keep",
                                  fix=f"find why that item hangs (log: {log_path or 'stderr'}), or raise "
@@ -310,7 +314,7 @@ def score_lm_eval(*, run_dir: str, out_path: str, system: str, model: str, bench
     shots = results.get("n-shot", {}).get(task, 0) or 0
     spec = meta["spec"]
     record = {
-        "system": system, "model": model, "adapter": None, "task": benchmark,
+        "system": system, "model": model, "adapter": None, "task": benchmark, "kind": spec["kind"],
         "task_type": TASK_TYPES[spec["kind"]], "prompting": f"{shots}shot", "shots": shots,
         "method": "lm-eval", "parser": f"lm-eval:{spec['kind']}", "n": n,
         "chat_template": meta["chat_template"], "limit": meta["limit"], "lm_eval_task": task,

@@ -17,7 +17,9 @@ import importlib
 import json
 import os
 import sys
+import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -27,47 +29,72 @@ GENERATION_ATTRS = ("generate_until", "loglikelihood", "loglikelihood_rolling")
 
 
 class Heartbeat:
-    """Progress of the run, rewritten atomically after every completed request."""
+    """Progress of the run, in a JSON file the parent polls. Phase changes are written at once;
+    completed requests at most every `interval_s` (a flusher thread writes the latest state), so
+    a run of 50k requests does not rewrite a growing file 50k times."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, interval_s: float = 0.5):
         self.path = Path(path)
+        self.interval_s = interval_s
         self.state: dict[str, Any] = {"phase": "starting", "done": 0, "total": 0, "pending": None,
                                       "docs_done": {}, "pid": os.getpid()}
         self._owner: dict[str, tuple[str, int]] = {}  # request hash -> (task, doc)
         self._left: dict[tuple[str, int], int] = {}  # (task, doc) -> requests still to answer
-        self._order: list[tuple[str, int]] = []
+        self._order: deque[tuple[str, int]] = deque()
+        self._lock = threading.RLock()  # completed() changes the state the flusher serializes
+        self._dirty, self._written = False, 0.0
         self.beat()
+        threading.Thread(target=self._flush_loop, daemon=True).start()
 
-    def beat(self, **changes) -> None:
-        self.state.update(changes, updated_at=time.time())
+    def beat(self, *, force: bool = True, **changes) -> None:
+        with self._lock:
+            self.state.update(changes, updated_at=time.time())
+            self._dirty = True
+            if force or time.monotonic() - self._written >= self.interval_s:
+                self._write()
+
+    def _write(self) -> None:
         write_json(self.path, self.state)
+        self._dirty, self._written = False, time.monotonic()
+
+    def _flush_loop(self) -> None:
+        while True:
+            time.sleep(self.interval_s)
+            with self._lock:
+                if self._dirty:
+                    self._write()
 
     def plan(self, attr: str, requests: list) -> None:
         from lm_eval.api.model import hash_args
 
-        for req in requests:
-            doc = (req.task_name, int(req.doc_id))
-            self._owner[hash_args(attr, req.args)] = doc
-            if doc not in self._left:
-                self._order.append(doc)
-            self._left[doc] = self._left.get(doc, 0) + 1
+        with self._lock:
+            for req in requests:
+                doc = (req.task_name, int(req.doc_id))
+                self._owner[hash_args(attr, req.args)] = doc
+                if doc not in self._left:
+                    self._order.append(doc)
+                self._left[doc] = self._left.get(doc, 0) + 1
         self.beat(phase=attr, total=self.state["total"] + len(requests), pending=self._first_pending())
 
     def completed(self, attr: str, args) -> None:
         from lm_eval.api.model import hash_args
 
         doc = self._owner.get(hash_args(attr, args))
-        if doc is not None and self._left.get(doc, 0) > 0:
-            self._left[doc] -= 1
-            if self._left[doc] == 0:
-                self.state["docs_done"].setdefault(doc[0], []).append(doc[1])
-        self.beat(done=self.state["done"] + 1, pending=self._first_pending())
+        with self._lock:
+            if doc is not None and self._left.get(doc, 0) > 0:
+                self._left[doc] -= 1
+                if self._left[doc] == 0:
+                    self.state["docs_done"].setdefault(doc[0], []).append(doc[1])
+            last = {"task": doc[0], "doc_id": doc[1]} if doc else self.state.get("last_done")
+            self.beat(force=False, done=self.state["done"] + 1, pending=self._first_pending(), last_done=last)
 
     def _first_pending(self) -> dict | None:
-        for task, doc in self._order:
-            if self._left[(task, doc)] > 0:
-                return {"task": task, "doc_id": doc}
-        return None
+        while self._order and self._left[self._order[0]] == 0:  # amortised O(1): finished ones leave
+            self._order.popleft()
+        if not self._order:
+            return None
+        task, doc = self._order[0]
+        return {"task": task, "doc_id": doc}
 
 
 class _ProgressHook:

@@ -87,7 +87,7 @@ def build_summary(*, score_paths: list[str], prepared_manifests: dict[str, str],
             "hardware": hardware(),
             "models": {name: read_json(Path(d) / MODEL_MANIFEST) for name, d in model_dirs.items()},
             "benchmarks": {
-                s["task"]: {"kind": s["parser"].removeprefix("lm-eval:"), "lm_eval_task": s["lm_eval_task"],
+                s["task"]: {"kind": s["kind"], "lm_eval_task": s["lm_eval_task"],
                             "chat_template": s["chat_template"], "limit": s["limit"], "shots": s["shots"],
                             "partial": bool(s.get("partial"))}
                 for s in scores if s["method"] == "lm-eval"
