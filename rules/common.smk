@@ -8,7 +8,7 @@ from snakemake.utils import validate
 # Before torch loads in any job (jobs inherit this environment): see shared/notes/facts.md.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from tunebench.config import load_project  # noqa: E402
+from tunebench.config import System, load_project  # noqa: E402
 from tunebench.errors import TunebenchError  # noqa: E402
 
 CONFIG_FILE = ", ".join(map(str, workflow.configfiles)) or "configs/config.yaml"
@@ -22,7 +22,9 @@ validate(config, "../configs/schema/config.schema.yaml")
 
 RESULTS = PROJECT.results_dir
 MAX_ITEMS = PROJECT.suite["max_eval_items"]
-SYSTEMS = list(PROJECT.models)  # base models; fine-tuned systems join here (issue 4)
+SYSTEMS = PROJECT.systems  # base models, then base + LoRA adapter per (model, task, train size)
+TRAIN_GPUS = 1 if PROJECT.training and PROJECT.training["trainer"] == "unsloth" else 0
+TRAIN_ENV = "../envs/train-unsloth.yaml" if TRAIN_GPUS else "../envs/train-cpu.yaml"
 
 
 def _one_of(names):
@@ -37,6 +39,7 @@ wildcard_constraints:
     system=r"[A-Za-z0-9][A-Za-z0-9_.@+-]*",
     prompting=r"[0-9]+shot",
     n=r"[0-9]+",
+    size=r"[0-9]+|full",
 
 
 def _spec(obj, *drop):
@@ -58,11 +61,25 @@ def get_split_params(wildcards):
 
 
 def get_system_model(wildcards):
-    return wildcards.system  # a base system is its model
+    return System.parse(wildcards.system).model
 
 
 def get_model_dir(wildcards):
     return f"resources/models/{get_system_model(wildcards)}"
+
+
+def get_adapter(wildcards):
+    """A fine-tuned system's adapter folder (none for a base model)."""
+    system = System.parse(wildcards.system)
+    if system.adapter is None:
+        return {}
+    return {"adapter": f"{RESULTS}/adapters/{system.model}/{system.adapter}"}
+
+
+def get_train_file(wildcards):
+    if wildcards.size == "full":
+        return f"data/prepared/{wildcards.task}/train.jsonl"
+    return f"data/prepared/{wildcards.task}/train-{wildcards.size}.jsonl"
 
 
 def get_prompt_file(wildcards):
@@ -94,10 +111,11 @@ def get_score_spec(wildcards):
 
 def get_lm_eval_spec(wildcards):
     """Everything that changes a benchmark run: a change reruns just that run."""
-    return {
-        "spec": PROJECT.benchmarks[wildcards.benchmark],
-        "limit": PROJECT.benchmark_limit(wildcards.benchmark),
-    }
+    spec = dict(PROJECT.benchmarks[wildcards.benchmark])
+    cap = PROJECT.suite.get("benchmark_max_gen_toks")
+    if cap:
+        spec["max_gen_toks"] = min(cap, spec["max_gen_toks"])
+    return {"spec": spec, "limit": PROJECT.benchmark_limit(wildcards.benchmark)}
 
 
 def get_benchmark_data(wildcards):
@@ -112,15 +130,13 @@ def get_benchmark_data(wildcards):
 
 
 def get_score_files(wildcards):
-    tasks = [
-        f"{RESULTS}/scores/{system}/{task}/{prompting}.json"
-        for system in SYSTEMS
-        for task in PROJECT.tasks
-        for prompting in PROJECT.promptings
-    ]
-    benchmarks = [
-        f"{RESULTS}/scores/{system}/{benchmark}/lm_eval.json"
-        for system in SYSTEMS
-        for benchmark in PROJECT.benchmarks
-    ]
-    return tasks + benchmarks
+    """Base models: every task under every prompting. Fine-tuned systems: their own task zero-shot
+    (the adapter learnt the task; in-context examples would only test something else). Both: every
+    general benchmark of the suite."""
+    files = []
+    for name, system in SYSTEMS.items():
+        tasks = [system.task] if system.task else list(PROJECT.tasks)
+        promptings = ["0shot"] if system.task else PROJECT.promptings
+        files += [f"{RESULTS}/scores/{name}/{task}/{p}.json" for task in tasks for p in promptings]
+        files += [f"{RESULTS}/scores/{name}/{b}/lm_eval.json" for b in PROJECT.benchmarks]
+    return files

@@ -2,6 +2,7 @@ rule lm_eval_run:
     """A general benchmark through lm-evaluation-harness; its own results_*.json and samples_*.jsonl."""
     input:
         unpack(get_benchmark_data),
+        unpack(get_adapter),
         model=get_model_dir,
     output:
         directory(f"{RESULTS}/lm_eval/{{system}}/{{benchmark}}"),

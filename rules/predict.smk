@@ -1,6 +1,7 @@
 rule predictions_generate:
     """One cell: a system answers a task's test items under one prompting condition."""
     input:
+        unpack(get_adapter),
         model=get_model_dir,
         train="data/prepared/{task}/train.jsonl",
         test="data/prepared/{task}/test.jsonl",

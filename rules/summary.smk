@@ -4,11 +4,14 @@ rule summary_build:
         scores=get_score_files,
         prepared=expand("data/prepared/{task}/manifest.json", task=PROJECT.tasks),
         models=expand("resources/models/{model}", model=PROJECT.models),
+        adapters=[f"{RESULTS}/adapters/{s.model}/{s.adapter}" for s in SYSTEMS.values() if s.adapter],
     output:
         json=f"{RESULTS}/summary.json",
         md=report(f"{RESULTS}/summary.md", category="Summary"),
     params:
         config_hash=PROJECT.fingerprint(),
+        adapter_systems=[name for name, s in SYSTEMS.items() if s.adapter],
+        bootstrap=config["bootstrap"],
     log:
         f"{RESULTS}/logs/summary_build.log",
     conda:

@@ -11,7 +11,8 @@ def main(sm):
     # A local benchmark's rows were checked when the workflow loaded its config.
     data_files = {role: str(Path(sm.input[role]).resolve()) for role in ("test", "fewshot")
                   if role in sm.input.keys()}
-    run_lm_eval(benchmark=sm.wildcards.benchmark, spec=spec, model_dir=sm.input.model, out_dir=sm.output[0],
+    run_lm_eval(benchmark=sm.wildcards.benchmark, spec=spec, model_dir=sm.input.model,
+                adapter_dir=sm.input.get("adapter"), out_dir=sm.output[0],
                 nltk_dir="resources/nltk_data", cache_dir=sm.params.cache_dir, limit=limit, threads=sm.threads,
                 stall_timeout_s=sm.config["watchdog"]["stall_timeout_s"], log_path=sm.log[0],
                 data_files=data_files or None)

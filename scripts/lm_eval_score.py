@@ -3,11 +3,12 @@ from tunebench.job import run_job
 
 
 def main(sm):
+    from tunebench.config import System
     from tunebench.lm_eval_run import score_lm_eval
 
-    score_lm_eval(run_dir=sm.input[0], out_path=sm.output[0], system=sm.wildcards.system,
-                  model=sm.wildcards.system, benchmark=sm.wildcards.benchmark,
-                  bootstrap=sm.params.bootstrap)
+    system = System.parse(sm.wildcards.system)
+    score_lm_eval(run_dir=sm.input[0], out_path=sm.output[0], system=system.name, model=system.model,
+                  adapter=system.adapter, benchmark=sm.wildcards.benchmark, bootstrap=sm.params.bootstrap)
 
 
 run_job(snakemake, main)  # noqa: F821

@@ -12,7 +12,7 @@ def main(sm):
         train_path=sm.input.train, test_path=sm.input.test, shots=sm.params.shots,
         fewshot_seed=sm.params.fewshot_seed, max_items=sm.params.max_items, threads=sm.threads,
         out_rows=sm.output.rows, out_meta=sm.output.meta, system=sm.wildcards.system,
-        prompting=sm.wildcards.prompting,
+        prompting=sm.wildcards.prompting, adapter_dir=sm.input.get("adapter"),
     )
 
 

@@ -14,6 +14,8 @@ def main(sm):
         model_dirs=dict(zip(project.config["models"], sm.input.models)),
         tasks=project.tasks, suite=project.suite_name, config_hash=sm.params.config_hash,
         root=root, schema=read_json(root / "configs" / "schema" / "summary.schema.json"),
+        systems=project.systems, bootstrap=sm.params.bootstrap,
+        adapter_records=dict(zip(sm.params.adapter_systems, sm.input.adapters)),
     )
     write_summary(summary, sm.output.json, sm.output.md)
 

@@ -21,6 +21,7 @@ from tunebench.errors import ConfigError
 SCHEMA_DIR = Path("configs") / "schema"
 TASK_DIR = Path("configs") / "tasks"
 MODEL_DIR = Path("configs") / "models"
+TRAINING_DIR = Path("configs") / "training"
 
 # Variables each part of a prompt template may use.
 PROMPT_VARIABLES = {
@@ -65,6 +66,28 @@ class Model:
     spec: dict = field(repr=False)
 
 
+@dataclass(frozen=True)
+class System:
+    """What is evaluated: a base model, or a base model with a LoRA adapter for one task."""
+    name: str
+    model: str
+    task: str | None = None  # the adapter's training task
+    train_size: int | str | None = None
+
+    @property
+    def adapter(self) -> str | None:
+        return f"{self.task}-{self.train_size}" if self.task else None
+
+    @classmethod
+    def parse(cls, name: str) -> System:
+        """`<model>` or `<model>+<task>-<size>` (model and task names cannot contain '+')."""
+        model, _, adapter = name.partition("+")
+        if not adapter:
+            return cls(name=name, model=model)
+        task, _, size = adapter.rpartition("-")
+        return cls(name=name, model=model, task=task, train_size=int(size) if size.isdigit() else size)
+
+
 @dataclass
 class Project:
     root: Path
@@ -75,6 +98,26 @@ class Project:
     tasks: dict[str, Task]
     models: dict[str, Model]
     prompts: dict[str, dict]
+    training: dict | None = None  # configs/training/<finetune.training>.yaml, checked
+
+    @property
+    def training_file(self) -> str:
+        return f"configs/training/{self.config['finetune']['training']}.yaml"
+
+    def train_sizes(self, task: str) -> list:
+        sizes = self.suite.get("train_sizes")
+        return list(sizes if sizes is not None else self.tasks[task].train_sizes)
+
+    @property
+    def systems(self) -> dict[str, System]:
+        """Base models, then one fine-tuned system per (model, fine-tuned task, train size)."""
+        out = {m: System(name=m, model=m) for m in self.models}
+        for model in self.models:
+            for task in self.config["finetune"]["tasks"]:
+                for size in self.train_sizes(task):
+                    name = f"{model}+{task}-{size}"
+                    out[name] = System(name=name, model=model, task=task, train_size=size)
+        return out
 
     @property
     def results_dir(self) -> str:
@@ -388,12 +431,36 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
             if spec.get(key):
                 read_local_rows(root / spec[key], spec, config_file, f"benchmarks.{name}.{key}")
 
+    training = None
+    for i, name in enumerate(config["finetune"]["tasks"]):
+        if name not in tasks:
+            raise ConfigError(f"cannot fine-tune on {name!r}: it is not one of this run's tasks",
+                              file=config_file, field=f"finetune.tasks[{i}]",
+                              fix=f"use one of: {', '.join(tasks)}; or list it under `tasks:`")
+    if config["finetune"]["tasks"]:
+        training_schema = load_schema(root, "training.schema.yaml")
+        name = config["finetune"]["training"]
+        path = root / TRAINING_DIR / f"{name}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in (root / TRAINING_DIR).glob("*.yaml"))
+            raise ConfigError(f"unknown training setup {name!r}: there is no {TRAINING_DIR / (name + '.yaml')}",
+                              file=config_file, field="finetune.training",
+                              fix=f"use one of: {', '.join(known)}; or add {TRAINING_DIR}/{name}.yaml")
+        shown = _rel(root, path)
+        training = read_yaml(path, shown)
+        check_schema(training, training_schema, shown)
+        fill_defaults(training, training_schema)
+        cap = config["suites"][suite_name].get("training_max_steps")
+        if cap:
+            training = {**training, "max_steps": min(cap, training["max_steps"]) if training["max_steps"] > 0 else cap}
+
     clash = sorted(set(config["benchmarks"]) & set(tasks))
     if clash:
         raise ConfigError(f"{clash[0]!r} is both a task and a benchmark", file=config_file,
                           field="tasks", fix="rename the task: results of both would share one folder")
     return Project(root=root, config=config, config_file=config_file, suite_name=suite_name,
-                   suite=config["suites"][suite_name], tasks=tasks, models=models, prompts=prompts)
+                   suite=config["suites"][suite_name], tasks=tasks, models=models, prompts=prompts,
+                   training=training)
 
 
 def load_project_from_file(root: str | Path, config_path: str | Path | None = None,

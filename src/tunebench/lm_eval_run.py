@@ -268,7 +268,7 @@ def _stderr(raw) -> float | None:
 
 
 def score_lm_eval(*, run_dir: str, out_path: str, system: str, model: str, benchmark: str,
-                  bootstrap: dict) -> dict:
+                  bootstrap: dict, adapter: str | None = None) -> dict:
     """lm-eval's files for one run -> a tunebench score record."""
     run = Path(run_dir)
     meta = read_json(run / "tunebench_meta.json")
@@ -298,7 +298,8 @@ def score_lm_eval(*, run_dir: str, out_path: str, system: str, model: str, bench
             else:
                 stats["stderr"] = stderr if stderr is not None else stats["stderr"]
                 total = sum(1 for s in samples if s.get("filter", "none") == filt)
-                per_item[label] = ([(s["doc_id"], float(num[i] / den[i])) for i, s in enumerate(scored)], total)
+                per_item[label] = ({s["doc_id"]: (float(num[i]), float(den[i])) for i, s in enumerate(scored)},
+                                   total)
         if stats is None:
             stats = _normal(float(raw), stderr, bootstrap["confidence"])
         stats.update(metric=metric, filter=filt, lm_eval_value=raw)
@@ -307,21 +308,26 @@ def score_lm_eval(*, run_dir: str, out_path: str, system: str, model: str, bench
         raise TunebenchError(f"lm-eval reported no numeric metric for {task!r} in {run}",
                              fix="check the benchmark's task and metric_list")
     primary = primary_metric(meta["spec"], list(metrics))
-    scored_ids, n_total = per_item.get(primary, (None, None))
+    scored, n_total = per_item.get(primary, (None, None))
+    # per item: the primary metric's score, and numerator/denominator of every per-item metric
+    # (kept for paired comparisons, item by item, against another system)
+    items = [{"id": str(doc), "score": num / den if den else 0.0,
+              "values": {label: list(values[doc]) for label, (values, _) in per_item.items() if doc in values}}
+             for doc, (num, den) in (scored or {}).items()]
     n_samples = results.get("n-samples", {}).get(task, {})
-    n = len(scored_ids) if scored_ids is not None else int(n_samples.get("effective", 0))
+    n = len(items) if scored is not None else int(n_samples.get("effective", 0))
     unscored = (n_total - n) if n_total is not None else 0
     shots = results.get("n-shot", {}).get(task, 0) or 0
     spec = meta["spec"]
     record = {
-        "system": system, "model": model, "adapter": None, "task": benchmark, "kind": spec["kind"],
+        "system": system, "model": model, "adapter": adapter, "task": benchmark, "kind": spec["kind"],
         "task_type": TASK_TYPES[spec["kind"]], "prompting": f"{shots}shot", "shots": shots,
         "method": "lm-eval", "parser": f"lm-eval:{spec['kind']}", "n": n,
         "chat_template": meta["chat_template"], "limit": meta["limit"], "lm_eval_task": task,
         "primary_metric": primary, "metrics": metrics, "parse_failures": 0,
         "unscored": {"count": unscored, "reasons": sorted(set(meta["unscored"].values()))},
         "partial": meta["partial"],
-        "items": [{"id": str(doc), "score": score} for doc, score in (scored_ids or [])],
+        "items": items,
         "timing": {"latency_p50_s": None, "latency_p95_s": None, "tokens_in_mean": None,
                    "tokens_out_mean": None, "items_per_s": round((n + unscored) / meta["seconds"], 3)
                    if meta["seconds"] else None,

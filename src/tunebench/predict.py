@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tunebench.atomic import read_jsonl, write_json, write_jsonl
-from tunebench.config import Model, Task
+from tunebench.config import Model, System, Task
 from tunebench.parsing import PARSERS
 from tunebench.prompting import PromptTemplate, draw_shots, prompt_hash
 
@@ -35,7 +35,8 @@ def eval_items(test_path: str | Path, max_items: int | None) -> list[dict]:
 def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, prompt_spec: dict,
                          train_path: str | Path, test_path: str | Path, shots: int, fewshot_seed: int,
                          max_items: int | None, threads: int, out_rows: str, out_meta: str,
-                         system: str, prompting: str, progress: bool = True) -> dict:
+                         system: str, prompting: str, progress: bool = True,
+                         adapter_dir: str | Path | None = None) -> dict:
     from tunebench.backends.transformers_backend import TransformersBackend
 
     started = datetime.now(timezone.utc)
@@ -46,7 +47,7 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, pro
     t0 = time.perf_counter()
     backend = TransformersBackend(model_dir, dtype=model.dtype, threads=threads,
                                   chat_template=model.chat_template,
-                                  max_input_tokens=model.max_input_tokens)
+                                  max_input_tokens=model.max_input_tokens, adapter_dir=adapter_dir)
     load_s = time.perf_counter() - t0
     prompts = [backend.render(template.messages(item, examples, task.labels)) for item in items]
     gen = task.generation
@@ -69,7 +70,9 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, pro
             "batch_size": out.batch_size,
         })
     meta = {
-        "system": system, "model": model.name, "adapter": None, "task": task.name,
+        "system": system, "model": model.name,
+        "adapter": System.parse(system).adapter, "adapter_dir": str(adapter_dir) if adapter_dir else None,
+        "task": task.name,
         "prompting": prompting, "shots": shots, "shot_ids": [e["id"] for e in examples],
         "backend": backend.name, "device": backend.device, "dtype": model.dtype,
         "threads": threads, "batch_size": model.batch_size, "method": "generate",

@@ -12,8 +12,10 @@ import polars as pl
 
 import tunebench
 from tunebench.atomic import read_json, write_json, write_text
+from tunebench.compare import forgetting_report
 from tunebench.models import MODEL_MANIFEST
 from tunebench.provenance import git_state, hardware, package_versions
+from tunebench.training import TRAINING_RECORD
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,8 @@ def cells_from_score(score: dict) -> list[dict]:
 
 def build_summary(*, score_paths: list[str], prepared_manifests: dict[str, str],
                   model_dirs: dict[str, str], tasks: dict, suite: str, config_hash: str,
-                  root: str | Path, schema: dict) -> dict:
+                  root: str | Path, schema: dict, systems: dict | None = None,
+                  adapter_records: dict[str, str] | None = None, bootstrap: dict | None = None) -> dict:
     scores = [read_json(p) for p in score_paths]
     cells = [c for s in scores for c in cells_from_score(s)]
     cells.sort(key=lambda c: (c["task"], c["system"], c["shots"], not c["primary"], c["metric"]))
@@ -97,8 +100,22 @@ def build_summary(*, score_paths: list[str], prepared_manifests: dict[str, str],
             "summarized_at": now,
         },
     }
+    systems = systems or {}
+    labels = {name: list(t.labels) if t.labels else None for name, t in tasks.items()}
+    summary["comparisons"] = forgetting_report(
+        scores, {n: {"model": s.model, "adapter": s.adapter, "task": s.task} for n, s in systems.items()},
+        labels, bootstrap or {"resamples": 1000, "confidence": 0.95, "seed": 0})
+    summary["adapters"] = {name: _training_summary(read_json(Path(d) / TRAINING_RECORD))
+                           for name, d in (adapter_records or {}).items()}
     jsonschema.validate(summary, schema)
     return summary
+
+
+def _training_summary(record: dict) -> dict:
+    keep = ("task", "trainer", "device", "n_train", "n_val", "steps", "best_checkpoint", "best_eval_loss",
+            "train_loss", "train_seconds", "train_tokens", "train_tokens_per_s", "peak_rss_mb", "peak_gpu_mb",
+            "resumed_from", "loss_curve", "eval_curve")
+    return {k: record.get(k) for k in keep}
 
 
 def _fmt(cell: dict) -> str:
@@ -139,6 +156,7 @@ def markdown(summary: dict) -> str:
         ordered = ["system", "prompting"] + [m for m in info["metrics"] if m in table.columns] + [
             "n", "parse_failures", "latency_p50_s", "latency_p95_s", "tokens_in_mean", "tokens_out_mean"]
         lines += [markdown_table(table.select(ordered)), ""]
+    lines += comparison_markdown(summary)
     prov = summary["provenance"]
     hw = prov["hardware"]
     versions = ", ".join(f"{k} {v}" for k, v in prov["packages"].items() if v)
@@ -152,6 +170,36 @@ def markdown(summary: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def comparison_markdown(summary: dict) -> list[str]:
+    """Did fine-tuning help (the target task) and what did it break (general benchmarks)."""
+    lines = []
+    for report in summary.get("comparisons", []):
+        train = summary.get("adapters", {}).get(report["system"], {})
+        lines += [f"## Fine-tuned: {report['system']}", "",
+                  f"LoRA adapter `{report['adapter']}` on {report['base_system']}"
+                  + (f": {train['n_train']} training examples, {train['steps']} steps, "
+                     f"{train['train_tokens_per_s']} tokens/s, peak RSS {train['peak_rss_mb']:.0f} MB"
+                     if train else "") + ". Paired on the same items: Δ in percentage points with its "
+                  "bootstrap interval; ↗/↘ when the interval excludes 0, → when the change is within noise.", ""]
+        rows = [r for r in report["rows"] if r["primary"] or r["role"] == "target"]
+        if not rows:
+            lines += ["_no comparable results yet_", ""]
+            continue
+        frame = pl.DataFrame([{
+            "role": r["role"], "task": r["task"], "metric": r["metric"],
+            "base": f"{r['base']:.3f} ({r['base_prompting']})", "fine-tuned": f"{r['finetuned']:.3f}",
+            "Δ pp": f"{r['delta_pp']:+.1f} [{r['ci_low_pp']:+.1f}, {r['ci_high_pp']:+.1f}]",
+            "Δ %": f"{r['delta_rel_pct']:+.1f}" if r["delta_rel_pct"] is not None else "-",
+            "": r["direction"], "p": r["p_value"], "n": r["n_paired"],
+        } for r in rows])
+        general = report["general"]
+        lines += [markdown_table(frame), "",
+                  f"General benchmarks (primary metrics): {general['improved']} improved, {general['regressed']} "
+                  f"regressed, {general['unchanged']} within noise; mean change "
+                  + (f"{general['mean_delta_pp']:+.2f} pp." if general["mean_delta_pp"] is not None else "-."), ""]
+    return lines
 
 
 def markdown_table(frame: pl.DataFrame) -> str:

@@ -29,7 +29,8 @@ class TransformersBackend:
     name = "transformers"
 
     def __init__(self, model_dir: str | Path, *, dtype: str = "float32", threads: int | None = None,
-                 chat_template: bool = True, max_input_tokens: int = 4096):
+                 chat_template: bool = True, max_input_tokens: int = 4096,
+                 adapter_dir: str | Path | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -42,6 +43,11 @@ class TransformersBackend:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=getattr(torch, dtype))
+        if adapter_dir is not None:
+            from peft import PeftModel
+
+            # merged once: generation then costs what the base model costs (same predictions)
+            self.model = PeftModel.from_pretrained(self.model, str(adapter_dir)).merge_and_unload()
         self.model.to(self.device).eval()
         self.use_chat_template = chat_template and self.tokenizer.chat_template is not None
         self.max_input_tokens = max_input_tokens
