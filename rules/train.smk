@@ -12,6 +12,8 @@ rule adapter_train:
         training_file=PROJECT.training_file,
         # checkpoints of an interrupted run: the rerun resumes from the last one
         work_root=lambda wildcards: f"{RESULTS}/adapters/.work/{wildcards.model}/{wildcards.task}-{wildcards.size}",
+    # the longest job and the head of the fine-tuned chain: start it first
+    priority: 10
     threads: config["threads"]["train"]
     resources:
         mem_mb=8000,
@@ -25,3 +27,21 @@ rule adapter_train:
         TRAIN_ENV
     script:
         "../scripts/adapter_train.py"
+
+
+rule adapter_merge:
+    """Optional (ask for the folder): base + adapter merged into one model folder, for backends that
+    need merged weights. snakemake results/merged/smollm2-135m-instruct+ticket_routing-128"""
+    input:
+        model="resources/models/{model}",
+        adapter=f"{RESULTS}/adapters/{{model}}/{{task}}-{{size}}",
+    output:
+        directory(f"{RESULTS}/merged/{{model}}+{{task}}-{{size}}"),
+    resources:
+        mem_mb=4000,
+    log:
+        f"{RESULTS}/logs/adapter_merge/{{model}}/{{task}}-{{size}}.log",
+    conda:
+        TRAIN_ENV
+    script:
+        "../scripts/adapter_merge.py"

@@ -232,3 +232,28 @@ def test_a_bad_local_row_stops_snakemake_before_any_job(project_copy):
     assert "field `benchmarks.quiz.path`" in proc.stderr and "line 2: target '8' is neither a choice" in proc.stderr
     assert "Fix:" in proc.stderr and "Traceback" not in proc.stderr
     assert not (project_copy / "resources").exists() and not (project_copy / "data").exists()  # nothing ran
+
+
+def test_unsloth_training_plans_a_gpu_job_in_its_own_env(project_copy):
+    """Without a GPU it cannot run here (tests/test_training.py checks the refusal); it must plan."""
+    edit_yaml(project_copy / "configs/config.yaml", lambda d: d["finetune"].update(training="unsloth-qlora"))
+    proc = run([SNAKEMAKE, "-n", "--cores", "1", "--config", "suite=test"], cwd=project_copy)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    block = proc.stdout[proc.stdout.index("rule adapter_train:"):].split("\n\n")[0]
+    assert "gpu=1" in block and "results/test/adapters/smollm2-135m-instruct/ticket_routing-16" in block
+    env = yaml.safe_load((project_copy / "envs/train-unsloth.yaml").read_text())
+    assert any("unsloth" in str(d) for d in env["dependencies"])
+
+
+def test_fine_tuning_an_unknown_task_or_training_setup(repo_root):
+    err = expect_error(repo_root, {"finetune": {"tasks": ["banking77"]}})
+    assert err.field == "finetune.tasks[0]" and "ticket_routing" in err.fix
+    err = expect_error(repo_root, {"finetune": {"tasks": ["ticket_routing"], "training": "gpu-magic"}})
+    assert err.field == "finetune.training" and "cpu-lora" in err.fix
+
+
+def test_suite_train_sizes_name_the_fine_tuned_systems(repo_root):
+    assert list(load_project_from_file(repo_root).systems) == ["smollm2-135m-instruct",
+                                                               "smollm2-135m-instruct+ticket_routing-128"]
+    full = load_project_from_file(repo_root, overrides={"suite": "full"})
+    assert [s.adapter for s in full.systems.values()] == [None, "ticket_routing-500", "ticket_routing-full"]

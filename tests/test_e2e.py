@@ -16,6 +16,8 @@ from tunebench.atomic import read_json, read_jsonl
 pytestmark = pytest.mark.e2e
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 TASKS = {"ticket_routing", "ticket_product"}
+BASE = "smollm2-135m-instruct"
+TUNED = "smollm2-135m-instruct+ticket_routing-16"  # the test suite's LoRA system
 
 
 def snakemake(repo: Path, *args: str):
@@ -52,13 +54,13 @@ def test_test_suite_writes_a_valid_summary_in_its_own_namespace(demo_run):
     summary = read_json(repo / "results/test/summary.json")
     jsonschema.validate(summary, read_json(repo / "configs/schema/summary.schema.json"))
     assert summary["suite"] == "test"
-    primary = {(c["task"], c["prompting"]): c for c in summary["cells"] if c["primary"]}
+    primary = {(c["task"], c["prompting"]): c for c in summary["cells"] if c["primary"] and c["system"] == BASE}
     assert set(primary) == {(t, p) for t in TASKS for p in ("0shot", "5shot")} | {("ifbench", "0shot"),
                                                                                    ("humaneval", "0shot")}
-    ifbench = [c for c in summary["cells"] if c["task"] == "ifbench"]
+    ifbench = [c for c in summary["cells"] if c["task"] == "ifbench" and c["system"] == BASE]
     assert {c["metric"] for c in ifbench} == {"prompt_level_strict_acc", "inst_level_strict_acc",
                                               "prompt_level_loose_acc", "inst_level_loose_acc"}
-    humaneval = [c for c in summary["cells"] if c["task"] == "humaneval"]
+    humaneval = [c for c in summary["cells"] if c["task"] == "humaneval" and c["system"] == BASE]
     assert [c["metric"] for c in humaneval] == ["pass@1"]
     for cell in ifbench + humaneval:  # through lm-eval: stderr, n, and unscored prompts counted apart
         assert cell["method"] == "lm-eval" and cell["n"] + cell["unscored"] == 5 and cell["stderr"] >= 0
@@ -82,6 +84,19 @@ def test_test_suite_writes_a_valid_summary_in_its_own_namespace(demo_run):
     assert prov["models"]["smollm2-135m-instruct"]["parameters"] > 100_000_000
     md = (repo / "results/test/summary.md").read_text()
     assert "## ticket_routing" in md and "## ifbench" in md and "## humaneval" in md and "| smollm2-135m-instruct | 5shot |" in md
+    # the fine-tuned system: its own task zero-shot, every benchmark, and the paired comparison
+    tuned = {(c["task"], c["prompting"]) for c in summary["cells"] if c["system"] == TUNED and c["primary"]}
+    assert tuned == {("ticket_routing", "0shot"), ("ifbench", "0shot"), ("humaneval", "0shot")}
+    assert all(c["adapter"] == "ticket_routing-16" for c in summary["cells"] if c["system"] == TUNED)
+    (report,) = summary["comparisons"]
+    assert report["system"] == TUNED and report["base_system"] == BASE
+    roles = {(r["role"], r["task"], r["base_prompting"]) for r in report["rows"] if r["primary"]}
+    assert roles == {("target", "ticket_routing", "0shot"), ("target", "ticket_routing", "5shot"),
+                     ("general", "ifbench", "0shot"), ("general", "humaneval", "0shot")}
+    assert all(r["ci_low_pp"] <= r["delta_pp"] <= r["ci_high_pp"] for r in report["rows"])
+    assert summary["adapters"][TUNED]["steps"] == 2 and summary["adapters"][TUNED]["train_tokens_per_s"] > 0
+    assert f"## Fine-tuned: {TUNED}" in md
+    assert (repo / "results/test/adapters" / BASE / "ticket_routing-16/adapter_model.safetensors").is_file()
     assert not (repo / "results/summary.json").exists()  # the demo's namespace is untouched
     assert (repo / "resources/models/smollm2-135m-instruct/model.safetensors").stat().st_size > 400e6
 
@@ -120,4 +135,5 @@ def test_two_clean_runs_give_identical_predictions_and_scores(demo_run, tmp_path
         a, b = read_json(score), read_json(first / score.relative_to(kept))
         a.pop("timing"), b.pop("timing")
         assert a == b
-    assert len(list(kept.glob("scores/*/*/*.json"))) == 6  # 2 tasks x 2 promptings + ifbench + humaneval
+    # base: 2 tasks x 2 promptings + ifbench + humaneval; LoRA: its task zero-shot + ifbench + humaneval
+    assert len(list(kept.glob("scores/*/*/*.json"))) == 9

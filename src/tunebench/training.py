@@ -184,3 +184,21 @@ def train_adapter(*, task: Task, prompt_spec: dict, hp: dict, hp_file: str, mode
              record["steps"], record["best_eval_loss"] or math.nan, record["best_checkpoint"],
              record["train_tokens_per_s"] or 0, record["peak_rss_mb"])
     return record
+
+
+def merge_adapter(model_dir: str | Path, adapter_dir: str | Path, out_dir: str | Path) -> dict:
+    """Base + LoRA adapter -> one plain model folder, for backends that need merged weights
+    (vLLM without LoRA support, GGUF conversion for llama.cpp)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    with atomic_dir(out_dir) as tmp:
+        merged.save_pretrained(str(tmp))
+        AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(str(tmp))
+        record = {"base_model_dir": str(model_dir), "adapter_dir": str(adapter_dir),
+                  "parameters": sum(p.numel() for p in merged.parameters())}
+        write_json(tmp / "tunebench_merge.json", record)
+    return record
