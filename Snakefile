@@ -15,6 +15,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/predict.smk"
 include: "rules/lm_eval.smk"
+include: "rules/gate.smk"
 include: "rules/summary.smk"
 
 

@@ -129,14 +129,26 @@ def get_benchmark_data(wildcards):
     return files
 
 
-def get_score_files(wildcards):
+def get_baseline_file(wildcards):
+    """baselines/<system>.json when one is stored (updating it reruns the comparison)."""
+    path = f"baselines/{wildcards.system}.json"
+    return {"baseline": path} if os.path.isfile(path) else {}
+
+
+def score_files_of(name, system):
     """Base models: every task under every prompting. Fine-tuned systems: their own task zero-shot
     (the adapter learnt the task; in-context examples would only test something else). Both: every
     general benchmark of the suite."""
-    files = []
-    for name, system in SYSTEMS.items():
-        tasks = [system.task] if system.task else list(PROJECT.tasks)
-        promptings = ["0shot"] if system.task else PROJECT.promptings
-        files += [f"{RESULTS}/scores/{name}/{task}/{p}.json" for task in tasks for p in promptings]
-        files += [f"{RESULTS}/scores/{name}/{b}/lm_eval.json" for b in PROJECT.benchmarks]
-    return files
+    tasks = [system.task] if system.task else list(PROJECT.tasks)
+    promptings = ["0shot"] if system.task else PROJECT.promptings
+    return [f"{RESULTS}/scores/{name}/{task}/{p}.json" for task in tasks for p in promptings] + [
+        f"{RESULTS}/scores/{name}/{b}/lm_eval.json" for b in PROJECT.benchmarks
+    ]
+
+
+def get_system_score_files(wildcards):
+    return score_files_of(wildcards.system, System.parse(wildcards.system))
+
+
+def get_score_files(wildcards):
+    return [f for name, system in SYSTEMS.items() for f in score_files_of(name, system)]

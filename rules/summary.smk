@@ -5,6 +5,7 @@ rule summary_build:
         prepared=expand("data/prepared/{task}/manifest.json", task=PROJECT.tasks),
         models=expand("resources/models/{model}", model=PROJECT.models),
         adapters=[f"{RESULTS}/adapters/{s.model}/{s.adapter}" for s in SYSTEMS.values() if s.adapter],
+        gates=expand(f"{RESULTS}/comparisons/{{system}}.json", system=SYSTEMS),
     output:
         json=f"{RESULTS}/summary.json",
         md=report(f"{RESULTS}/summary.md", category="Summary"),

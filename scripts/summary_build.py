@@ -16,6 +16,7 @@ def main(sm):
         root=root, schema=read_json(root / "configs" / "schema" / "summary.schema.json"),
         systems=project.systems, bootstrap=sm.params.bootstrap,
         adapter_records=dict(zip(sm.params.adapter_systems, sm.input.adapters)),
+        gate_paths=list(sm.input.gates),
     )
     write_summary(summary, sm.output.json, sm.output.md)
 

@@ -77,6 +77,7 @@ def paired_comparison(base: dict, tuned: dict, *, labels: list[str] | None, resa
             "delta_pp": round(100 * delta, 3),
             "delta_rel_pct": round(100 * delta / base_value, 2) if base_value else None,
             "ci_low_pp": round(100 * float(lo), 3), "ci_high_pp": round(100 * float(hi), 3),
+            "delta_sd_pp": round(100 * float(deltas.std(ddof=1)), 3),
             "p_value": round(float(p), 4), "confidence": confidence,
             "direction": UP if lo > 0 else DOWN if hi < 0 else FLAT,
             "n_paired": n, "n_base": len(base["items"]), "n_finetuned": len(tuned["items"]),

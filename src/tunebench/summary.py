@@ -48,7 +48,8 @@ def cells_from_score(score: dict) -> list[dict]:
 def build_summary(*, score_paths: list[str], prepared_manifests: dict[str, str],
                   model_dirs: dict[str, str], tasks: dict, suite: str, config_hash: str,
                   root: str | Path, schema: dict, systems: dict | None = None,
-                  adapter_records: dict[str, str] | None = None, bootstrap: dict | None = None) -> dict:
+                  adapter_records: dict[str, str] | None = None, bootstrap: dict | None = None,
+                  gate_paths: list[str] | None = None) -> dict:
     scores = [read_json(p) for p in score_paths]
     cells = [c for s in scores for c in cells_from_score(s)]
     cells.sort(key=lambda c: (c["task"], c["system"], c["shots"], not c["primary"], c["metric"]))
@@ -107,6 +108,7 @@ def build_summary(*, score_paths: list[str], prepared_manifests: dict[str, str],
         labels, bootstrap or {"resamples": 1000, "confidence": 0.95, "seed": 0})
     summary["adapters"] = {name: _training_summary(read_json(Path(d) / TRAINING_RECORD))
                            for name, d in (adapter_records or {}).items()}
+    summary["gates"] = [read_json(p) for p in gate_paths or []]
     jsonschema.validate(summary, schema)
     return summary
 
@@ -157,6 +159,7 @@ def markdown(summary: dict) -> str:
             "n", "parse_failures", "latency_p50_s", "latency_p95_s", "tokens_in_mean", "tokens_out_mean"]
         lines += [markdown_table(table.select(ordered)), ""]
     lines += comparison_markdown(summary)
+    lines += gate_markdown(summary)
     prov = summary["provenance"]
     hw = prov["hardware"]
     versions = ", ".join(f"{k} {v}" for k, v in prov["packages"].items() if v)
@@ -199,6 +202,31 @@ def comparison_markdown(summary: dict) -> list[str]:
                   f"General benchmarks (primary metrics): {general['improved']} improved, {general['regressed']} "
                   f"regressed, {general['unchanged']} within noise; mean change "
                   + (f"{general['mean_delta_pp']:+.2f} pp." if general["mean_delta_pp"] is not None else "-."), ""]
+    return lines
+
+
+def gate_markdown(summary: dict) -> list[str]:
+    """Regression gates: every metric against the stored baseline, with the verdict and why."""
+    lines = []
+    for report in summary.get("gates", []):
+        if report["baseline"] is None:
+            continue
+        base = report["baseline"]
+        counts = report["counts"]
+        lines += [f"## Regression gate: {report['system']} vs {base['file']}", "",
+                  f"Baseline run `{base['run_id']}` ({base['created_at']}, suite `{base['suite']}`). "
+                  f"**{report['gate']}**: {counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['IMPROVED']} IMPROVED. "
+                  "FAIL and IMPROVED need the threshold and a paired test; MDE: the smallest change this n can detect.",
+                  ""]
+        if report["rows"]:
+            frame = pl.DataFrame([{
+                "task": r["task"], "prompting": r["prompting"], "metric": r["metric"],
+                "baseline": f"{r['baseline']:.3f}", "current": f"{r['current']:.3f}", "Δ pp": f"{r['delta_pp']:+.1f}",
+                "verdict": r["verdict"], "p": r["p_value"], "MDE pp": r["mde_pp"], "why": r["why"],
+            } for r in report["rows"] if r["primary"] or r["verdict"] != "PASS"])
+            lines += [markdown_table(frame), ""]
+        if report.get("not_in_baseline"):
+            lines += [f"Not in the baseline (no verdict): {', '.join(report['not_in_baseline'])}.", ""]
     return lines
 
 

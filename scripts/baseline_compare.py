@@ -1,0 +1,19 @@
+"""Rule baseline_compare: one system's scores against its stored baseline."""
+from tunebench.job import load_job_project, run_job
+
+
+def main(sm):
+    from tunebench.atomic import read_json, write_json
+    from tunebench.baseline import compare_to_baseline, load_baseline
+
+    project = load_job_project(sm)
+    baseline_file = sm.input.get("baseline")
+    report = compare_to_baseline(
+        load_baseline(baseline_file, project.root) if baseline_file else None,
+        [read_json(p) for p in sm.input.scores], system=sm.wildcards.system, gates=sm.params.gates,
+        labels={n: list(t.labels) if t.labels else None for n, t in project.tasks.items()},
+        bootstrap=sm.params.bootstrap, baseline_file=baseline_file)
+    write_json(sm.output[0], report)
+
+
+run_job(snakemake, main)  # noqa: F821

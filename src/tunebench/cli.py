@@ -1,0 +1,82 @@
+"""`tunebench`: the commands around the workflow.
+
+    tunebench baseline update --run-id ID [--system NAME ...] [--results results] [--replace]
+        write baselines/<system>.json from a finished run (an existing one is archived, never lost)
+    tunebench gate [--results results]
+        exit 1 when any metric of the run FAILs against its baseline (for CI), printing those rows
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tunebench.atomic import read_json
+from tunebench.errors import TunebenchError
+
+
+def _baseline_update(args) -> int:
+    from tunebench.baseline import baseline_from_results, write_baseline
+
+    results = Path(args.results)
+    systems = args.system
+    if not systems and (results / "scores").is_dir():  # default: every base model of the run
+        systems = sorted(p.name for p in (results / "scores").iterdir() if p.is_dir() and "+" not in p.name)
+    if not systems:
+        raise TunebenchError(f"no systems with scores in {results}", field="--results",
+                             fix="run the workflow first, or name the results folder of a run")
+    for system in systems:
+        doc = baseline_from_results(results, system, args.run_id)
+        path = write_baseline(doc, Path(args.root) / "baselines", root=args.root, replace=args.replace)
+        print(f"wrote {path}: {len(doc['scores'])} scores of {system} from run {args.run_id} ({doc['suite']})")
+    return 0
+
+
+def _gate(args) -> int:
+    folder = Path(args.results) / "comparisons"
+    reports = [read_json(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    if not reports:
+        print(f"tunebench gate: no comparisons in {folder}: run the workflow first", file=sys.stderr)
+        return 2
+    failed = 0
+    for report in reports:
+        if report["baseline"] is None:
+            print(f"{report['system']}: {report['note']}")
+            continue
+        counts = report["counts"]
+        print(f"{report['system']} vs {report['baseline']['file']} (run {report['baseline']['run_id']}): "
+              f"{counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['IMPROVED']} IMPROVED")
+        for row in report["rows"]:
+            if row["verdict"] == "FAIL":
+                failed += 1
+                print(f"  FAIL {row['task']}/{row['prompting']} {row['metric']}: {row['baseline']:.3f} -> "
+                      f"{row['current']:.3f} ({row['delta_pp']:+.1f} pp): {row['why']}")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tunebench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default=".", help="the tunebench checkout (default: here)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    baseline = sub.add_parser("baseline", help="stored baselines").add_subparsers(dest="action", required=True)
+    update = baseline.add_parser("update", help="write baselines/<system>.json from a finished run")
+    update.add_argument("--run-id", required=True, help="what identifies the run (CI run id, tag, date)")
+    update.add_argument("--system", action="append", help="system(s) to store (default: every base model)")
+    update.add_argument("--results", default="results", help="the run's results folder (default: results)")
+    update.add_argument("--replace", action="store_true", help="archive an existing baseline and replace it")
+    update.set_defaults(run=_baseline_update)
+    gate = sub.add_parser("gate", help="exit 1 if any metric FAILs against its baseline")
+    gate.add_argument("--results", default="results", help="the run's results folder (default: results)")
+    gate.set_defaults(run=_gate)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except TunebenchError as exc:
+        print(f"tunebench: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
