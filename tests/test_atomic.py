@@ -31,3 +31,15 @@ def test_failed_directory_write_leaves_nothing(tmp_path):
     with atomic_dir(tmp_path / "out") as tmp:  # replacing an existing directory
         (tmp / "new.txt").write_text("y")
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["new.txt"]
+
+
+def test_outputs_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
+    import stat
+
+    from tunebench import atomic
+
+    atomic.write_json(tmp_path / "a.json", {"x": 1})
+    with atomic.atomic_dir(tmp_path / "d") as d:
+        (d / "f").write_text("x")
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o666 & ~atomic._UMASK != 0o600
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o777 & ~atomic._UMASK != 0o700

@@ -96,6 +96,12 @@ def test_test_suite_writes_a_valid_summary_in_its_own_namespace(demo_run):
     assert all(r["ci_low_pp"] <= r["delta_pp"] <= r["ci_high_pp"] for r in report["rows"])
     assert summary["adapters"][TUNED]["steps"] == 2 and summary["adapters"][TUNED]["train_tokens_per_s"] > 0
     assert f"## Fine-tuned: {TUNED}" in md
+    # the shipped demo baseline, compared on the items both runs scored (the test suite's first 6)
+    gate = read_json(repo / f"results/test/comparisons/{BASE}.json")
+    assert gate["baseline"]["file"] == f"baselines/{BASE}.json" and gate["baseline"]["suite"] == "demo"
+    routing = [r for r in gate["rows"] if r["task"] == "ticket_routing" and r["metric"] == "accuracy"]
+    assert [r["n"] for r in routing] == [6, 6] and all(r["verdict"] == "PASS" for r in routing)
+    assert read_json(repo / f"results/test/comparisons/{TUNED}.json")["baseline"] is None
     assert (repo / "results/test/adapters" / BASE / "ticket_routing-16/adapter_model.safetensors").is_file()
     assert not (repo / "results/summary.json").exists()  # the demo's namespace is untouched
     assert (repo / "resources/models/smollm2-135m-instruct/model.safetensors").stat().st_size > 400e6
@@ -115,8 +121,9 @@ def test_editing_a_prompt_reruns_only_that_task(demo_run, tmp_path):
     prompt.write_text(prompt.read_text().replace("Which product", "What product"))
     jobs = planned_jobs(repo)
     rules = sorted(rule for rule, _ in jobs)
-    assert rules == ["all", "predictions_generate", "predictions_generate", "predictions_score",
-                     "predictions_score", "summary_build"]
+    assert rules == ["all", "baseline_compare", "predictions_generate", "predictions_generate",
+                     "predictions_score", "predictions_score", "summary_build"]
+    assert all(TUNED not in output for _, output in jobs)  # the LoRA system never saw ticket_product
     assert all("ticket_routing" not in output for _, output in jobs)
 
 

@@ -75,11 +75,15 @@ def _binary_values(score: dict, metric: str, ids: list[str]) -> np.ndarray | Non
     return None
 
 
+def _standard_error(stats: dict) -> float:
+    z = NormalDist().inv_cdf(0.5 + stats.get("confidence", 0.95) / 2)
+    return (stats["ci_high"] - stats["ci_low"]) / (2 * z)
+
+
 def _unpaired(base: dict, current: dict, metric: str) -> tuple[float, float, float]:
     """(delta, p, stderr of delta) from the two scores' own intervals, for runs that share no items."""
     b, c = base["metrics"][metric], current["metrics"][metric]
-    z = NormalDist().inv_cdf(0.5 + b.get("confidence", 0.95) / 2)
-    se = math.hypot((b["ci_high"] - b["ci_low"]) / (2 * z), (c["ci_high"] - c["ci_low"]) / (2 * z))
+    se = math.hypot(_standard_error(b), _standard_error(c))
     delta = c["value"] - b["value"]
     p = 1.0 if se == 0 else 2 * (1 - NormalDist().cdf(abs(delta) / se))
     return delta, p, se
@@ -106,7 +110,9 @@ def gate_score(base: dict, current: dict, *, gates: dict, labels: list[str] | No
                 mde = _z(alpha, power) * math.sqrt(discordant / len(shared))
             else:
                 p, test = row["p_value"], "paired bootstrap over items"
-                mde = _z(alpha, power) * row["delta_sd_pp"] / 100
+                # no item changed: the paired spread is 0; the baseline's own standard error bounds it
+                spread = max(row["delta_sd_pp"] / 100, _standard_error(base["metrics"][metric]))
+                mde = _z(alpha, power) * spread
             base_value, n = row["base"], len(shared)
             if len(shared) < len(base["items"]) or len(shared) < len(current["items"]):
                 test += f"; only the {len(shared)} items both runs scored"
