@@ -4,7 +4,8 @@ rule baseline_compare:
         unpack(get_baseline_file),
         scores=get_system_score_files,
     output:
-        f"{RESULTS}/comparisons/{{system}}.json",
+        json=f"{RESULTS}/comparisons/{{system}}.json",
+        md=f"{RESULTS}/comparisons/{{system}}.md",
     params:
         gates=config["gates"],
         bootstrap=config["bootstrap"],

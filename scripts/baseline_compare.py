@@ -3,8 +3,9 @@ from tunebench.job import load_job_project, run_job
 
 
 def main(sm):
-    from tunebench.atomic import read_json, write_json
+    from tunebench.atomic import read_json, write_json, write_text
     from tunebench.baseline import compare_to_baseline, load_baseline
+    from tunebench.summary import gate_markdown
 
     project = load_job_project(sm)
     baseline_file = sm.input.get("baseline")
@@ -13,7 +14,9 @@ def main(sm):
         [read_json(p) for p in sm.input.scores], system=sm.wildcards.system, gates=sm.params.gates,
         labels={n: list(t.labels) if t.labels else None for n, t in project.tasks.items()},
         bootstrap=sm.params.bootstrap, baseline_file=baseline_file)
-    write_json(sm.output[0], report)
+    write_json(sm.output.json, report)
+    write_text(sm.output.md, "\n".join(gate_markdown({"gates": [report]}) or [f"# {report['system']}", "",
+                                                                           report.get("note", "")]) + "\n")
 
 
 run_job(snakemake, main)  # noqa: F821

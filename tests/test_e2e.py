@@ -102,6 +102,7 @@ def test_test_suite_writes_a_valid_summary_in_its_own_namespace(demo_run):
     routing = [r for r in gate["rows"] if r["task"] == "ticket_routing" and r["metric"] == "accuracy"]
     assert [r["n"] for r in routing] == [6, 6] and all(r["verdict"] == "PASS" for r in routing)
     assert read_json(repo / f"results/test/comparisons/{TUNED}.json")["baseline"] is None
+    assert "| ticket_routing | 5shot | accuracy |" in (repo / f"results/test/comparisons/{BASE}.md").read_text()
     assert (repo / "results/test/adapters" / BASE / "ticket_routing-16/adapter_model.safetensors").is_file()
     assert not (repo / "results/summary.json").exists()  # the demo's namespace is untouched
     assert (repo / "resources/models/smollm2-135m-instruct/model.safetensors").stat().st_size > 400e6
