@@ -1,0 +1,154 @@
+"""Prediction through any OpenAI-compatible chat endpoint: a frontier API, vLLM's or llama.cpp's
+server, Ollama, `transformers serve`.
+
+- The key comes from the environment (`api_key_env`, OPENAI_API_KEY by default) and nowhere else;
+  it is never part of a cache key, a log line or a result.
+- Requests run `concurrency` at a time. Transient failures (connection errors, 408/409/429/5xx) are
+  retried by the OpenAI client with exponential backoff; after `breaker_failures` consecutive
+  items fail even so, the circuit opens and the remaining items are not sent.
+- Every answer is cached on disk under the hash of what was asked (endpoint, model, messages,
+  generation settings), written as it arrives: a rerun costs zero requests and gives identical
+  results, and a run cut short resends only what is missing.
+- Streaming (the default) measures time to first token; token counts come from the server's usage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tunebench.atomic import read_json, write_json
+from tunebench.errors import TunebenchError
+
+log = logging.getLogger(__name__)
+
+
+class BackendError(TunebenchError):
+    """The endpoint failed for some items even after retries."""
+
+
+class CircuitOpen(BackendError):
+    """Too many consecutive failures: the remaining items were not sent."""
+
+
+@dataclass(frozen=True)
+class APIResult:
+    text: str
+    tokens_in: int | None
+    tokens_out: int | None
+    latency_s: float  # wall time of this item's request (0 when answered from the cache: see cached)
+    ttft_s: float | None  # time to first token, when streamed
+    cached: bool = False
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(self, *, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4,
+                 max_retries: int = 3, timeout_s: float = 60.0, cache_dir: str | Path | None = None,
+                 breaker_failures: int = 5, stream: bool = True):
+        import openai
+
+        self.base_url, self.model, self.stream = base_url.rstrip("/"), model, stream
+        self.concurrency, self.breaker_failures = concurrency, breaker_failures
+        # Local servers accept any key; a real API answers 401, which names the variable to set.
+        self.client = openai.OpenAI(base_url=self.base_url, api_key=os.environ.get(api_key_env) or "not-set",
+                                    max_retries=max_retries, timeout=timeout_s)
+        self.api_key_env = api_key_env
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.requests_sent = self.cache_hits = 0
+        self._lock = threading.Lock()
+        self._consecutive_failures = 0
+
+    def request_key(self, messages: list[dict], params: dict) -> str:
+        blob = json.dumps({"base_url": self.base_url, "model": self.model, "messages": messages,
+                           "params": params}, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    def _cache_path(self, key: str) -> Path | None:
+        return self.cache_dir / key[:2] / f"{key}.json" if self.cache_dir else None
+
+    def _call(self, messages: list[dict], params: dict) -> APIResult:
+        with self._lock:
+            self.requests_sent += 1
+        t0 = time.perf_counter()
+        if not self.stream:
+            r = self.client.chat.completions.create(model=self.model, messages=messages, **params)
+            usage = r.usage
+            return APIResult(text=r.choices[0].message.content or "", latency_s=round(time.perf_counter() - t0, 4),
+                             tokens_in=usage.prompt_tokens if usage else None,
+                             tokens_out=usage.completion_tokens if usage else None, ttft_s=None)
+        first, parts, usage = None, [], None
+        events = self.client.chat.completions.create(model=self.model, messages=messages, stream=True,
+                                                     stream_options={"include_usage": True}, **params)
+        for event in events:
+            if event.choices and event.choices[0].delta.content:
+                first = first if first is not None else time.perf_counter() - t0
+                parts.append(event.choices[0].delta.content)
+            if getattr(event, "usage", None):
+                usage = event.usage
+        return APIResult(text="".join(parts), latency_s=round(time.perf_counter() - t0, 4),
+                         ttft_s=round(first, 4) if first is not None else None,
+                         tokens_in=usage.prompt_tokens if usage else None,
+                         tokens_out=usage.completion_tokens if usage else None)
+
+    def _one(self, messages: list[dict], params: dict) -> APIResult:
+        key = self.request_key(messages, params)
+        path = self._cache_path(key)
+        if path is not None and path.is_file():
+            with self._lock:
+                self.cache_hits += 1
+            return APIResult(**{**read_json(path)["result"], "cached": True})
+        if self._consecutive_failures >= self.breaker_failures:
+            raise CircuitOpen("circuit open: not sent")
+        try:
+            result = self._call(messages, params)
+        except Exception:
+            with self._lock:
+                self._consecutive_failures += 1
+            raise
+        with self._lock:
+            self._consecutive_failures = 0
+        if path is not None:  # as it arrives: a run cut short keeps what it paid for
+            write_json(path, {"model": self.model, "base_url": self.base_url, "result": asdict(result)})
+        return result
+
+    def complete(self, conversations: list[list[dict]], *, max_new_tokens: int, stop: list[str] | None = None,
+                 progress: bool = True, desc: str = "api") -> list[APIResult]:
+        """Greedy answers to each conversation, in input order."""
+        from tqdm import tqdm
+
+        params = {"max_tokens": max_new_tokens, "temperature": 0.0}
+        if stop:
+            params["stop"] = list(stop)
+        results: list[APIResult | None] = [None] * len(conversations)
+        errors: dict[int, BaseException] = {}
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool, \
+                tqdm(total=len(conversations), desc=desc, unit="item", disable=not progress) as bar:
+            futures = {pool.submit(self._one, msgs, params): i for i, msgs in enumerate(conversations)}
+            for future in as_completed(futures):
+                i = futures[future]
+                try:
+                    results[i] = future.result()
+                except Exception as exc:  # noqa: BLE001 - reported together below
+                    errors[i] = exc
+                bar.update()
+        if errors:
+            skipped = sum(isinstance(e, CircuitOpen) for e in errors.values())
+            first = next(e for e in errors.values() if not isinstance(e, CircuitOpen)) if skipped < len(errors) \
+                else next(iter(errors.values()))
+            cls = CircuitOpen if skipped else BackendError
+            raise cls(f"{len(errors)} of {len(conversations)} request(s) to {self.base_url} failed"
+                      + (f" ({skipped} not sent: {self.breaker_failures} consecutive failures opened the circuit)"
+                         if skipped else "") + f"; first error: {type(first).__name__}: {first}",
+                      field="source.base_url",
+                      fix=f"check the endpoint and ${self.api_key_env}; rerun to send only what is missing "
+                          "(answers received so far are cached)")
+        return results  # type: ignore[return-value]
