@@ -65,7 +65,8 @@ def get_system_model(wildcards):
 
 
 def get_model_dir(wildcards):
-    return f"resources/models/{get_system_model(wildcards)}"
+    model = get_system_model(wildcards)
+    return [] if PROJECT.models[model].is_api else f"resources/models/{model}"
 
 
 def get_adapter(wildcards):
@@ -97,7 +98,8 @@ def get_predict_spec(wildcards):
     task = PROJECT.tasks[wildcards.task]
     return {
         "task": {k: task.spec.get(k) for k in ("type", "labels", "parser", "generation")},
-        "model": _spec(PROJECT.models[get_system_model(wildcards)], "source"),
+        "model": _spec(PROJECT.models[get_system_model(wildcards)],
+                       *([] if PROJECT.models[get_system_model(wildcards)].is_api else ["source"])),
     }
 
 
@@ -141,8 +143,9 @@ def score_files_of(name, system):
     general benchmark of the suite."""
     tasks = [system.task] if system.task else list(PROJECT.tasks)
     promptings = ["0shot"] if system.task else PROJECT.promptings
+    benchmarks = [] if PROJECT.models[system.model].is_api else list(PROJECT.benchmarks)
     return [f"{RESULTS}/scores/{name}/{task}/{p}.json" for task in tasks for p in promptings] + [
-        f"{RESULTS}/scores/{name}/{b}/lm_eval.json" for b in PROJECT.benchmarks
+        f"{RESULTS}/scores/{name}/{b}/lm_eval.json" for b in benchmarks
     ]
 
 

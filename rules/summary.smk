@@ -3,7 +3,7 @@ rule summary_build:
     input:
         scores=get_score_files,
         prepared=expand("data/prepared/{task}/manifest.json", task=PROJECT.tasks),
-        models=expand("resources/models/{model}", model=PROJECT.models),
+        models=[f"resources/models/{m}" for m, spec in PROJECT.models.items() if not spec.is_api],
         adapters=[f"{RESULTS}/adapters/{s.model}/{s.adapter}" for s in SYSTEMS.values() if s.adapter],
         gates=expand(f"{RESULTS}/comparisons/{{system}}.json", system=SYSTEMS),
     output:

@@ -11,7 +11,7 @@ def main(sm):
     summary = build_summary(
         score_paths=list(sm.input.scores),
         prepared_manifests=dict(zip(project.config["tasks"], sm.input.prepared)),
-        model_dirs=dict(zip(project.config["models"], sm.input.models)),
+        model_dirs=dict(zip([m for m, spec in project.models.items() if not spec.is_api], sm.input.models)),
         tasks=project.tasks, suite=project.suite_name, config_hash=sm.params.config_hash,
         root=root, schema=read_json(root / "configs" / "schema" / "summary.schema.json"),
         systems=project.systems, bootstrap=sm.params.bootstrap,

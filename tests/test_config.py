@@ -257,3 +257,14 @@ def test_suite_train_sizes_name_the_fine_tuned_systems(repo_root):
                                                                "smollm2-135m-instruct+ticket_routing-128"]
     full = load_project_from_file(repo_root, overrides={"suite": "full"})
     assert [s.adapter for s in full.systems.values()] == [None, "ticket_routing-500", "ticket_routing-full"]
+
+
+def test_an_api_model_needs_the_openai_backend_and_gets_no_weights_or_adapters(project_copy):
+    (project_copy / "configs/models/gpt-x.yaml").write_text(yaml.safe_dump({
+        "name": "gpt-x", "source": {"kind": "api", "base_url": "https://api.example.com/v1", "model": "gpt-x"}}))
+    err = expect_error(project_copy, {"models": ["smollm2-135m-instruct", "gpt-x"]})
+    assert (err.file, err.field) == ("configs/models/gpt-x.yaml", "backend") and "backend: openai" in err.fix
+    edit_yaml(project_copy / "configs/models/gpt-x.yaml", lambda d: d.update(backend="openai"))
+    project = load_project_from_file(project_copy, overrides={"models": ["smollm2-135m-instruct", "gpt-x"]})
+    assert project.models["gpt-x"].is_api and project.models["gpt-x"].source["api_key_env"] == "OPENAI_API_KEY"
+    assert [s for s in project.systems if s.startswith("gpt-x")] == ["gpt-x"]  # no LoRA for a remote model

@@ -94,3 +94,41 @@ def test_a_dead_endpoint_opens_the_circuit_and_stops_sending(tmp_path):
         backend.complete(CONVERSATIONS, max_new_tokens=4, progress=False)
     assert backend.requests_sent == 2  # then the circuit opened: the other 2 items were never sent
     assert "2 not sent" in str(err.value) and "Fix:" in str(err.value)
+
+
+def test_snakemake_runs_an_api_model_and_a_rerun_costs_zero_requests(server, tmp_path):
+    """A model served by an OpenAI-compatible endpoint is a system like any other: its task cells
+    come from the real server, and after deleting the results a rerun is answered from the cache."""
+    import shutil
+
+    import yaml
+
+    from conftest import copy_repo, run
+    from tunebench.atomic import read_json, read_jsonl
+
+    repo = copy_repo(tmp_path / "repo")
+    (repo / "configs/models/served-tiny.yaml").write_text(yaml.safe_dump({
+        "name": "served-tiny", "backend": "openai", "concurrency": 2,
+        "source": {"kind": "api", "base_url": server["url"], "model": server["model"]}}))
+    (repo / "extra.yaml").write_text(yaml.safe_dump({"models": ["served-tiny"], "tasks": ["ticket_routing"],
+                                                     "finetune": {"tasks": []}}))
+    snakemake = [str(Path(sys.executable).with_name("snakemake")), "--cores", "2", "--configfile",
+                 "configs/config.yaml", "extra.yaml", "--config", "suite=test"]
+    before = requests_seen(server)
+    proc = run(snakemake, cwd=repo)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert requests_seen(server) - before == 12  # 6 items x (0shot, 5shot)
+    summary = read_json(repo / "results/test/summary.json")
+    cells = [c for c in summary["cells"] if c["primary"]]
+    assert {(c["system"], c["task"], c["prompting"]) for c in cells} == {
+        ("served-tiny", "ticket_routing", "0shot"), ("served-tiny", "ticket_routing", "5shot")}
+    assert all(c["latency_p50_s"] > 0 and c["tokens_in_mean"] > 0 for c in cells)
+    rows = read_jsonl(repo / "results/test/predictions/served-tiny/ticket_routing/5shot.jsonl")
+    assert all(r["ttft_s"] is not None and r["cached"] is False for r in rows)
+    assert not (repo / "resources/models").exists()  # no weights were materialized for it
+    shutil.rmtree(repo / "results")
+    proc = run(snakemake, cwd=repo)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert requests_seen(server) - before == 12  # the rerun sent nothing
+    again = read_jsonl(repo / "results/test/predictions/served-tiny/ticket_routing/5shot.jsonl")
+    assert [r["output"] for r in again] == [r["output"] for r in rows] and all(r["cached"] for r in again)

@@ -65,6 +65,11 @@ class Model:
     file: Path
     spec: dict = field(repr=False)
 
+    @property
+    def is_api(self) -> bool:
+        """Served by an OpenAI-compatible endpoint: no weights here, so no training or lm-eval runs."""
+        return self.source["kind"] == "api"
+
 
 @dataclass(frozen=True)
 class System:
@@ -112,7 +117,7 @@ class Project:
     def systems(self) -> dict[str, System]:
         """Base models, then one fine-tuned system per (model, fine-tuned task, train size)."""
         out = {m: System(name=m, model=m) for m in self.models}
-        for model in self.models:
+        for model in [m for m, spec in self.models.items() if not spec.is_api]:
             for task in self.config["finetune"]["tasks"]:
                 for size in self.train_sizes(task):
                     name = f"{model}+{task}-{size}"
@@ -395,8 +400,13 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
         )
 
     models = {}
-    for name, path, doc, _shown in _checked_docs(root, MODEL_DIR, config["models"], "model", config_file,
-                                                 model_schema):
+    for name, path, doc, shown in _checked_docs(root, MODEL_DIR, config["models"], "model", config_file,
+                                                model_schema):
+        if (doc["source"]["kind"] == "api") != (doc["backend"] == "openai"):
+            raise ConfigError(f"source kind {doc['source']['kind']!r} and backend {doc['backend']!r} do not fit",
+                              file=shown, field="backend",
+                              fix="an api source needs `backend: openai`; weights (package, hub, local) need "
+                                  "`backend: transformers`")
         models[name] = Model(
             name=name, source=doc["source"], backend=doc["backend"], dtype=doc["dtype"],
             chat_template=doc["chat_template"], batch_size=doc["batch_size"],

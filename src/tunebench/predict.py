@@ -3,6 +3,7 @@ meta file with how they were made."""
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import time
@@ -44,17 +45,32 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, pro
     examples = draw_shots(read_jsonl(train_path), shots, fewshot_seed, task.name,
                           stratify=task.type == "classification")
     template = PromptTemplate.from_spec(prompt_spec)
-    t0 = time.perf_counter()
-    backend = TransformersBackend(model_dir, dtype=model.dtype, threads=threads,
-                                  chat_template=model.chat_template,
-                                  max_input_tokens=model.max_input_tokens, adapter_dir=adapter_dir)
-    load_s = time.perf_counter() - t0
-    prompts = [backend.render(template.messages(item, examples, task.labels)) for item in items]
     gen = task.generation
+    conversations = [template.messages(item, examples, task.labels) for item in items]
+    desc = f"{system}/{task.name}/{prompting}"
     t0 = time.perf_counter()
-    outputs = backend.generate(prompts, max_new_tokens=gen["max_new_tokens"], stop=gen["stop"],
-                               batch_size=model.batch_size, progress=progress,
-                               desc=f"{system}/{task.name}/{prompting}")
+    if model.is_api:
+        from tunebench.backends.openai_backend import OpenAIBackend
+
+        src = model.source
+        backend = OpenAIBackend(base_url=src["base_url"], model=src["model"],
+                                api_key_env=src.get("api_key_env", "OPENAI_API_KEY"),
+                                concurrency=model.spec["concurrency"], stream=model.spec["stream"],
+                                cache_dir=Path("resources") / "api_cache" / model.name)
+        load_s = 0.0
+        prompts = [json.dumps(c, ensure_ascii=False) for c in conversations]  # what was sent, for its hash
+        t0 = time.perf_counter()
+        outputs = backend.complete(conversations, max_new_tokens=gen["max_new_tokens"], stop=gen["stop"] or None,
+                                   progress=progress, desc=desc)
+    else:
+        backend = TransformersBackend(model_dir, dtype=model.dtype, threads=threads,
+                                      chat_template=model.chat_template,
+                                      max_input_tokens=model.max_input_tokens, adapter_dir=adapter_dir)
+        load_s = time.perf_counter() - t0
+        prompts = [backend.render(c) for c in conversations]
+        t0 = time.perf_counter()
+        outputs = backend.generate(prompts, max_new_tokens=gen["max_new_tokens"], stop=gen["stop"],
+                                   batch_size=model.batch_size, progress=progress, desc=desc)
     gen_s = time.perf_counter() - t0
     parse = PARSERS[task.parser]
     rows = []
@@ -67,20 +83,23 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, pro
             "latency_s": out.latency_s,
             "tokens_in": out.tokens_in,
             "tokens_out": out.tokens_out,
-            "batch_size": out.batch_size,
+            "batch_size": getattr(out, "batch_size", 1),
+            **({"ttft_s": out.ttft_s, "cached": out.cached} if model.is_api else {}),
         })
     meta = {
         "system": system, "model": model.name,
         "adapter": System.parse(system).adapter, "adapter_dir": str(adapter_dir) if adapter_dir else None,
         "task": task.name,
         "prompting": prompting, "shots": shots, "shot_ids": [e["id"] for e in examples],
-        "backend": backend.name, "device": backend.device, "dtype": model.dtype,
+        "backend": backend.name, "device": getattr(backend, "device", "remote"), "dtype": model.dtype,
         "threads": threads, "batch_size": model.batch_size, "method": "generate",
-        "parser": task.parser, "generation": gen, "chat_template": backend.use_chat_template,
-        "shared_prefix_tokens": backend.last_prefix["tokens"],
+        "parser": task.parser, "generation": gen, "chat_template": getattr(backend, "use_chat_template", True),
+        "shared_prefix_tokens": backend.last_prefix["tokens"] if not model.is_api else None,
+        **({"endpoint": model.source["base_url"], "requests_sent": backend.requests_sent,
+            "cache_hits": backend.cache_hits} if model.is_api else {}),
         "n": len(rows), "model_load_s": round(load_s, 3), "generate_s": round(gen_s, 3),
         "items_per_s": round(len(rows) / gen_s, 3) if gen_s > 0 else None,
-        "tokens_out_per_s": round(sum(r["tokens_out"] for r in rows) / gen_s, 2) if gen_s > 0 else None,
+        "tokens_out_per_s": round(sum(r["tokens_out"] or 0 for r in rows) / gen_s, 2) if gen_s > 0 else None,
         "host": platform.node(),
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

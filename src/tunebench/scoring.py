@@ -44,8 +44,9 @@ def score_predictions(*, task: Task, predictions_path: str, meta_path: str, test
             score = token_f1(p, it["target"]) if task.primary_metric == "token_f1" else exact_match(p, it["target"])
         per_item.append({"id": it["id"], "target": it["target"], "parsed": p, "score": round(score, 6)})
     latencies = [by_id[it["id"]]["latency_s"] for it in items]
-    tokens_in = [by_id[it["id"]]["tokens_in"] for it in items]
-    tokens_out = [by_id[it["id"]]["tokens_out"] for it in items]
+    # an endpoint may not report usage: count what is known
+    tokens_in = [t for it in items if (t := by_id[it["id"]]["tokens_in"]) is not None]
+    tokens_out = [t for it in items if (t := by_id[it["id"]]["tokens_out"]) is not None]
     record = {
         "system": meta["system"], "model": meta["model"], "adapter": meta["adapter"],
         "task": task.name, "task_type": task.type, "prompting": meta["prompting"],
@@ -56,8 +57,8 @@ def score_predictions(*, task: Task, predictions_path: str, meta_path: str, test
         "timing": {
             "latency_p50_s": _percentile(latencies, 50),
             "latency_p95_s": _percentile(latencies, 95),
-            "tokens_in_mean": round(float(np.mean(tokens_in)), 2) if items else None,
-            "tokens_out_mean": round(float(np.mean(tokens_out)), 2) if items else None,
+            "tokens_in_mean": round(float(np.mean(tokens_in)), 2) if tokens_in else None,
+            "tokens_out_mean": round(float(np.mean(tokens_out)), 2) if tokens_out else None,
             "items_per_s": meta.get("items_per_s"),
             "started_at": meta["started_at"], "finished_at": meta["finished_at"],
         },
