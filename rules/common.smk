@@ -8,6 +8,7 @@ from snakemake.utils import validate
 # Before torch loads in any job (jobs inherit this environment): see shared/notes/facts.md.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from tunebench.baseline import load_baseline  # noqa: E402
 from tunebench.config import System, load_project  # noqa: E402
 from tunebench.errors import TunebenchError  # noqa: E402
 
@@ -16,6 +17,9 @@ CONFIG_FILE = ", ".join(map(str, workflow.configfiles)) or "configs/config.yaml"
 # One clear message naming the file, the field and the fix, before any job is planned.
 try:
     PROJECT = load_project(workflow.basedir, config, CONFIG_FILE)
+    for _system in PROJECT.systems:  # a stored baseline is input too: check it now, not after the compute
+        if os.path.isfile(f"baselines/{_system}.json"):
+            load_baseline(f"baselines/{_system}.json", workflow.basedir)
 except TunebenchError as exc:
     sys.exit(f"tunebench: {exc}")
 validate(config, "../configs/schema/config.schema.yaml")

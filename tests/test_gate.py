@@ -148,3 +148,21 @@ def test_a_malformed_baseline_names_the_file_and_field(tmp_path, repo_root):
     path.write_text("{not json")
     with pytest.raises(BaselineError, match="not valid JSON"):
         load_baseline(path, repo_root)
+
+
+def test_snakemake_refuses_a_malformed_baseline_before_any_job(project_copy):
+    import sys
+    from pathlib import Path
+
+    from conftest import run
+
+    path = project_copy / "baselines/smollm2-135m-instruct.json"
+    doc = read_json(path)
+    metric = next(iter(doc["scores"][0]["metrics"]))
+    doc["scores"][0]["metrics"][metric]["value"] = "high"
+    write_json(path, doc)
+    proc = run([str(Path(sys.executable).with_name("snakemake")), "--cores", "1", "--config", "suite=test"],
+               cwd=project_copy)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"baselines/smollm2-135m-instruct.json: field `scores[0].metrics.{metric}.value`" in proc.stderr
+    assert "Fix:" in proc.stderr and not (project_copy / "data").exists()  # nothing ran
