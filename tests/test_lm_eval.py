@@ -235,3 +235,46 @@ def test_lm_eval_applies_a_lora_adapter_through_peft(tmp_path, tiny_llama_dir):
         assert (meta["model"]["args"].get("peft") is not None) == (adapter is not None)
         answers[name] = [s["resps"][0][0] for s in read_jsonl(next(out.rglob("samples_*.jsonl")))]
     assert answers["base"] != answers["lora"]
+
+
+KILLED_PARENT = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from tunebench.lm_eval_run import run_lm_eval
+spec = {"kind": "ifbench", "max_gen_toks": 16, "batch_size": 4, "chat_template": False, "timeout_s": 3}
+run_lm_eval(benchmark="ifbench", spec=spec, out_dir=sys.argv[1] + "/run", nltk_dir=sys.argv[1] + "/nltk",
+            cache_dir=sys.argv[1] + "/cache", model={"name": "test-stub-stalls", "args": {"answer_first": 1}},
+            limit=4, imports=["lm_stubs"], pythonpath=[sys.argv[2]], stall_timeout_s=600)
+"""
+
+
+def test_a_killed_job_takes_its_lm_eval_worker_with_it(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, str(tmp_path), TESTS])
+    deadline, pid = time.monotonic() + 120, None
+    while pid is None and time.monotonic() < deadline:  # the worker is up once it beats
+        for beat in tmp_path.glob(".run.*/worker/heartbeat.json"):
+            try:
+                state = json.loads(beat.read_text())
+            except (json.JSONDecodeError, OSError):
+                continue
+            if state.get("done"):
+                pid = state["pid"]
+        time.sleep(0.2)
+    assert pid is not None, "the worker never answered a request"
+    parent.send_signal(signal.SIGKILL)  # as Snakemake kills a job: no cleanup code runs
+    parent.wait()
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("the lm-eval worker outlived its killed job")

@@ -79,6 +79,17 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def _die_with_parent() -> None:
+    """In the worker, before exec: the kernel kills it when the job process dies (e.g. SIGKILLed by
+    Snakemake), since its own session keeps it out of the job's process group."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+
+
 def _spawn(request: dict, request_path: Path, log_path: str | None, pythonpath: list[str]) -> subprocess.Popen:
     write_json(request_path, request)
     env = dict(os.environ)
@@ -90,11 +101,11 @@ def _spawn(request: dict, request_path: Path, log_path: str | None, pythonpath: 
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join([*pythonpath, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    out = open(log_path, "a", encoding="utf-8") if log_path else None  # the child writes to it; closed here after the fork
+    out = open(log_path, "a", encoding="utf-8") if log_path else None  # the child writes to it; closed here
     try:
         return subprocess.Popen([sys.executable, "-m", "tunebench.lm_eval_worker", str(request_path)],
                                 stdout=out, stderr=subprocess.STDOUT if out else None, env=env,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent)
     finally:
         if out:
             out.close()
