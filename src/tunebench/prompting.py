@@ -27,6 +27,10 @@ class PromptTemplate:
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
         return env.from_string(text).render(**variables).strip()
 
+    def answer(self, target: str, labels: list[str] | None) -> str:
+        """The assistant's turn for a target: an in-context answer, or a training completion."""
+        return self._render(self.assistant, target=target, labels=list(labels or []))
+
     def messages(self, item: dict, shots: list[dict], labels: list[str] | None) -> list[dict]:
         """Chat messages for one item: system, then (user, assistant) per shot, then the user turn."""
         labels = list(labels or [])
@@ -35,8 +39,7 @@ class PromptTemplate:
             msgs.append({"role": "system", "content": self._render(self.system, labels=labels)})
         for shot in shots:
             msgs.append({"role": "user", "content": self._render(self.user, input=shot["input"], labels=labels)})
-            msgs.append({"role": "assistant",
-                         "content": self._render(self.assistant, target=shot["target"], labels=labels)})
+            msgs.append({"role": "assistant", "content": self.answer(shot["target"], labels)})
         msgs.append({"role": "user", "content": self._render(self.user, input=item["input"], labels=labels)})
         return msgs
 

@@ -44,8 +44,7 @@ def training_examples(task: Task, prompt_spec: dict, rows: list[dict]) -> list[d
     return [{
         "id": row["id"],
         "prompt": template.messages(row, [], labels),
-        "completion": [{"role": "assistant",
-                        "content": template._render(template.assistant, target=row["target"], labels=labels)}],
+        "completion": [{"role": "assistant", "content": template.answer(row["target"], labels)}],
     } for row in rows]
 
 
