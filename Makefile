@@ -6,7 +6,7 @@ CORES ?= $(shell nproc 2>/dev/null || echo 2)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tunebench-installed
 
-.PHONY: install demo test lint clean-venv
+.PHONY: install demo test lint agreement clean-venv
 
 install: $(STAMP)
 
@@ -27,6 +27,12 @@ demo: install
 
 test: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest
+
+# The demo plus SmolLM2 through llama.cpp, checked against transformers (builds llama.cpp once, ~10 min)
+agreement: install
+	$(BIN)/python -m pip install --quiet -e ".[test,llamacpp]"
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/snakemake --cores $(CORES) results/summary.json \
+		--configfile configs/config.yaml configs/agreement.yaml
 
 lint: install
 	$(BIN)/ruff check .

@@ -27,6 +27,12 @@ validate(config, "../configs/schema/config.schema.yaml")
 RESULTS = PROJECT.results_dir
 MAX_ITEMS = PROJECT.suite["max_eval_items"]
 SYSTEMS = PROJECT.systems  # base models, then base + LoRA adapter per (model, task, train size)
+# where each model's weights live: an HF folder (transformers, vLLM) or the GGUF as shipped (llama.cpp)
+MODEL_DIRS = {
+    name: f"resources/gguf/{name}" if spec.backend == "llamacpp" else f"resources/models/{name}"
+    for name, spec in PROJECT.models.items()
+    if not spec.is_api
+}
 TRAIN_GPUS = 1 if PROJECT.training and PROJECT.training["trainer"] == "unsloth" else 0
 TRAIN_ENV = "../envs/train-unsloth.yaml" if TRAIN_GPUS else "../envs/train-cpu.yaml"
 
@@ -44,6 +50,8 @@ wildcard_constraints:
     prompting=r"[0-9]+shot",
     n=r"[0-9]+",
     size=r"[0-9]+|full",
+    a=_one_of(PROJECT.models),
+    b=_one_of(PROJECT.models),
 
 
 def _spec(obj, *drop):
@@ -69,8 +77,8 @@ def get_system_model(wildcards):
 
 
 def get_model_dir(wildcards):
-    model = get_system_model(wildcards)
-    return [] if PROJECT.models[model].is_api else f"resources/models/{model}"
+    """An HF folder (transformers, vLLM), the GGUF as shipped (llama.cpp), nothing for an API."""
+    return MODEL_DIRS.get(get_system_model(wildcards), [])
 
 
 def get_adapter(wildcards):
@@ -105,6 +113,39 @@ def get_predict_spec(wildcards):
         "model": _spec(PROJECT.models[get_system_model(wildcards)],
                        *([] if PROJECT.models[get_system_model(wildcards)].is_api else ["source"])),
     }
+
+
+def _system_backend(wildcards):
+    return PROJECT.models[get_system_model(wildcards)].backend
+
+
+def get_predict_env(wildcards):
+    """vLLM systems run in their own GPU environment; everything else in the CPU one."""
+    return "../envs/vllm.yaml" if _system_backend(wildcards) == "vllm" else "../envs/tunebench.yaml"
+
+
+def get_predict_gpus(wildcards):
+    return 1 if _system_backend(wildcards) == "vllm" else 0
+
+
+def get_agreement_cells(wildcards):
+    """Both systems' predictions and scores on every task cell they share."""
+    files = {}
+    for side, model in zip("ab", (wildcards.a, wildcards.b)):
+        for task in PROJECT.tasks:
+            for prompting in PROJECT.promptings:
+                files[f"score_{side}_{task}_{prompting}"] = f"{RESULTS}/scores/{model}/{task}/{prompting}.json"
+                files[f"rows_{side}_{task}_{prompting}"] = f"{RESULTS}/predictions/{model}/{task}/{prompting}.jsonl"
+    return files
+
+
+def get_agreement_files(wildcards):
+    return [f"{RESULTS}/agreement/{a}__{b}.json" for a, b in config["agreement"]["pairs"]]
+
+
+def get_pricing(wildcards):
+    """The prices (a change reruns only the summary)."""
+    return PROJECT.pricing
 
 
 def get_shots(wildcards):
@@ -147,7 +188,8 @@ def score_files_of(name, system):
     general benchmark of the suite."""
     tasks = [system.task] if system.task else list(PROJECT.tasks)
     promptings = ["0shot"] if system.task else PROJECT.promptings
-    benchmarks = [] if PROJECT.models[system.model].is_api else list(PROJECT.benchmarks)
+    # lm-eval runs models it can load itself (hf, vllm); llama.cpp and API systems answer task cells
+    benchmarks = list(PROJECT.benchmarks) if PROJECT.models[system.model].trainable else []
     return [f"{RESULTS}/scores/{name}/{task}/{p}.json" for task in tasks for p in promptings] + [
         f"{RESULTS}/scores/{name}/{b}/lm_eval.json" for b in benchmarks
     ]

@@ -13,12 +13,13 @@ rule lm_eval_run:
     threads: config["threads"]["lm_eval"]
     resources:
         mem_mb=3000,
+        gpu=get_predict_gpus,
     log:
         f"{RESULTS}/logs/lm_eval_run/{{system}}/{{benchmark}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/lm_eval_run/{{system}}/{{benchmark}}.tsv"
     conda:
-        "../envs/tunebench.yaml"
+        get_predict_env
     script:
         "../scripts/lm_eval_run.py"
 

@@ -15,3 +15,17 @@ rule model_materialize:
         "../envs/tunebench.yaml"
     script:
         "../scripts/model_materialize.py"
+
+
+rule model_gguf_fetch:
+    """Base model for llama.cpp: the GGUF file as shipped (no dequantizing), with its manifest."""
+    output:
+        directory("resources/gguf/{model}"),
+    params:
+        spec=get_model_source,
+    log:
+        "logs/model_gguf_fetch/{model}.log",
+    conda:
+        "../envs/tunebench.yaml"
+    script:
+        "../scripts/model_gguf_fetch.py"

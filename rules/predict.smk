@@ -18,12 +18,13 @@ rule predictions_generate:
     threads: config["threads"]["predict"]
     resources:
         mem_mb=3000,
+        gpu=get_predict_gpus,
     log:
         f"{RESULTS}/logs/predictions_generate/{{system}}/{{task}}/{{prompting}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/predictions_generate/{{system}}/{{task}}/{{prompting}}.tsv"
     conda:
-        "../envs/tunebench.yaml"
+        get_predict_env
     script:
         "../scripts/predictions_generate.py"
 
@@ -46,3 +47,20 @@ rule predictions_score:
         "../envs/tunebench.yaml"
     script:
         "../scripts/predictions_score.py"
+
+
+rule agreement_check:
+    """The same model on two backends over the same items: agreement rate and score difference."""
+    input:
+        unpack(get_agreement_cells),
+    output:
+        f"{RESULTS}/agreement/{{a}}__{{b}}.json",
+    params:
+        min_rate=config["agreement"]["min_rate"],
+        bootstrap=config["bootstrap"],
+    log:
+        f"{RESULTS}/logs/agreement_check/{{a}}__{{b}}.log",
+    conda:
+        "../envs/tunebench.yaml"
+    script:
+        "../scripts/agreement_check.py"

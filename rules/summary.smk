@@ -3,16 +3,20 @@ rule summary_build:
     input:
         scores=get_score_files,
         prepared=expand("data/prepared/{task}/manifest.json", task=PROJECT.tasks),
-        models=[f"resources/models/{m}" for m, spec in PROJECT.models.items() if not spec.is_api],
+        models=MODEL_DIRS.values(),
         adapters=[f"{RESULTS}/adapters/{s.model}/{s.adapter}" for s in SYSTEMS.values() if s.adapter],
         gates=expand(f"{RESULTS}/comparisons/{{system}}.json", system=SYSTEMS),
+        agreement=get_agreement_files,
     output:
         json=f"{RESULTS}/summary.json",
         md=report(f"{RESULTS}/summary.md", category="Summary"),
     params:
         config_hash=PROJECT.fingerprint(),
+        model_names=list(MODEL_DIRS),
         adapter_systems=[name for name, s in SYSTEMS.items() if s.adapter],
         bootstrap=config["bootstrap"],
+        pricing=get_pricing,
+        api_models=[m for m, spec in PROJECT.models.items() if spec.is_api],
     log:
         f"{RESULTS}/logs/summary_build.log",
     conda:

@@ -1,18 +1,23 @@
 """Rule lm_eval_run: one benchmark for one system through lm-evaluation-harness, watched."""
 from pathlib import Path
 
-from tunebench.job import run_job
+from tunebench.config import System
+from tunebench.job import load_job_project, run_job
 
 
 def main(sm):
-    from tunebench.lm_eval_run import run_lm_eval
+    from tunebench.lm_eval_run import run_lm_eval, vllm_model
+
+    model = load_job_project(sm).models[System.parse(sm.wildcards.system).model]
+    adapter = sm.input.get("adapter")
 
     spec, limit = sm.params.run["spec"], sm.params.run["limit"]
     # A local benchmark's rows were checked when the workflow loaded its config.
     data_files = {role: str(Path(sm.input[role]).resolve()) for role in ("test", "fewshot")
                   if role in sm.input.keys()}
-    run_lm_eval(benchmark=sm.wildcards.benchmark, spec=spec, model_dir=sm.input.model,
-                adapter_dir=sm.input.get("adapter"), out_dir=sm.output[0],
+    run_lm_eval(benchmark=sm.wildcards.benchmark, spec=spec, model_dir=sm.input.model, adapter_dir=adapter,
+                model=vllm_model(sm.input.model, adapter, model.dtype) if model.backend == "vllm" else None,
+                out_dir=sm.output[0],
                 nltk_dir="resources/nltk_data", cache_dir=sm.params.cache_dir, limit=limit, threads=sm.threads,
                 stall_timeout_s=sm.config["watchdog"]["stall_timeout_s"], log_path=sm.log[0],
                 data_files=data_files or None)

@@ -11,12 +11,13 @@ def main(sm):
     summary = build_summary(
         score_paths=list(sm.input.scores),
         prepared_manifests=dict(zip(project.config["tasks"], sm.input.prepared)),
-        model_dirs=dict(zip([m for m, spec in project.models.items() if not spec.is_api], sm.input.models)),
+        model_dirs=dict(zip(sm.params.model_names, sm.input.models)),
         tasks=project.tasks, suite=project.suite_name, config_hash=sm.params.config_hash,
         root=root, schema=read_json(root / "configs" / "schema" / "summary.schema.json"),
         systems=project.systems, bootstrap=sm.params.bootstrap,
         adapter_records=dict(zip(sm.params.adapter_systems, sm.input.adapters)),
-        gate_paths=list(sm.input.gates),
+        gate_paths=list(sm.input.gates), pricing=sm.params.pricing, api_models=list(sm.params.api_models),
+        agreement_paths=list(sm.input.agreement),
     )
     write_summary(summary, sm.output.json, sm.output.md)
 

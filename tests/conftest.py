@@ -71,3 +71,22 @@ def run(cmd: list[str], cwd: Path, timeout: int = 900, env: dict | None = None) 
 
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def wait_for_server(url: str, proc, log: Path, what: str, timeout: float = 120) -> None:
+    """Poll `url` until the server process answers; fail with its log if it dies or never does."""
+    import os
+    import signal
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                pytest.fail(f"{what} did not start:\n" + log.read_text()[-3000:])
+            time.sleep(0.5)

@@ -265,6 +265,63 @@ def test_an_api_model_needs_the_openai_backend_and_gets_no_weights_or_adapters(p
     err = expect_error(project_copy, {"models": ["smollm2-135m-instruct", "gpt-x"]})
     assert (err.file, err.field) == ("configs/models/gpt-x.yaml", "backend") and "backend: openai" in err.fix
     edit_yaml(project_copy / "configs/models/gpt-x.yaml", lambda d: d.update(backend="openai"))
+    err = expect_error(project_copy, {"models": ["smollm2-135m-instruct", "gpt-x"]})  # and its price
+    assert (err.file, err.field) == ("configs/pricing.yaml", "api.gpt-x") and "input_per_mtok" in err.fix
+    edit_yaml(project_copy / "configs/pricing.yaml",
+              lambda d: d["api"].update({"gpt-x": {"input_per_mtok": 1, "output_per_mtok": 4}}))
     project = load_project_from_file(project_copy, overrides={"models": ["smollm2-135m-instruct", "gpt-x"]})
     assert project.models["gpt-x"].is_api and project.models["gpt-x"].source["api_key_env"] == "OPENAI_API_KEY"
     assert [s for s in project.systems if s.startswith("gpt-x")] == ["gpt-x"]  # no LoRA for a remote model
+
+
+def test_bad_pricing_names_the_pricing_file_and_field(project_copy):
+    edit_yaml(project_copy / "configs/pricing.yaml", lambda d: d["self_hosted"]["usd_per_hour"].update(cpu=-1))
+    err = expect_error(project_copy)
+    assert (err.file, err.field) == ("configs/pricing.yaml", "self_hosted.usd_per_hour.cpu")
+    err = expect_error(project_copy, {"pricing": "configs/prices.yaml"})
+    assert err.field == "pricing" and "configs/prices.yaml" in str(err)
+
+
+def test_an_agreement_pair_names_two_of_this_runs_models(repo_root):
+    err = expect_error(repo_root, {"agreement": {"pairs": [["smollm2-135m-instruct", "smollm2-gguf"]]}})
+    assert err.field == "agreement.pairs[0][1]" and "smollm2-135m-instruct" in err.fix
+    err = expect_error(repo_root, {"agreement": {"pairs": [["smollm2-135m-instruct"] * 2]}})
+    assert err.field == "agreement.pairs[0]"
+
+
+def write_backend_model(repo: Path, name: str, backend: str) -> None:
+    doc = yaml.safe_load((repo / "configs/models/smollm2-135m-instruct.yaml").read_text())
+    (repo / f"configs/models/{name}.yaml").write_text(yaml.safe_dump({**doc, "name": name, "backend": backend}))
+
+
+def test_a_vllm_model_plans_gpu_jobs_in_the_vllm_env(project_copy):
+    """No GPU here: a vLLM model must plan (gpu=1, envs/vllm.yaml); tests/test_backends.py runs the
+    backend's wiring against a mocked vLLM engine."""
+    write_backend_model(project_copy, "smol-vllm", "vllm")
+    proc = run([SNAKEMAKE, "-n", "-p", "--cores", "1", "--config", "suite=test", "models=[smol-vllm]"],
+               cwd=project_copy)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    blocks = proc.stdout.split("\n\n")
+    for rule in ("predictions_generate", "lm_eval_run"):
+        planned = [b for b in blocks if f"rule {rule}:" in b]
+        assert planned and all("gpu=1" in b for b in planned)
+    assert "smol-vllm+ticket_routing-16" in proc.stdout  # vLLM serves LoRA adapters: fine-tuned systems exist
+    env = yaml.safe_load((project_copy / "envs/vllm.yaml").read_text())
+    assert any("vllm" in str(d) for d in env["dependencies"])
+
+
+def test_a_llamacpp_model_needs_a_gguf_and_llama_cpp(project_copy, monkeypatch):
+    import tunebench.backends.llamacpp_backend as llamacpp
+
+    write_backend_model(project_copy, "smol-gguf", "llamacpp")
+    monkeypatch.setattr(llamacpp, "available", lambda: False)  # as on a machine without the extra
+    err = expect_error(project_copy, {"models": ["smol-gguf"]})
+    assert (err.file, err.field) == ("configs/models/smol-gguf.yaml", "backend") and "[llamacpp]" in err.fix
+    monkeypatch.setattr(llamacpp, "available", lambda: True)
+    (project_copy / "configs/models/hf-gguf.yaml").write_text(yaml.safe_dump({
+        "name": "hf-gguf", "backend": "llamacpp", "source": {"kind": "hub", "repo_id": "org/model"}}))
+    err = expect_error(project_copy, {"models": ["hf-gguf"]})
+    assert (err.file, err.field) == ("configs/models/hf-gguf.yaml", "source.gguf_file")
+    project = load_project_from_file(project_copy, overrides={"models": ["smollm2-135m-instruct", "smol-gguf"]})
+    assert list(project.systems) == ["smollm2-135m-instruct", "smol-gguf",
+                                     "smollm2-135m-instruct+ticket_routing-128"]  # no LoRA on a GGUF

@@ -9,12 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from conftest import wait_for_server
 from tunebench.backends.openai_backend import CircuitOpen, OpenAIBackend
 
 CONVERSATIONS = [[{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": q}]
@@ -38,16 +37,7 @@ def server(tmp_path_factory, tiny_llama_dir):
                                  "--dtype", "float32", str(tiny_llama_dir)], stdout=out, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)
-                pytest.fail("transformers serve did not start:\n" + log.read_text()[-3000:])
-            time.sleep(0.5)
+    wait_for_server(f"{url}/health", proc, log, "transformers serve")
     yield {"url": f"{url}/v1", "model": str(tiny_llama_dir), "log": log}
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)
@@ -96,9 +86,12 @@ def test_a_dead_endpoint_opens_the_circuit_and_stops_sending(tmp_path):
     assert "2 not sent" in str(err.value) and "Fix:" in str(err.value)
 
 
-def test_snakemake_runs_an_api_model_and_a_rerun_costs_zero_requests(server, tmp_path):
+def test_snakemake_runs_an_api_model_with_costs_and_agreement_and_a_rerun_costs_zero_requests(
+        server, tmp_path, tiny_llama_dir):
     """A model served by an OpenAI-compatible endpoint is a system like any other: its task cells
-    come from the real server, and after deleting the results a rerun is answered from the cache."""
+    come from the real server and carry latency, cost per query and TCO; the same weights run
+    locally through transformers are checked against it (backend agreement); after deleting the
+    results a rerun is answered from the cache and gives identical results."""
     import shutil
 
     import yaml
@@ -110,8 +103,14 @@ def test_snakemake_runs_an_api_model_and_a_rerun_costs_zero_requests(server, tmp
     (repo / "configs/models/served-tiny.yaml").write_text(yaml.safe_dump({
         "name": "served-tiny", "backend": "openai", "concurrency": 2,
         "source": {"kind": "api", "base_url": server["url"], "model": server["model"]}}))
-    (repo / "extra.yaml").write_text(yaml.safe_dump({"models": ["served-tiny"], "tasks": ["ticket_routing"],
-                                                     "finetune": {"tasks": []}}))
+    (repo / "configs/models/tiny-local.yaml").write_text(yaml.safe_dump({
+        "name": "tiny-local", "backend": "transformers", "source": {"kind": "local", "path": str(tiny_llama_dir)}}))
+    pricing = yaml.safe_load((repo / "configs/pricing.yaml").read_text())
+    pricing["api"]["served-tiny"] = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
+    (repo / "configs/pricing.yaml").write_text(yaml.safe_dump(pricing))
+    (repo / "extra.yaml").write_text(yaml.safe_dump({
+        "models": ["tiny-local", "served-tiny"], "tasks": ["ticket_routing"], "finetune": {"tasks": []},
+        "suites": {"test": {"benchmarks": []}}, "agreement": {"pairs": [["tiny-local", "served-tiny"]]}}))
     snakemake = [str(Path(sys.executable).with_name("snakemake")), "--cores", "2", "--configfile",
                  "configs/config.yaml", "extra.yaml", "--config", "suite=test"]
     before = requests_seen(server)
@@ -119,16 +118,44 @@ def test_snakemake_runs_an_api_model_and_a_rerun_costs_zero_requests(server, tmp
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert requests_seen(server) - before == 12  # 6 items x (0shot, 5shot)
     summary = read_json(repo / "results/test/summary.json")
-    cells = [c for c in summary["cells"] if c["primary"]]
-    assert {(c["system"], c["task"], c["prompting"]) for c in cells} == {
-        ("served-tiny", "ticket_routing", "0shot"), ("served-tiny", "ticket_routing", "5shot")}
-    assert all(c["latency_p50_s"] > 0 and c["tokens_in_mean"] > 0 for c in cells)
+    cells = [c for c in summary["cells"] if c["primary"] and c["system"] == "served-tiny"]
+    assert {(c["task"], c["prompting"]) for c in cells} == {("ticket_routing", "0shot"), ("ticket_routing", "5shot")}
+    assert all(c["latency_p50_s"] > 0 and c["tokens_in_mean"] > 0 and c["ttft_p50_s"] > 0 for c in cells)
     rows = read_jsonl(repo / "results/test/predictions/served-tiny/ticket_routing/5shot.jsonl")
     assert all(r["ttft_s"] is not None and r["cached"] is False for r in rows)
-    assert not (repo / "resources/models").exists()  # no weights were materialized for it
+    assert not (repo / "resources/models/served-tiny").exists()  # no weights were materialized for it
+
+    costs = {(r["system"], r["prompting"]): r for r in summary["costs"]["rows"]}
+    days = 12 * 365 / 12
+    for prompting in ("0shot", "5shot"):
+        api = costs[("served-tiny", prompting)]
+        expected = (api["tokens_in_mean"] * 1.0 + api["tokens_out_mean"] * 2.0) / 1e6
+        assert api["pricing"] == "api" and api["cost_per_query_usd"] == pytest.approx(expected, rel=1e-6)
+        assert api["tco_usd"] == pytest.approx(expected * 10000 * days, rel=1e-5)
+        local = costs[("tiny-local", prompting)]
+        assert local["pricing"] == "self_hosted" and local["device"] == "cpu"
+        assert local["cost_per_query_usd"] == pytest.approx(0.10 / 3600 / local["items_per_s"], rel=1e-6)
+        assert local["tco_usd"] == pytest.approx(local["machines"] * 0.10 * 24 * days, rel=1e-5)
+    assert costs[("served-tiny", "5shot")]["cost_per_query_usd"] > costs[("served-tiny", "0shot")]["cost_per_query_usd"]
+
+    (agreement,) = summary["agreement"]
+    assert agreement["systems"] == ["tiny-local", "served-tiny"]
+    assert agreement["backends"] == ["transformers", "openai"]
+    assert [(r["prompting"], r["n"]) for r in agreement["rows"]] == [("0shot", 6), ("5shot", 6)]
+    # greedy, fp32, the same chat template: the served model says what the local one says
+    assert all(r["agreement_rate"] == 1.0 and r["exact_output_rate"] == 1.0 for r in agreement["rows"])
+    assert not agreement["flagged"]
+    md = (repo / "results/test/summary.md").read_text()
+    assert "## Cost and latency" in md and "## Backend agreement: tiny-local vs served-tiny" in md
+
     shutil.rmtree(repo / "results")
     proc = run(snakemake, cwd=repo)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert requests_seen(server) - before == 12  # the rerun sent nothing
     again = read_jsonl(repo / "results/test/predictions/served-tiny/ticket_routing/5shot.jsonl")
     assert [r["output"] for r in again] == [r["output"] for r in rows] and all(r["cached"] for r in again)
+    rerun = read_json(repo / "results/test/summary.json")
+    same = [(r["prompting"], r["value"], r["latency_p50_s"], r["ttft_p50_s"], r["cost_per_query_usd"], r["tco_usd"])
+            for r in rerun["costs"]["rows"] if r["system"] == "served-tiny"]
+    assert same == [(r["prompting"], r["value"], r["latency_p50_s"], r["ttft_p50_s"], r["cost_per_query_usd"],
+                     r["tco_usd"]) for r in summary["costs"]["rows"] if r["system"] == "served-tiny"]

@@ -66,6 +66,11 @@ class Model:
     spec: dict = field(repr=False)
 
     @property
+    def trainable(self) -> bool:
+        """LoRA adapters are trained on (and served from) an HF folder: transformers and vLLM models."""
+        return self.backend in ("transformers", "vllm")
+
+    @property
     def is_api(self) -> bool:
         """Served by an OpenAI-compatible endpoint: no weights here, so no training or lm-eval runs."""
         return self.source["kind"] == "api"
@@ -104,6 +109,7 @@ class Project:
     models: dict[str, Model]
     prompts: dict[str, dict]
     training: dict | None = None  # configs/training/<finetune.training>.yaml, checked
+    pricing: dict | None = None  # configs/pricing.yaml (or config `pricing`), checked
 
     @property
     def training_file(self) -> str:
@@ -117,7 +123,7 @@ class Project:
     def systems(self) -> dict[str, System]:
         """Base models, then one fine-tuned system per (model, fine-tuned task, train size)."""
         out = {m: System(name=m, model=m) for m in self.models}
-        for model in [m for m, spec in self.models.items() if not spec.is_api]:
+        for model in [m for m, spec in self.models.items() if spec.trainable]:
             for task in self.config["finetune"]["tasks"]:
                 for size in self.train_sizes(task):
                     name = f"{model}+{task}-{size}"
@@ -406,7 +412,18 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
             raise ConfigError(f"source kind {doc['source']['kind']!r} and backend {doc['backend']!r} do not fit",
                               file=shown, field="backend",
                               fix="an api source needs `backend: openai`; weights (package, hub, local) need "
-                                  "`backend: transformers`")
+                                  "`backend: transformers`, `llamacpp` (a GGUF) or `vllm` (a CUDA GPU)")
+        if doc["backend"] == "llamacpp":
+            src = doc["source"]
+            if src["kind"] != "package" and not src.get("gguf_file"):
+                raise ConfigError("backend llamacpp runs a GGUF file and this source names none", file=shown,
+                                  field="source.gguf_file",
+                                  fix="add `gguf_file: <name>.gguf`, or use backend transformers for an HF folder")
+            from tunebench.backends.llamacpp_backend import INSTALL_HINT, available
+
+            if not available():
+                raise ConfigError("backend llamacpp needs llama-cpp-python, which is not installed", file=shown,
+                                  field="backend", fix=INSTALL_HINT)
         models[name] = Model(
             name=name, source=doc["source"], backend=doc["backend"], dtype=doc["dtype"],
             chat_template=doc["chat_template"], batch_size=doc["batch_size"],
@@ -464,13 +481,27 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
         if cap:
             training = {**training, "max_steps": min(cap, training["max_steps"]) if training["max_steps"] > 0 else cap}
 
+    from tunebench.cost import check_api_prices, load_pricing
+
+    pricing = load_pricing(root, config["pricing"], config_file)
+    check_api_prices(pricing, [m for m, spec in models.items() if spec.is_api], config["pricing"])
+    for i, pair in enumerate(config["agreement"]["pairs"]):
+        for j, name in enumerate(pair):
+            if name not in models:
+                raise ConfigError(f"agreement pair names {name!r}, which is not one of this run's models",
+                                  file=config_file, field=f"agreement.pairs[{i}][{j}]",
+                                  fix=f"use one of: {', '.join(models)}; or list it under `models:`")
+        if pair[0] == pair[1]:
+            raise ConfigError("an agreement pair needs two different model entries", file=config_file,
+                              field=f"agreement.pairs[{i}]", fix="name the same model on two backends")
+
     clash = sorted(set(config["benchmarks"]) & set(tasks))
     if clash:
         raise ConfigError(f"{clash[0]!r} is both a task and a benchmark", file=config_file,
                           field="tasks", fix="rename the task: results of both would share one folder")
     return Project(root=root, config=config, config_file=config_file, suite_name=suite_name,
                    suite=config["suites"][suite_name], tasks=tasks, models=models, prompts=prompts,
-                   training=training)
+                   training=training, pricing=pricing)
 
 
 def load_project_from_file(root: str | Path, config_path: str | Path | None = None,

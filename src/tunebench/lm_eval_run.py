@@ -151,6 +151,14 @@ def hf_model(model_dir: str, adapter_dir: str | None = None, dtype: str = "float
     return {"name": "hf", "args": args}
 
 
+def vllm_model(model_dir: str, adapter_dir: str | None = None, dtype: str = "bfloat16") -> dict:
+    """lm-eval's vllm backend (GPU) on a model folder, a LoRA adapter through its `lora_local_path`."""
+    args = {"pretrained": str(Path(model_dir).resolve()), "dtype": dtype, "seed": 0, "gpu_memory_utilization": 0.85}
+    if adapter_dir:
+        args.update(lora_local_path=str(Path(adapter_dir).resolve()), max_lora_rank=64)
+    return {"name": "vllm", "args": args}
+
+
 def run_lm_eval(*, benchmark: str, spec: dict, out_dir: str, nltk_dir: str, cache_dir: str,
                 model: dict | None = None, model_dir: str | None = None, adapter_dir: str | None = None,
                 limit: int | float | None,

@@ -21,6 +21,7 @@ from tunebench.sources import hub_snapshot, package_file, sha256_file
 log = logging.getLogger(__name__)
 
 MODEL_MANIFEST = "tunebench_model.json"
+GGUF_NAME = "model.gguf"  # backend llamacpp: the GGUF as shipped, not dequantized
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
 
 
@@ -47,8 +48,9 @@ def _convert_gguf(folder: Path, gguf_name: str, out: Path, dtype: str) -> dict:
 
 
 def materialize_model(source: dict, out_dir: str | Path, *, root: str | Path = ".",
-                      dtype: str = "float32", model_file: str | None = None) -> dict:
-    """Write the HF folder for `source` into `out_dir` atomically; return its manifest."""
+                      dtype: str = "float32", model_file: str | None = None, backend: str = "transformers") -> dict:
+    """Write the HF folder for `source` into `out_dir` atomically (backend llamacpp: the GGUF file
+    itself, as model.gguf); return its manifest."""
     started = time.time()
     kind = source["kind"]
     gguf = None
@@ -66,6 +68,10 @@ def materialize_model(source: dict, out_dir: str | Path, *, root: str | Path = "
         if not folder.is_dir():
             raise SourceError(f"model folder {folder} does not exist", file=model_file,
                               field="source.path", fix="point source.path at an HF model folder")
+    if backend == "llamacpp" and gguf is None:
+        raise SourceError("backend llamacpp runs a GGUF file and this source names none", file=model_file,
+                          field="source.gguf_file" if kind != "package" else "source.path",
+                          fix="name the .gguf file (gguf_file:), or use backend transformers for an HF folder")
     if gguf is None and not has_weights(folder):
         raise SourceError(f"{folder} has no config.json and weights (*.safetensors)", file=model_file,
                           field="source.path",
@@ -76,7 +82,11 @@ def materialize_model(source: dict, out_dir: str | Path, *, root: str | Path = "
             if not (folder / gguf).is_file():
                 raise SourceError(f"GGUF file {gguf!r} not found in {folder}", file=model_file,
                                   field="source.gguf_file", fix="name a .gguf file that exists there")
-            manifest.update(_convert_gguf(folder, gguf, tmp, dtype))
+            if backend == "llamacpp":
+                shutil.copy2(folder / gguf, tmp / GGUF_NAME)
+                manifest.update(backend="llamacpp", file=GGUF_NAME)
+            else:
+                manifest.update(_convert_gguf(folder, gguf, tmp, dtype))
             manifest["gguf_sha256"] = sha256_file(folder / gguf)
         else:
             for item in folder.iterdir():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tunebench.atomic import read_jsonl, write_json, write_jsonl
 from tunebench.config import Model, System, Task
+from tunebench.models import GGUF_NAME
 from tunebench.parsing import PARSERS
 from tunebench.prompting import PromptTemplate, draw_shots, prompt_hash
 
@@ -38,8 +39,6 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, pro
                          max_items: int | None, threads: int, out_rows: str, out_meta: str,
                          system: str, prompting: str, progress: bool = True,
                          adapter_dir: str | Path | None = None) -> dict:
-    from tunebench.backends.transformers_backend import TransformersBackend
-
     started = datetime.now(timezone.utc)
     items = eval_items(test_path, max_items)
     examples = draw_shots(read_jsonl(train_path), shots, fewshot_seed, task.name,
@@ -62,10 +61,28 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, pro
         t0 = time.perf_counter()
         outputs = backend.complete(conversations, max_new_tokens=gen["max_new_tokens"], stop=gen["stop"] or None,
                                    progress=progress, desc=desc)
+    elif model.backend == "llamacpp":
+        from tunebench.backends.llamacpp_backend import LlamaCppBackend
+
+        backend = LlamaCppBackend(Path(model_dir) / GGUF_NAME, threads=threads, n_ctx=model.max_input_tokens)
+        load_s = time.perf_counter() - t0
+        prompts = [json.dumps(c, ensure_ascii=False) for c in conversations]  # the GGUF's template renders them
+        t0 = time.perf_counter()
+        outputs = backend.complete(conversations, max_new_tokens=gen["max_new_tokens"], stop=gen["stop"] or None,
+                                   progress=progress, desc=desc)
     else:
-        backend = TransformersBackend(model_dir, dtype=model.dtype, threads=threads,
-                                      chat_template=model.chat_template,
-                                      max_input_tokens=model.max_input_tokens, adapter_dir=adapter_dir)
+        if model.backend == "vllm":
+            from tunebench.backends.vllm_backend import VLLMBackend
+
+            backend = VLLMBackend(model_dir, dtype=model.dtype, chat_template=model.chat_template,
+                                  max_input_tokens=model.max_input_tokens,
+                                  max_new_tokens=gen["max_new_tokens"], adapter_dir=adapter_dir)
+        else:
+            from tunebench.backends.transformers_backend import TransformersBackend
+
+            backend = TransformersBackend(model_dir, dtype=model.dtype, threads=threads,
+                                          chat_template=model.chat_template,
+                                          max_input_tokens=model.max_input_tokens, adapter_dir=adapter_dir)
         load_s = time.perf_counter() - t0
         prompts = [backend.render(c) for c in conversations]
         t0 = time.perf_counter()
@@ -94,7 +111,7 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, pro
         "backend": backend.name, "device": getattr(backend, "device", "remote"), "dtype": model.dtype,
         "threads": threads, "batch_size": model.batch_size, "method": "generate",
         "parser": task.parser, "generation": gen, "chat_template": getattr(backend, "use_chat_template", True),
-        "shared_prefix_tokens": backend.last_prefix["tokens"] if not model.is_api else None,
+        "shared_prefix_tokens": getattr(backend, "last_prefix", {}).get("tokens"),
         **({"endpoint": model.source["base_url"], "requests_sent": backend.requests_sent,
             "cache_hits": backend.cache_hits} if model.is_api else {}),
         "n": len(rows), "model_load_s": round(load_s, 3), "generate_s": round(gen_s, 3),

@@ -47,10 +47,12 @@ def score_predictions(*, task: Task, predictions_path: str, meta_path: str, test
     # an endpoint may not report usage: count what is known
     tokens_in = [t for it in items if (t := by_id[it["id"]]["tokens_in"]) is not None]
     tokens_out = [t for it in items if (t := by_id[it["id"]]["tokens_out"]) is not None]
+    ttfts = [t for it in items if (t := by_id[it["id"]].get("ttft_s")) is not None]  # streamed answers only
     record = {
         "system": meta["system"], "model": meta["model"], "adapter": meta["adapter"],
         "task": task.name, "task_type": task.type, "prompting": meta["prompting"],
         "shots": meta["shots"], "method": meta["method"], "parser": task.parser,
+        "backend": meta.get("backend"), "device": meta.get("device"),
         "n": len(items), "primary_metric": task.primary_metric, "metrics": cis,
         "parse_failures": sum(p is None for p in parsed),
         "items": per_item,
@@ -59,7 +61,10 @@ def score_predictions(*, task: Task, predictions_path: str, meta_path: str, test
             "latency_p95_s": _percentile(latencies, 95),
             "tokens_in_mean": round(float(np.mean(tokens_in)), 2) if tokens_in else None,
             "tokens_out_mean": round(float(np.mean(tokens_out)), 2) if tokens_out else None,
+            "ttft_p50_s": _percentile(ttfts, 50),
+            "ttft_p95_s": _percentile(ttfts, 95),
             "items_per_s": meta.get("items_per_s"),
+            "tokens_out_per_s": meta.get("tokens_out_per_s"),
             "started_at": meta["started_at"], "finished_at": meta["finished_at"],
         },
     }

@@ -13,13 +13,14 @@ import polars as pl
 import tunebench
 from tunebench.atomic import read_json, write_json, write_text
 from tunebench.compare import forgetting_report
+from tunebench.cost import cell_cost
 from tunebench.models import MODEL_MANIFEST
 from tunebench.provenance import git_state, hardware, package_versions
 from tunebench.training import TRAINING_RECORD
 
 log = logging.getLogger(__name__)
 
-CELL_TIMING = ("latency_p50_s", "latency_p95_s", "tokens_in_mean", "tokens_out_mean", "items_per_s")
+CELL_TIMING = ("latency_p50_s", "latency_p95_s", "ttft_p50_s", "tokens_in_mean", "tokens_out_mean", "items_per_s")
 
 
 def cells_from_score(score: dict) -> list[dict]:
@@ -49,7 +50,8 @@ def build_summary(*, score_paths: list[str], prepared_manifests: dict[str, str],
                   model_dirs: dict[str, str], tasks: dict, suite: str, config_hash: str,
                   root: str | Path, schema: dict, systems: dict | None = None,
                   adapter_records: dict[str, str] | None = None, bootstrap: dict | None = None,
-                  gate_paths: list[str] | None = None) -> dict:
+                  gate_paths: list[str] | None = None, pricing: dict | None = None,
+                  api_models: list[str] | None = None, agreement_paths: list[str] | None = None) -> dict:
     scores = [read_json(p) for p in score_paths]
     cells = [c for s in scores for c in cells_from_score(s)]
     cells.sort(key=lambda c: (c["task"], c["system"], c["shots"], not c["primary"], c["metric"]))
@@ -109,8 +111,38 @@ def build_summary(*, score_paths: list[str], prepared_manifests: dict[str, str],
     summary["adapters"] = {name: _training_summary(read_json(Path(d) / TRAINING_RECORD))
                            for name, d in (adapter_records or {}).items()}
     summary["gates"] = [read_json(p) for p in gate_paths or []]
+    if pricing is not None:
+        summary["costs"] = cost_report(scores, pricing, set(api_models or []), summary["adapters"])
+        per_cell = {(r["system"], r["task"], r["prompting"]): r["cost_per_query_usd"] for r in summary["costs"]["rows"]}
+        for cell in cells:
+            if cell["method"] != "lm-eval":
+                cell["cost_per_query_usd"] = per_cell.get((cell["system"], cell["task"], cell["prompting"]))
+    summary["agreement"] = [read_json(p) for p in agreement_paths or []]
     jsonschema.validate(summary, schema)
     return summary
+
+
+def cost_report(scores: list[dict], pricing: dict, api_models: set[str], adapters: dict) -> dict:
+    """Latency, tokens, cost per query and TCO for every task cell (benchmarks are not priced: they
+    measure forgetting, not a served workload)."""
+    rows = []
+    for s in scores:
+        if s["method"] == "lm-eval":
+            continue
+        t = s["timing"]
+        row = {"system": s["system"], "model": s["model"], "task": s["task"], "prompting": s["prompting"],
+               "backend": s.get("backend"), "metric": s["primary_metric"],
+               "value": s["metrics"][s["primary_metric"]]["value"], "n": s["n"],
+               **{k: t.get(k) for k in ("latency_p50_s", "latency_p95_s", "ttft_p50_s", "ttft_p95_s",
+                                        "tokens_in_mean", "tokens_out_mean", "items_per_s", "tokens_out_per_s")}}
+        row.update(cell_cost(model=s["model"], is_api=s["model"] in api_models, device=s.get("device"),
+                             tokens_in_mean=t.get("tokens_in_mean"), tokens_out_mean=t.get("tokens_out_mean"),
+                             items_per_s=t.get("items_per_s"), pricing=pricing,
+                             training=adapters.get(s["system"])))
+        rows.append(row)
+    rows.sort(key=lambda r: (r["task"], r["tco_usd"] is None, r["tco_usd"] or 0.0, r["system"], r["prompting"]))
+    return {"currency": pricing.get("currency", "USD"), "tco": pricing["tco"],
+            "utilization": pricing["self_hosted"]["utilization"], "rows": rows}
 
 
 def _training_summary(record: dict) -> dict:
@@ -159,6 +191,8 @@ def markdown(summary: dict) -> str:
             "n", "parse_failures", "latency_p50_s", "latency_p95_s", "tokens_in_mean", "tokens_out_mean"]
         lines += [markdown_table(table.select(ordered)), ""]
     lines += comparison_markdown(summary)
+    lines += cost_markdown(summary)
+    lines += agreement_markdown(summary)
     lines += gate_markdown(summary)
     prov = summary["provenance"]
     hw = prov["hardware"]
@@ -202,6 +236,63 @@ def comparison_markdown(summary: dict) -> list[str]:
                   f"General benchmarks (primary metrics): {general['improved']} improved, {general['regressed']} "
                   f"regressed, {general['unchanged']} within noise; mean change "
                   + (f"{general['mean_delta_pp']:+.2f} pp." if general["mean_delta_pp"] is not None else "-."), ""]
+    return lines
+
+
+def _money(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if v >= 100 else f"{v:.2f}" if v >= 1 else f"{v:.2g}"
+
+
+def cost_markdown(summary: dict) -> list[str]:
+    """Is it worth it: accuracy next to latency, cost per query and TCO, per task."""
+    costs = summary.get("costs")
+    if not costs or not costs["rows"]:
+        return []
+    tco = costs["tco"]
+    cur = costs["currency"]
+    lines = ["## Cost and latency", "",
+             f"Cost per query from the measured tokens (API) or generation wall time (self-hosted) and "
+             f"the prices in the pricing file; TCO over {tco['months']} months at {tco['queries_per_day']:,g} "
+             f"queries/day ({cur}): the API bills each query, self-hosted pays enough dedicated machines to "
+             f"carry the volume at {costs['utilization']:.0%} of the measured throughput, plus adapter "
+             f"training x {tco['trainings']}. Latency: per item (a batch's wall time for batched backends); "
+             "TTFT where the backend streams.", ""]
+    for task in dict.fromkeys(r["task"] for r in costs["rows"]):
+        frame = pl.DataFrame([{
+            "system": r["system"], "prompting": r["prompting"], "backend": r["backend"] or "-",
+            r["metric"]: round(r["value"], 3), "p50 s": r["latency_p50_s"], "p95 s": r["latency_p95_s"],
+            "TTFT p50 s": r["ttft_p50_s"], "tokens in/out": f"{r['tokens_in_mean'] or 0:.0f}/{r['tokens_out_mean'] or 0:.0f}",
+            "items/s": r["items_per_s"],
+            f"{cur}/query": _money(r["cost_per_query_usd"]),
+            f"{cur}/1k": _money(None if r["cost_per_query_usd"] is None else r["cost_per_query_usd"] * 1000),
+            f"TCO {tco['months']} mo": _money(r["tco_usd"]) if r["tco_usd"] is not None else f"- ({r['why_missing']})",
+            "machines": r.get("machines") or "-",
+        } for r in costs["rows"] if r["task"] == task])
+        lines += [f"### {task}", "", markdown_table(frame), ""]
+    return lines
+
+
+def agreement_markdown(summary: dict) -> list[str]:
+    """The same model on two backends: do they answer alike?"""
+    lines = []
+    for report in summary.get("agreement", []):
+        a, b = report["systems"]
+        lines += [f"## Backend agreement: {a} vs {b}", "",
+                  f"The same items through {report['backends'][0]} and {report['backends'][1]}: the share of "
+                  f"items with the same parsed answer (flagged below {report['min_rate']:.0%}) and the paired "
+                  "score difference (b - a) with its bootstrap interval.", ""]
+        if report["flagged"]:
+            lines += [f"**FLAGGED**: {'; '.join(report['flags'])}.", ""]
+        frame = pl.DataFrame([{
+            "task": r["task"], "prompting": r["prompting"], "n": r["n"],
+            "same answer": f"{r['agreement_rate']:.1%}", "same output": f"{r['exact_output_rate']:.1%}",
+            "a": round(r["score_a"], 3), "b": round(r["score_b"], 3),
+            "Δ pp": f"{r['delta_pp']:+.1f} [{r['ci_low_pp']:+.1f}, {r['ci_high_pp']:+.1f}]",
+            "flag": "⚠" if r["flagged"] else "",
+        } for r in report["rows"]])
+        lines += [markdown_table(frame), ""]
     return lines
 
 

@@ -43,7 +43,7 @@ class APIResult:
     text: str
     tokens_in: int | None
     tokens_out: int | None
-    latency_s: float  # wall time of this item's request (0 when answered from the cache: see cached)
+    latency_s: float  # wall time of this item's request (as first measured, when answered from the cache)
     ttft_s: float | None  # time to first token, when streamed
     cached: bool = False
 
@@ -66,6 +66,7 @@ class OpenAIBackend:
         self.requests_sent = self.cache_hits = 0
         self._lock = threading.Lock()
         self._consecutive_failures = 0
+        self._warned_usage = False
 
     def request_key(self, messages: list[dict], params: dict) -> str:
         blob = json.dumps({"base_url": self.base_url, "model": self.model, "messages": messages,
@@ -94,6 +95,11 @@ class OpenAIBackend:
                 parts.append(event.choices[0].delta.content)
             if getattr(event, "usage", None):
                 usage = event.usage
+        if usage is None and not self._warned_usage:
+            self._warned_usage = True  # llama.cpp's server, for one, ignores stream_options
+            log.warning("%s reports no token usage when streaming: tokens and API cost stay unknown; set "
+                        "`stream: false` in the model's config to get them (and lose time to first token)",
+                        self.base_url)
         return APIResult(text="".join(parts), latency_s=round(time.perf_counter() - t0, 4),
                          ttft_s=round(first, 4) if first is not None else None,
                          tokens_in=usage.prompt_tokens if usage else None,

@@ -1,0 +1,72 @@
+"""Prediction with llama.cpp (llama-cpp-python) on a GGUF file, on CPU: the quantized weights as
+shipped, the chat template stored in the GGUF, greedy decoding, one item at a time.
+
+Installed by the `llamacpp` extra (a source build of llama.cpp, ~10 minutes on 2 cores once;
+pip's wheel cache makes later installs instant). The thread count is pinned: llama.cpp's spinning
+threads collapse when they outnumber free cores (shared/notes/facts.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunebench.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install -e '.[llamacpp]' (builds llama.cpp once, ~10 min on 2 cores)"
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    latency_s: float  # wall time of this item (llama.cpp answers one item at a time)
+    batch_size: int = 1
+
+
+def available() -> bool:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class LlamaCppBackend:
+    name = "llamacpp"
+    device = "cpu"
+
+    def __init__(self, gguf_path: str | Path, *, threads: int = 1, n_ctx: int = 4096, seed: int = 0):
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise ConfigError("backend llamacpp needs llama-cpp-python, which is not installed",
+                              field="backend", fix=INSTALL_HINT) from exc
+        self.gguf_path = Path(gguf_path)
+        self.llm = Llama(model_path=str(self.gguf_path), n_ctx=n_ctx, n_threads=threads,
+                         n_threads_batch=threads, seed=seed, verbose=False)
+        self.n_ctx = n_ctx
+        self.chat_template = self.llm.metadata.get("tokenizer.chat_template")
+
+    def complete(self, conversations: list[list[dict]], *, max_new_tokens: int, stop: list[str] | None,
+                 progress: bool = True, desc: str = "predict") -> list[Generation]:
+        from tqdm import tqdm
+
+        out = []
+        for messages in tqdm(conversations, desc=desc, unit="item", disable=not progress):
+            t0 = time.perf_counter()
+            r = self.llm.create_chat_completion(messages=messages, max_tokens=max_new_tokens, temperature=0.0,
+                                                top_k=1, seed=0, stop=stop or None)
+            usage = r["usage"]
+            if usage["prompt_tokens"] + max_new_tokens > self.n_ctx:
+                log.warning("prompt of %d tokens + %d new may exceed the context of %d",
+                            usage["prompt_tokens"], max_new_tokens, self.n_ctx)
+            out.append(Generation(text=r["choices"][0]["message"]["content"] or "",
+                                  tokens_in=usage["prompt_tokens"], tokens_out=usage["completion_tokens"],
+                                  latency_s=round(time.perf_counter() - t0, 4)))
+        return out
