@@ -6,7 +6,7 @@ CORES ?= $(shell nproc 2>/dev/null || echo 2)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tunebench-installed
 
-.PHONY: install demo test lint agreement clean-venv
+.PHONY: install browser demo test lint agreement publish clean-venv
 
 install: $(STAMP)
 
@@ -25,7 +25,16 @@ $(STAMP): pyproject.toml Makefile
 demo: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/snakemake --cores $(CORES) results/summary.json
 
-test: install
+# Debian's chromium for the dashboard's browser test (Playwright drives it; no browser download)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the dashboard test"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+	  else echo "no chromium: the dashboard's browser tests will be skipped (apt install chromium)"; fi; }
+
+test: install browser
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest
 
 # The demo plus SmolLM2 through llama.cpp, checked against transformers (builds llama.cpp once, ~10 min)
@@ -33,6 +42,10 @@ agreement: install
 	$(BIN)/python -m pip install --quiet -e ".[test,llamacpp]"
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/snakemake --cores $(CORES) results/summary.json \
 		--configfile configs/config.yaml configs/agreement.yaml
+
+# Copy the built dashboard to a folder (make publish DEST=/srv/www/tunebench) or the gh-pages branch
+publish: install
+	$(BIN)/tunebench publish $(if $(DEST),--to $(DEST),--gh-pages)
 
 lint: install
 	$(BIN)/ruff check .

@@ -9,6 +9,9 @@ min_version("9.0")
 configfile: "configs/config.yaml"
 
 
+report: "site/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/model.smk"
 include: "rules/data.smk"
@@ -16,6 +19,7 @@ include: "rules/train.smk"
 include: "rules/predict.smk"
 include: "rules/lm_eval.smk"
 include: "rules/gate.smk"
+include: "rules/report.smk"
 include: "rules/summary.smk"
 
 

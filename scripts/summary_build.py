@@ -1,24 +1,16 @@
-"""Rule summary_build: every score -> results/summary.json (schema-checked) and summary.md."""
-from tunebench.job import load_job_project, project_root, run_job
+"""Rule summary_build: the collected summary, its plots and the site -> results/summary.json and
+results/summary.md (the tables, with the plots embedded)."""
+from tunebench.job import run_job
 
 
 def main(sm):
-    from tunebench.atomic import read_json
-    from tunebench.summary import build_summary, write_summary
+    from pathlib import Path
 
-    project = load_job_project(sm)
-    root = project_root(sm)
-    summary = build_summary(
-        score_paths=list(sm.input.scores),
-        prepared_manifests=dict(zip(project.config["tasks"], sm.input.prepared)),
-        model_dirs=dict(zip(sm.params.model_names, sm.input.models)),
-        tasks=project.tasks, suite=project.suite_name, config_hash=sm.params.config_hash,
-        root=root, schema=read_json(root / "configs" / "schema" / "summary.schema.json"),
-        systems=project.systems, bootstrap=sm.params.bootstrap,
-        adapter_records=dict(zip(sm.params.adapter_systems, sm.input.adapters)),
-        gate_paths=list(sm.input.gates), pricing=sm.params.pricing, api_models=list(sm.params.api_models),
-        agreement_paths=list(sm.input.agreement),
-    )
+    from tunebench.atomic import read_json
+    from tunebench.summary import with_artifacts, write_summary
+
+    summary = with_artifacts(read_json(sm.input.summary), results_dir=Path(sm.output.json).parent,
+                             plots=list(sm.input.plots), site_dir=sm.input.site)
     write_summary(summary, sm.output.json, sm.output.md)
 
 

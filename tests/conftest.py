@@ -90,3 +90,15 @@ def wait_for_server(url: str, proc, log: Path, what: str, timeout: float = 120) 
                 os.killpg(proc.pid, signal.SIGKILL)
                 pytest.fail(f"{what} did not start:\n" + log.read_text()[-3000:])
             time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """The real workflow's `test` suite, run once per session in a copy of the project (the end-to-end
+    tests and the dashboard's browser test both read it)."""
+    import sys
+
+    repo = copy_repo(tmp_path_factory.mktemp("e2e") / "repo")
+    proc = run([str(Path(sys.executable).with_name("snakemake")), "--cores", "2", "--config", "suite=test"], cwd=repo)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return repo

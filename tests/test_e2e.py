@@ -42,13 +42,6 @@ def deterministic(prediction: dict) -> dict:
     return {k: v for k, v in prediction.items() if k not in ("latency_s",)}
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    repo = copy_repo(tmp_path_factory.mktemp("e2e") / "repo")
-    snakemake(repo)
-    return repo
-
-
 def test_test_suite_writes_a_valid_summary_in_its_own_namespace(demo_run):
     repo = demo_run
     summary = read_json(repo / "results/test/summary.json")
@@ -114,18 +107,18 @@ def test_second_run_has_nothing_to_do(demo_run):
 
 def test_editing_a_prompt_reruns_only_that_task(demo_run, tmp_path):
     repo = copy_repo(tmp_path / "repo")
-    for folder in ("data", "resources", "results"):
+    for folder in ("data", "resources", "results", ".snakemake", "site/node_modules"):
         shutil.copytree(demo_run / folder, repo / folder, symlinks=True, copy_function=shutil.copy2)
-    shutil.copytree(demo_run / ".snakemake", repo / ".snakemake", copy_function=shutil.copy2)
     assert planned_jobs(repo) == []
     prompt = repo / "prompts/ticket_product.yaml"
     prompt.write_text(prompt.read_text().replace("Which product", "What product"))
     jobs = planned_jobs(repo)
     rules = sorted(rule for rule, _ in jobs)
-    assert rules == ["all", "baseline_compare", "predictions_generate", "predictions_generate",
-                     "predictions_score", "predictions_score", "summary_build"]
-    assert all(TUNED not in output for _, output in jobs)  # the LoRA system never saw ticket_product
-    assert all("ticket_routing" not in output for _, output in jobs)
+    assert rules == ["all", "baseline_compare", "plots_render", "predictions_generate", "predictions_generate",
+                     "predictions_score", "predictions_score", "site_build", "summary_build", "summary_collect"], rules
+    cells = [output for rule, output in jobs if rule.startswith("predictions_")]
+    assert all(TUNED not in output for output in cells)  # the LoRA system never saw ticket_product
+    assert all("ticket_routing" not in output for output in cells)
 
 
 def test_two_clean_runs_give_identical_predictions_and_scores(demo_run, tmp_path):

@@ -4,6 +4,9 @@
         write baselines/<system>.json from a finished run (an existing one is archived, never lost)
     tunebench gate [--results results]
         exit 1 when any metric of the run FAILs against its baseline (for CI), printing those rows
+    tunebench publish (--to DIR | --gh-pages [--branch gh-pages] [--push REMOTE]) [--site results/site]
+        copy the built dashboard to a folder, or commit it as the whole tree of a branch (after
+        checking that no credential from the environment is in it)
 """
 
 from __future__ import annotations
@@ -55,6 +58,20 @@ def _gate(args) -> int:
     return 1 if failed else 0
 
 
+def _publish(args) -> int:
+    from tunebench.publish import publish_branch, publish_folder
+
+    site = Path(args.root) / args.site
+    if args.to:
+        dest = publish_folder(site, args.to)
+        print(f"published {site} -> {dest} (open {dest}/index.html, or serve the folder)")
+    else:
+        commit = publish_branch(site, repo=args.root, branch=args.branch, push=args.push)
+        print(f"published {site} -> branch {args.branch} at {commit[:12]}"
+              + (f", pushed to {args.push}" if args.push else f" (push it: git push <remote> {args.branch})"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tunebench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     gate = sub.add_parser("gate", help="exit 1 if any metric FAILs against its baseline")
     gate.add_argument("--results", default="results", help="the run's results folder (default: results)")
     gate.set_defaults(run=_gate)
+    publish = sub.add_parser("publish", help="copy the dashboard to a folder or a gh-pages branch")
+    where = publish.add_mutually_exclusive_group(required=True)
+    where.add_argument("--to", help="a folder (replaced atomically) any static host can serve")
+    where.add_argument("--gh-pages", action="store_true", help="commit the site as the whole tree of --branch")
+    publish.add_argument("--branch", default="gh-pages", help="the branch for --gh-pages (default: gh-pages)")
+    publish.add_argument("--push", metavar="REMOTE", help="push the branch to this remote (default: do not push)")
+    publish.add_argument("--site", default="results/site", help="the built site (default: results/site)")
+    publish.set_defaults(run=_publish)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -145,6 +145,24 @@ def cost_report(scores: list[dict], pricing: dict, api_models: set[str], adapter
             "utilization": pricing["self_hosted"]["utilization"], "rows": rows}
 
 
+def with_artifacts(summary: dict, *, results_dir: str | Path, plots: list[str], site_dir: str | Path) -> dict:
+    """The summary plus where its plots and dashboard are, relative to the summary itself."""
+    results_dir = Path(results_dir)
+    return {**summary, "artifacts": {
+        "markdown": "summary.md",
+        "plots": [str(Path(p).relative_to(results_dir)) for p in plots],
+        "site": str((Path(site_dir) / "index.html").relative_to(results_dir)),
+    }}
+
+
+def _plot(summary: dict, name: str, alt: str) -> list[str]:
+    """The markdown embedding plots/<name> when that plot was drawn."""
+    for path in summary.get("artifacts", {}).get("plots", []):
+        if Path(path).name == name:
+            return [f"![{alt}]({path})", ""]
+    return []
+
+
 def _training_summary(record: dict) -> dict:
     keep = ("task", "trainer", "device", "n_train", "n_val", "steps", "best_checkpoint", "best_eval_loss",
             "train_loss", "train_seconds", "train_tokens", "train_tokens_per_s", "peak_rss_mb", "peak_gpu_mb",
@@ -158,6 +176,8 @@ def _fmt(cell: dict) -> str:
 
 def markdown(summary: dict) -> str:
     lines = [f"# tunebench summary (suite `{summary['suite']}`)", ""]
+    if summary.get("artifacts"):
+        lines += [f"Dashboard: [{summary['artifacts']['site']}]({summary['artifacts']['site']}) (opens offline).", ""]
     cells = pl.DataFrame(summary["cells"]) if summary["cells"] else None
     for task, info in summary["tasks"].items():
         lines += [f"## {task}", "",
@@ -180,6 +200,7 @@ def markdown(summary: dict) -> str:
         if cells is None or cells.filter(pl.col("task") == task).is_empty():
             lines += ["_no results yet_", ""]
             continue
+        lines += _plot(summary, f"task_{task}.png", f"{task}: primary metric with confidence intervals")
         part = cells.filter(pl.col("task") == task).with_columns(
             pl.struct("value", "ci_low", "ci_high").map_elements(_fmt, return_dtype=pl.String).alias("shown"))
         wide = part.pivot(on="metric", index=["system", "prompting", "shots"], values="shown")
@@ -191,6 +212,8 @@ def markdown(summary: dict) -> str:
             "n", "parse_failures", "latency_p50_s", "latency_p95_s", "tokens_in_mean", "tokens_out_mean"]
         lines += [markdown_table(table.select(ordered)), ""]
     lines += comparison_markdown(summary)
+    if summary.get("comparisons"):
+        lines += _plot(summary, "forgetting.png", "fine-tuned minus base, percentage points")
     lines += cost_markdown(summary)
     lines += agreement_markdown(summary)
     lines += gate_markdown(summary)
@@ -271,6 +294,8 @@ def cost_markdown(summary: dict) -> list[str]:
             "machines": r.get("machines") or "-",
         } for r in costs["rows"] if r["task"] == task])
         lines += [f"### {task}", "", markdown_table(frame), ""]
+    lines += _plot(summary, "cost_accuracy.png", "quality against cost per query")
+    lines += _plot(summary, "tco.png", "total cost of ownership")
     return lines
 
 

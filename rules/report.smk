@@ -1,0 +1,55 @@
+from tunebench.plots import plot_names
+
+PLOT_NAMES = plot_names(list(PROJECT.tasks) + list(PROJECT.benchmarks))
+
+
+rule plots_render:
+    """The key figures as PNGs (also embedded in summary.md and the Snakemake report)."""
+    input:
+        summary=f"{RESULTS}/summary/collected.json",
+    output:
+        plots=[
+            report(f"{RESULTS}/plots/{name}", category="Plots", caption="../site/report/plots.rst")
+            for name in PLOT_NAMES
+        ],
+    log:
+        f"{RESULTS}/logs/plots_render.log",
+    conda:
+        "../envs/tunebench.yaml"
+    script:
+        "../scripts/plots_render.py"
+
+
+rule site_deps:
+    """Chart.js from npm (site/package-lock.json), never vendored; the stamp dates the install."""
+    input:
+        "site/package.json",
+        "site/package-lock.json",
+    output:
+        "site/node_modules/.tunebench-installed",
+    log:
+        "logs/site_deps.log",
+    conda:
+        "../envs/node.yaml"
+    shell:
+        "(npm ci --prefix site --no-audit --no-fund --loglevel=error && touch {output}) > {log} 2>&1"
+        " || (echo 'tunebench: npm ci failed (see {log}); the dashboard needs Node.js and npm:"
+        " apt install npm, then rerun' >&2; exit 1)"
+
+
+rule site_build:
+    """The static dashboard: works from file:// and any static host, offline."""
+    input:
+        summary=f"{RESULTS}/summary/collected.json",
+        deps="site/node_modules/.tunebench-installed",
+        sources=expand("site/src/{name}", name=["index.html", "app.js", "style.css"]),
+    output:
+        site=directory(f"{RESULTS}/site"),
+        # the same dashboard as one file (Chart.js and the data inlined): the Snakemake report's copy
+        single=report(f"{RESULTS}/dashboard.html", category="Dashboard", caption="../site/report/site.rst"),
+    log:
+        f"{RESULTS}/logs/site_build.log",
+    conda:
+        "../envs/tunebench.yaml"
+    script:
+        "../scripts/site_build.py"

@@ -1,0 +1,15 @@
+"""Rule site_build: the collected summary + site/src + Chart.js (npm) -> results/site/."""
+from tunebench.job import project_root, run_job
+
+
+def main(sm):
+    from tunebench.atomic import read_json
+    from tunebench.site import CHARTJS, build_site
+
+    root = project_root(sm)
+    names = build_site(read_json(sm.input.summary), sm.output.site, src_dir=root / "site" / "src",
+                       chartjs=root / "site" / CHARTJS, single=sm.output.single)
+    print(f"site: {', '.join(names)} -> {sm.output.site}/index.html; one-file copy {sm.output.single}")
+
+
+run_job(snakemake, main)  # noqa: F821
