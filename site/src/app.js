@@ -148,7 +148,7 @@
         },
       })),
     ];
-    body("leaderboard").append(table(cols, [...rows.values()], true));
+    body("leaderboard").append(el("div", { class: "scroll" }, table(cols, [...rows.values()], true)));
   }
 
   function tasks() {

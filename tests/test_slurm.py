@@ -1,0 +1,57 @@
+"""The workflow on a real SLURM cluster: Debian's single-node slurmctld + slurmd + munge, started
+here as root (tests/slurm_cluster.py), the `test` suite submitted through the SLURM executor plugin
+with profiles/slurm-ci, to completion. Skipped, saying why, where it cannot run (not root, no apt, a
+SLURM of the machine's own)."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from slurm_cluster import Unavailable, cluster
+
+from conftest import copy_repo, run
+from tunebench.atomic import read_json
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_test_suite_runs_to_completion_on_a_real_slurm_cluster(tmp_path):
+    repo = copy_repo(tmp_path / "repo")
+    try:
+        with cluster(tmp_path / "slurm") as state:
+            started = time.monotonic()
+            proc = run([str(Path(sys.executable).with_name("snakemake")), "--profile", "profiles/slurm-ci",
+                        "--config", "suite=test"], cwd=repo, timeout=1500)
+            wall = time.monotonic() - started
+            logdir = repo / ".snakemake" / "slurm_logs"
+            logs = sorted(logdir.rglob("*.log"))
+            controller = (state / "slurmctld.log").read_text()
+    except Unavailable as exc:
+        pytest.skip(f"no single-node SLURM here: {exc}")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    summary = read_json(repo / "results/test/summary.json")
+    jsonschema.validate(summary, read_json(repo / "configs/schema/summary.schema.json"))
+    assert {c["task"] for c in summary["cells"]} >= {"ticket_routing", "ticket_product", "ifbench", "humaneval"}
+    # every job went through sbatch: one SLURM log per job, and the controller saw them
+    submitted = {p.relative_to(logdir).parts[0] for p in logs}
+    assert {"rule_predictions_generate", "rule_adapter_train", "rule_lm_eval_run", "rule_summary_build"} <= submitted
+    assert len(re.findall(r"_job_complete: JobId=\d+ done", controller)) == len(logs) > 20
+    print(f"SLURM run: {len(logs)} jobs in {wall:.0f} s")
+
+
+def test_the_slurm_profiles_keep_site_values_in_the_profile_only():
+    from conftest import ROOT
+
+    real = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    assert real["executor"] == "slurm" and real["software-deployment-method"] == "conda"
+    assert set(real["default-resources"]) >= {"slurm_account", "slurm_partition", "runtime", "mem_mb"}
+    ci = yaml.safe_load((ROOT / "profiles/slurm-ci/config.yaml").read_text())
+    assert ci["slurm-status-command"] == "squeue"  # no accounting database on the CI cluster
+    rules = "".join(p.read_text() for p in (ROOT / "rules").glob("*.smk"))
+    assert "slurm_account" not in rules and "slurm_partition" not in rules
