@@ -78,7 +78,7 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 def _pid(path: Path, timeout: float = 20) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(FileNotFoundError, ValueError):
+        with contextlib.suppress(FileNotFoundError, ValueError, IndexError):  # not written yet
             return int(path.read_text().split()[0])
         time.sleep(0.2)
     raise Unavailable(f"{path} never appeared")
