@@ -68,10 +68,6 @@ def materialize_model(source: dict, out_dir: str | Path, *, root: str | Path = "
         if not folder.is_dir():
             raise SourceError(f"model folder {folder} does not exist", file=model_file,
                               field="source.path", fix="point source.path at an HF model folder")
-    if backend == "llamacpp" and gguf is None:
-        raise SourceError("backend llamacpp runs a GGUF file and this source names none", file=model_file,
-                          field="source.gguf_file" if kind != "package" else "source.path",
-                          fix="name the .gguf file (gguf_file:), or use backend transformers for an HF folder")
     if gguf is None and not has_weights(folder):
         raise SourceError(f"{folder} has no config.json and weights (*.safetensors)", file=model_file,
                           field="source.path",

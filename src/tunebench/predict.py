@@ -48,25 +48,21 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, pro
     conversations = [template.messages(item, examples, task.labels) for item in items]
     desc = f"{system}/{task.name}/{prompting}"
     t0 = time.perf_counter()
-    if model.is_api:
-        from tunebench.backends.openai_backend import OpenAIBackend
+    if model.is_api or model.backend == "llamacpp":  # whole conversations in, the server's / GGUF's template
+        if model.is_api:
+            from tunebench.backends.openai_backend import OpenAIBackend
 
-        src = model.source
-        backend = OpenAIBackend(base_url=src["base_url"], model=src["model"],
-                                api_key_env=src.get("api_key_env", "OPENAI_API_KEY"),
-                                concurrency=model.spec["concurrency"], stream=model.spec["stream"],
-                                cache_dir=Path("resources") / "api_cache" / model.name)
-        load_s = 0.0
-        prompts = [json.dumps(c, ensure_ascii=False) for c in conversations]  # what was sent, for its hash
-        t0 = time.perf_counter()
-        outputs = backend.complete(conversations, max_new_tokens=gen["max_new_tokens"], stop=gen["stop"] or None,
-                                   progress=progress, desc=desc)
-    elif model.backend == "llamacpp":
-        from tunebench.backends.llamacpp_backend import LlamaCppBackend
+            src = model.source
+            backend = OpenAIBackend(base_url=src["base_url"], model=src["model"],
+                                    api_key_env=src.get("api_key_env", "OPENAI_API_KEY"),
+                                    concurrency=model.spec["concurrency"], stream=model.spec["stream"],
+                                    cache_dir=Path("resources") / "api_cache" / model.name)
+        else:
+            from tunebench.backends.llamacpp_backend import LlamaCppBackend
 
-        backend = LlamaCppBackend(Path(model_dir) / GGUF_NAME, threads=threads, n_ctx=model.max_input_tokens)
+            backend = LlamaCppBackend(Path(model_dir) / GGUF_NAME, threads=threads, n_ctx=model.max_input_tokens)
         load_s = time.perf_counter() - t0
-        prompts = [json.dumps(c, ensure_ascii=False) for c in conversations]  # the GGUF's template renders them
+        prompts = [json.dumps(c, ensure_ascii=False) for c in conversations]  # what was sent, for its hash
         t0 = time.perf_counter()
         outputs = backend.complete(conversations, max_new_tokens=gen["max_new_tokens"], stop=gen["stop"] or None,
                                    progress=progress, desc=desc)

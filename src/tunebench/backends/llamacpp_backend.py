@@ -10,23 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
+from tunebench.backends.transformers_backend import Generation
 from tunebench.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install -e '.[llamacpp]' (builds llama.cpp once, ~10 min on 2 cores)"
-
-
-@dataclass(frozen=True)
-class Generation:
-    text: str
-    tokens_in: int
-    tokens_out: int
-    latency_s: float  # wall time of this item (llama.cpp answers one item at a time)
-    batch_size: int = 1
 
 
 def available() -> bool:
@@ -68,5 +59,5 @@ class LlamaCppBackend:
                             usage["prompt_tokens"], max_new_tokens, self.n_ctx)
             out.append(Generation(text=r["choices"][0]["message"]["content"] or "",
                                   tokens_in=usage["prompt_tokens"], tokens_out=usage["completion_tokens"],
-                                  latency_s=round(time.perf_counter() - t0, 4)))
+                                  latency_s=round(time.perf_counter() - t0, 4), batch_size=1))
         return out

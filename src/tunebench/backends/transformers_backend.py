@@ -25,6 +25,22 @@ class Generation:
     batch_size: int
 
 
+def render_messages(tokenizer, messages: list[dict], use_chat_template: bool) -> str:
+    """The exact text the model sees (shared by the backends that hold an HF tokenizer)."""
+    if use_chat_template:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return "\n\n".join(m["content"] for m in messages) + "\n"
+
+
+def check_lengths(lengths: list[int], max_input_tokens: int) -> None:
+    """Prompts longer than the model's limit are an error, never silently truncated."""
+    too_long = [i for i, n in enumerate(lengths) if n > max_input_tokens]
+    if too_long:
+        raise ConfigError(f"{len(too_long)} prompt(s) exceed max_input_tokens={max_input_tokens} "
+                          f"(longest {max(lengths)} tokens)", field="max_input_tokens",
+                          fix="raise max_input_tokens in the model's config, or use fewer shots")
+
+
 class TransformersBackend:
     name = "transformers"
 
@@ -54,9 +70,7 @@ class TransformersBackend:
 
     def render(self, messages: list[dict]) -> str:
         """The exact text the model sees."""
-        if self.use_chat_template:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return "\n\n".join(m["content"] for m in messages) + "\n"
+        return render_messages(self.tokenizer, messages, self.use_chat_template)
 
     def generate(self, prompts: list[str], *, max_new_tokens: int, stop: list[str],
                  batch_size: int, progress: bool = True, desc: str = "predict",
@@ -76,11 +90,7 @@ class TransformersBackend:
         tok = self.tokenizer
         ids = tok(prompts, add_special_tokens=False)["input_ids"]
         lengths = [len(x) for x in ids]
-        too_long = [i for i, n in enumerate(lengths) if n > self.max_input_tokens]
-        if too_long:
-            raise ConfigError(f"{len(too_long)} prompt(s) exceed max_input_tokens={self.max_input_tokens} "
-                              f"(longest {max(lengths)} tokens)", field="max_input_tokens",
-                              fix="raise max_input_tokens in the model's config, or use fewer shots")
+        check_lengths(lengths, self.max_input_tokens)
         n_prefix = shared_prefix_length(ids) if share_prefix and len(ids) > 1 else 0
         if n_prefix < MIN_SHARED_PREFIX:
             n_prefix = 0

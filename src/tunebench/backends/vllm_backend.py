@@ -12,7 +12,7 @@ import logging
 import time
 from pathlib import Path
 
-from tunebench.backends.transformers_backend import Generation
+from tunebench.backends.transformers_backend import Generation, check_lengths, render_messages
 from tunebench.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,7 @@ class VLLMBackend:
         self.last_prefix = {"tokens": None}  # vLLM's own prefix caching handles shared prefixes
 
     def render(self, messages: list[dict]) -> str:
-        if self.use_chat_template:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return "\n\n".join(m["content"] for m in messages) + "\n"
+        return render_messages(self.tokenizer, messages, self.use_chat_template)
 
     def generate(self, prompts: list[str], *, max_new_tokens: int, stop: list[str], batch_size: int,
                  progress: bool = True, desc: str = "predict") -> list[Generation]:
@@ -55,11 +53,7 @@ class VLLMBackend:
 
             lora = LoRARequest("adapter", 1, str(self.adapter_dir))
         lengths = [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
-        too_long = [i for i, n in enumerate(lengths) if n > self.max_input_tokens]
-        if too_long:
-            raise ConfigError(f"{len(too_long)} prompt(s) exceed max_input_tokens={self.max_input_tokens} "
-                              f"(longest {max(lengths)})", field="max_input_tokens",
-                              fix="raise max_input_tokens in the model's config or use fewer shots")
+        check_lengths(lengths, self.max_input_tokens)
         params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=stop or None, seed=0)
         t0 = time.perf_counter()
         outputs = self.llm.generate(prompts, params, use_tqdm=progress, lora_request=lora)
