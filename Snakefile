@@ -21,9 +21,14 @@ include: "rules/lm_eval.smk"
 include: "rules/gate.smk"
 include: "rules/report.smk"
 include: "rules/summary.smk"
+include: "rules/hub.smk"
 
 
 rule all:
     input:
         f"{RESULTS}/summary.json",
     default_target: True
+
+
+onsuccess:
+    push_after_run()

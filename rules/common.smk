@@ -11,6 +11,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from tunebench.baseline import load_baseline  # noqa: E402
 from tunebench.config import System, load_project  # noqa: E402
 from tunebench.errors import TunebenchError  # noqa: E402
+from tunebench.hub import HubSettings  # noqa: E402
 
 CONFIG_FILE = ", ".join(map(str, workflow.configfiles)) or "configs/config.yaml"
 
@@ -25,14 +26,11 @@ except TunebenchError as exc:
 validate(config, "../configs/schema/config.schema.yaml")
 
 RESULTS = PROJECT.results_dir
+HUB = HubSettings.from_config(config)  # rules/hub.smk
 MAX_ITEMS = PROJECT.suite["max_eval_items"]
 SYSTEMS = PROJECT.systems  # base models, then base + LoRA adapter per (model, task, train size)
 # where each model's weights live: an HF folder (transformers, vLLM) or the GGUF as shipped (llama.cpp)
-MODEL_DIRS = {
-    name: f"resources/gguf/{name}" if spec.backend == "llamacpp" else f"resources/models/{name}"
-    for name, spec in PROJECT.models.items()
-    if not spec.is_api
-}
+MODEL_DIRS = {name: PROJECT.model_dir(name) for name in PROJECT.models if PROJECT.model_dir(name)}
 TRAIN_GPUS = 1 if PROJECT.training and PROJECT.training["trainer"] == "unsloth" else 0
 TRAIN_ENV = "../envs/train-unsloth.yaml" if TRAIN_GPUS else "../envs/train-cpu.yaml"
 
@@ -201,3 +199,17 @@ def get_system_score_files(wildcards):
 
 def get_score_files(wildcards):
     return [f for name, system in SYSTEMS.items() for f in score_files_of(name, system)]
+
+
+def push_after_run():
+    """hub.push_on_success: after every successful run, push (a no-op when nothing changed)."""
+    if not HUB.push_on_success:
+        return
+    from tunebench.hub import HubSkip, push
+
+    try:
+        push(workflow.basedir, PROJECT, HUB)
+    except HubSkip as why:
+        print(f"tunebench: hub push skipped: {why}", file=sys.stderr)
+    except TunebenchError as exc:
+        print(f"tunebench: the run succeeded but the hub push failed: {exc}", file=sys.stderr)

@@ -1,11 +1,11 @@
 """Rule adapter_merge: base model + LoRA adapter -> one merged model folder."""
-from tunebench.job import run_job
+from tunebench.job import model_input, run_job
 
 
 def main(sm):
     from tunebench.training import merge_adapter
 
-    merge_adapter(sm.input.model, sm.input.adapter, sm.output[0])
+    merge_adapter(model_input(sm), sm.input.adapter, sm.output[0])
 
 
 run_job(snakemake, main)  # noqa: F821

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from tunebench.config import System
-from tunebench.job import load_job_project, run_job
+from tunebench.job import load_job_project, model_input, run_job
 
 
 def main(sm):
@@ -10,13 +10,14 @@ def main(sm):
 
     model = load_job_project(sm).models[System.parse(sm.wildcards.system).model]
     adapter = sm.input.get("adapter")
+    model_dir = model_input(sm)
 
     spec, limit = sm.params.run["spec"], sm.params.run["limit"]
     # A local benchmark's rows were checked when the workflow loaded its config.
     data_files = {role: str(Path(sm.input[role]).resolve()) for role in ("test", "fewshot")
                   if role in sm.input.keys()}
-    run_lm_eval(benchmark=sm.wildcards.benchmark, spec=spec, model_dir=sm.input.model, adapter_dir=adapter,
-                model=vllm_model(sm.input.model, adapter, model.dtype) if model.backend == "vllm" else None,
+    run_lm_eval(benchmark=sm.wildcards.benchmark, spec=spec, model_dir=model_dir, adapter_dir=adapter,
+                model=vllm_model(model_dir, adapter, model.dtype) if model.backend == "vllm" else None,
                 out_dir=sm.output[0],
                 nltk_dir="resources/nltk_data", cache_dir=sm.params.cache_dir, limit=limit, threads=sm.threads,
                 stall_timeout_s=sm.config["watchdog"]["stall_timeout_s"], log_path=sm.log[0],

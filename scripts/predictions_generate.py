@@ -1,5 +1,5 @@
 """Rule predictions_generate: one cell's predictions (system x task x prompting)."""
-from tunebench.job import load_job_project, run_job
+from tunebench.job import load_job_project, model_input, run_job
 
 
 def main(sm):
@@ -8,7 +8,7 @@ def main(sm):
     project = load_job_project(sm)
     generate_predictions(
         task=project.tasks[sm.wildcards.task], model=project.models[sm.params.model],
-        model_dir=sm.input.model or None, prompt_spec=project.prompts[sm.wildcards.task],
+        model_dir=model_input(sm), prompt_spec=project.prompts[sm.wildcards.task],
         train_path=sm.input.train, test_path=sm.input.test, shots=sm.params.shots,
         fewshot_seed=sm.params.fewshot_seed, max_items=sm.params.max_items, threads=sm.threads,
         out_rows=sm.output.rows, out_meta=sm.output.meta, system=sm.wildcards.system,

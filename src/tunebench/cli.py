@@ -7,6 +7,9 @@
     tunebench publish (--to DIR | --gh-pages [--branch gh-pages] [--push REMOTE]) [--site results/site]
         copy the built dashboard to a folder, or commit it as the whole tree of a branch (after
         checking that no credential from the environment is in it)
+    tunebench hub (push | pull) [--suite demo] [--configfile F ...]
+        the same as `snakemake hub_push` / `hub_pull` without the workflow around them: push what
+        exists now (safe any time), or pull a suite onto this host (config `hub`, token from HF_TOKEN)
 """
 
 from __future__ import annotations
@@ -72,6 +75,38 @@ def _publish(args) -> int:
     return 0
 
 
+def _hub(args) -> int:
+    import logging
+
+    from snakemake.utils import update_config
+
+    from tunebench.config import _rel, load_project, read_yaml
+    from tunebench.hub import HubSkip, pull, push
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    root = Path(args.root).resolve()
+    files = [Path(f) if Path(f).is_absolute() else root / f for f in args.configfile or ["configs/config.yaml"]]
+    config: dict = {}
+    for path in files:
+        update_config(config, read_yaml(path, _rel(root, path.resolve())) or {})
+    if args.suite:
+        config["suite"] = args.suite
+    project = load_project(root, config, ", ".join(_rel(root, p.resolve()) for p in files))
+    try:
+        if args.direction == "push":
+            report = push(root, project)
+            print(f"pushed {report.uploaded} changed of {report.files} files to {report.repo}"
+                  + (f" at {report.commit[:12]}" if report.commit else " (nothing changed)"))
+        else:
+            got = pull(root, project)
+            print(f"pulled {len(got.downloaded)} files from {got.repo}; {len(got.same)} outputs already here; "
+                  f"{len(got.kept)} of yours kept")
+    except HubSkip as why:
+        print(f"tunebench: hub {args.direction} skipped: {why}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tunebench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -95,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     publish.add_argument("--push", metavar="REMOTE", help="push the branch to this remote (default: do not push)")
     publish.add_argument("--site", default="results/site", help="the built site (default: results/site)")
     publish.set_defaults(run=_publish)
+    hub = sub.add_parser("hub", help="push a suite's artifacts to the configured Hub repo, or pull them here")
+    hub.add_argument("direction", choices=["push", "pull"])
+    hub.add_argument("--suite", help="the suite (default: the config's `suite`)")
+    hub.add_argument("--configfile", nargs="+", help="config file(s), as for snakemake (default: configs/config.yaml)")
+    hub.set_defaults(run=_hub)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

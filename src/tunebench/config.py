@@ -130,6 +130,14 @@ class Project:
                     out[name] = System(name=name, model=model, task=task, train_size=size)
         return out
 
+    def model_dir(self, name: str) -> str | None:
+        """Where a model's weights live: an HF folder (transformers, vLLM), the GGUF as shipped
+        (llama.cpp), none for an API model."""
+        spec = self.models[name]
+        if spec.is_api:
+            return None
+        return f"resources/gguf/{name}" if spec.backend == "llamacpp" else f"resources/models/{name}"
+
     @property
     def results_dir(self) -> str:
         return self.suite["results_dir"].rstrip("/")
@@ -154,10 +162,11 @@ class Project:
         return [f"{k}shot" for k in self.shots]
 
     def fingerprint(self) -> str:
-        """Hash of everything configured: config, task and model specs, prompt templates."""
+        """Hash of everything configured: config, task and model specs, prompt templates (not `hub`:
+        where results are kept is not what they are)."""
         blob = json.dumps(
             {
-                "config": self.config,
+                "config": {k: v for k, v in self.config.items() if k != "hub"},
                 "tasks": {n: t.spec for n, t in sorted(self.tasks.items())},
                 "models": {n: m.spec for n, m in sorted(self.models.items())},
                 "prompts": {n: p for n, p in sorted(self.prompts.items())},

@@ -26,6 +26,17 @@ def load_job_project(snakemake):
     return load_project(project_root(snakemake), dict(snakemake.config))
 
 
+def model_input(snakemake) -> str | None:
+    """The rule's `model` input with its weights in place (a folder pulled from the Hub gets them
+    rebuilt from its source on first use); None for an API model."""
+    folder = snakemake.input.get("model")
+    if not folder:
+        return None
+    from tunebench.models import ensure_weights
+
+    return str(ensure_weights(folder, root=project_root(snakemake)))
+
+
 def run_job(snakemake, body: Callable) -> None:
     threads = str(max(1, int(getattr(snakemake, "threads", 1) or 1)))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -39,7 +50,7 @@ def run_job(snakemake, body: Callable) -> None:
         handlers.append(logging.FileHandler(snakemake.log[0], mode="a", encoding="utf-8"))
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    for noisy in ("httpx", "urllib3", "filelock"):
+    for noisy in ("httpx", "httpx2", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     started = time.perf_counter()
     try:

@@ -9,8 +9,12 @@ GGUF can be neither saved nor trained as is, and reloading the saved folder take
 
 from __future__ import annotations
 
+import fcntl
+import fnmatch
 import logging
+import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +27,11 @@ log = logging.getLogger(__name__)
 MODEL_MANIFEST = "tunebench_model.json"
 GGUF_NAME = "model.gguf"  # backend llamacpp: the GGUF as shipped, not dequantized
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
+
+
+def is_weight_file(name: str) -> bool:
+    """The big files of a model folder (what hub sync leaves out and ensure_weights rebuilds)."""
+    return name == GGUF_NAME or any(fnmatch.fnmatch(name, p) for p in WEIGHT_PATTERNS)
 
 
 def has_weights(folder: Path) -> bool:
@@ -93,3 +102,40 @@ def materialize_model(source: dict, out_dir: str | Path, *, root: str | Path = "
         write_json(tmp / MODEL_MANIFEST, manifest)
     log.info("model ready in %s (%.1f s)", out_dir, time.time() - started)
     return manifest
+
+
+def ensure_weights(model_dir: str | Path, *, root: str | Path = ".", model_file: str | None = None) -> Path:
+    """A model folder pulled from the Hub (tunebench.hub) carries its manifest, config and tokenizer
+    but not its weights: the first job that needs them rebuilds them here from the manifest's
+    source, once (under a lock), and checks they are the same file the results were made with.
+    The folder's Snakemake timestamp is untouched, so nothing downstream looks out of date."""
+    from tunebench.atomic import read_json
+
+    folder = Path(model_dir)
+    manifest = read_json(folder / MODEL_MANIFEST)
+    llamacpp = manifest.get("backend") == "llamacpp"
+
+    def ready() -> bool:
+        return (folder / GGUF_NAME).is_file() if llamacpp else has_weights(folder)
+
+    if ready():
+        return folder
+    with open(folder / ".tunebench-weights.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel jobs: one rebuilds, the others wait
+        if ready():
+            return folder
+        log.info("%s has no weights (it came from a hub pull): rebuilding them from its source", folder)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.weights.", dir=folder.parent))
+        try:
+            fresh = materialize_model(manifest["source"], staging / "model", root=root, dtype=manifest["dtype"],
+                                      model_file=model_file, backend="llamacpp" if llamacpp else "transformers")
+            if fresh.get("gguf_sha256") != manifest.get("gguf_sha256"):
+                raise SourceError(f"the source of {folder} is another file than the one its results were made "
+                                  "with (gguf_sha256 differs)", file=model_file, field="source",
+                                  fix=f"rebuild it and what depends on it: snakemake --forcerun {folder}")
+            for item in sorted((staging / "model").iterdir()):
+                if is_weight_file(item.name):
+                    os.replace(item, folder / item.name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return folder
