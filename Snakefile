@@ -1,9 +1,19 @@
 # tunebench: did fine-tuning help, what did it break, is it worth it.
 #   snakemake --cores 2 results/summary.json               the embedded default (suite demo)
 #   snakemake --cores 2 --config suite=test                a few items, into results/test/
+import sys
+
 from snakemake.utils import min_version
 
+from tunebench.config import read_yaml
+from tunebench.errors import TunebenchError
+
 min_version("9.0")
+
+try:  # a YAML mistake gets its line and a fix (Snakemake's own message names neither)
+    read_yaml(f"{workflow.basedir}/configs/config.yaml", "configs/config.yaml")
+except TunebenchError as exc:
+    sys.exit(f"tunebench: {exc}")
 
 
 configfile: "configs/config.yaml"

@@ -358,6 +358,24 @@ def load_prompt(root: Path, path: Path, schema: dict) -> dict:
     return doc
 
 
+def _check_model_folder(root: Path, src: dict, shown: str) -> None:
+    """A local model folder must hold weights (or the GGUF it names) before any job is planned."""
+    from tunebench.models import has_weights
+
+    folder = Path(src["path"]) if Path(src["path"]).is_absolute() else root / src["path"]
+    if not folder.is_dir():
+        raise ConfigError(f"model folder {src['path']} does not exist", file=shown, field="source.path",
+                          fix="point source.path at an HF model folder (written by save_pretrained)")
+    if src.get("gguf_file"):
+        if not (folder / src["gguf_file"]).is_file():
+            raise ConfigError(f"{src['path']} has no {src['gguf_file']}", file=shown, field="source.gguf_file",
+                              fix="name a .gguf file in that folder")
+    elif not has_weights(folder):
+        raise ConfigError(f"model folder {src['path']} has no config.json and weights (*.safetensors)", file=shown,
+                          field="source.path", fix="save the model there with save_pretrained, or set gguf_file "
+                                                   "to convert a GGUF in that folder")
+
+
 def load_project(root: str | Path, config: dict, config_file: str = "configs/config.yaml") -> Project:
     root = Path(root).resolve()
     check_schema(config, load_schema(root, "config.schema.yaml"), config_file)
@@ -413,6 +431,10 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
             train_sizes=tuple(doc["train_sizes"]), prompt_file=prompt_path, parser=parser,
             metrics=tuple(metrics), generation=doc["generation"], file=path, spec=doc,
         )
+        if src["kind"] == "local":
+            from tunebench.prepare import check_local_source
+
+            check_local_source(tasks[name], root, load_schema(root, "row.schema.json"))
 
     models = {}
     for name, path, doc, shown in _checked_docs(root, MODEL_DIR, config["models"], "model", config_file,
@@ -433,6 +455,9 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
             if not available():
                 raise ConfigError("backend llamacpp needs llama-cpp-python, which is not installed", file=shown,
                                   field="backend", fix=INSTALL_HINT)
+        src = doc["source"]
+        if src["kind"] == "local":
+            _check_model_folder(root, src, shown)
         models[name] = Model(
             name=name, source=doc["source"], backend=doc["backend"], dtype=doc["dtype"],
             chat_template=doc["chat_template"], batch_size=doc["batch_size"],

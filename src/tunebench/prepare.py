@@ -107,27 +107,54 @@ def capped_subset(rows: list[dict], n: int, seed: int, stratify: bool) -> list[d
     return [r for r in rows if r["id"] in chosen]
 
 
-def prepare_splits(task: Task, raw_dir: str | Path, out_paths: dict[str, str], manifest_path: str,
-                   row_schema: dict) -> dict:
-    raw_dir = Path(raw_dir)
-    raw_rows = read_raw(raw_dir)
-    raw_name = str(raw_dir)
+def check_rows(task: Task, raw_rows: list[dict], raw_name: str, row_schema: dict, refetch: str) -> list[dict]:
+    """Every check of a task's raw rows (count, columns, schema, labels, ids): the prepared rows."""
     if not raw_rows:
         raise DataError("the raw data has no rows", file=raw_name, field="source",
-                        fix=f"check the source in {task.file.name}, then delete {raw_dir} and rerun")
+                        fix=f"check the source in {task.file.name}, then {refetch}")
     if task.expected_rows is not None and len(raw_rows) != task.expected_rows:
         raise DataError(
             f"raw data has {len(raw_rows)} rows but the task expects {task.expected_rows} "
             f"(truncated or stale download?)", file=raw_name, field="expected_rows",
-            fix=f"delete {raw_dir} and rerun to fetch it again, or correct expected_rows in {task.file.name}",
+            fix=f"{refetch}, or correct expected_rows in {task.file.name}",
         )
-    rows = to_rows(task, raw_rows, raw_name, row_schema)
+    return to_rows(task, raw_rows, raw_name, row_schema)
+
+
+def check_local_source(task: Task, root: Path, row_schema: dict) -> None:
+    """A task whose rows are a local file is checked when the workflow loads, before any job: bad
+    rows would otherwise stop the run only after the model work had started beside them."""
+    from tunebench.sources import FORMATS, _format_of, read_file_rows
+
+    path = Path(task.source["path"])
+    path = path if path.is_absolute() else root / path
+    shown = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    if not path.exists():
+        raise DataError(f"local data {shown} does not exist", file=str(task.file.relative_to(root))
+                        if task.file.is_relative_to(root) else str(task.file), field="source.path",
+                        fix="point source.path at an existing file or folder (relative to the project)")
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in FORMATS)
+    rows = []
+    for f in files:
+        try:
+            rows += read_file_rows(f, _format_of(f, task.source.get("format")))
+        except DataError as exc:  # name the file as the user wrote it
+            raise DataError(exc.problem, file=str(f.relative_to(root)) if f.is_relative_to(root) else str(f),
+                            field=exc.field, fix=exc.fix) from None
+    check_rows(task, rows, shown, row_schema, refetch=f"fix {shown}")
+
+
+def prepare_splits(task: Task, raw_dir: str | Path, out_paths: dict[str, str], manifest_path: str,
+                   row_schema: dict) -> dict:
+    raw_dir = Path(raw_dir)
+    rows = check_rows(task, read_raw(raw_dir), str(raw_dir), row_schema,
+                      refetch=f"delete {raw_dir} and rerun to fetch it again")
     split = task.split
     stratify = split["stratify"] and task.type == "classification"
     parts = stratified_split(rows, split["val"], split["test"], split["seed"], stratify)
     for name in SPLITS:
         if not parts[name]:
-            raise DataError(f"the {name} split is empty ({len(rows)} rows in all)", file=raw_name,
+            raise DataError(f"the {name} split is empty ({len(rows)} rows in all)", file=str(raw_dir),
                             field="split", fix=f"use more rows or larger split fractions in {task.file.name}")
     if task.labels:
         missing = sorted(set(task.labels) - {r["target"] for r in parts["train"]})

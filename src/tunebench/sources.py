@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from tunebench.atomic import atomic_dir, read_json
-from tunebench.errors import SourceError
+from tunebench.errors import DataError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,21 @@ def read_file_rows(path: Path, fmt: str) -> list[dict]:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8") as fh:
             if fmt == "json":
-                data = json.load(fh)
+                try:
+                    data = json.load(fh)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"not JSON: {exc.msg} at line {exc.lineno}", file=str(path),
+                                    field=f"line {exc.lineno}", fix="fix the JSON (or use format: jsonl)") from None
                 return data if isinstance(data, list) else data.get("data", data.get("rows", []))
-            return [json.loads(line) for line in fh if line.strip()]
+            rows = []
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise DataError(f"line {n} is not JSON ({exc.msg}, column {exc.colno})", file=str(path),
+                                        field=f"line {n}", fix="one JSON object per line; fix or drop that line") from None
+            return rows
     import polars as pl
 
     frame = pl.read_csv(path) if fmt == "csv" else pl.read_parquet(path)
