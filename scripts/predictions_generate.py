@@ -13,6 +13,7 @@ def main(sm):
         fewshot_seed=sm.params.fewshot_seed, max_items=sm.params.max_items, threads=sm.threads,
         out_rows=sm.output.rows, out_meta=sm.output.meta, system=sm.wildcards.system,
         prompting=sm.wildcards.prompting, adapter_dir=sm.input.get("adapter"),
+        stall_timeout_s=sm.config["watchdog"]["stall_timeout_s"],
     )
 
 

@@ -3,6 +3,7 @@ end-to-end test runs the real workflow on the real embedded model."""
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -92,13 +93,26 @@ def wait_for_server(url: str, proc, log: Path, what: str, timeout: float = 120) 
             time.sleep(0.5)
 
 
+# Canary credentials, made per session: in the environment of the real runs, so that only a leak can
+# write them into a log, a result or the site (tests grep for them).
+CANARY_SECRETS = {"HF_TOKEN": "hf_canary" + secrets.token_hex(12), "OPENAI_API_KEY": "sk-canary" + secrets.token_hex(12),
+                  "HUGGING_FACE_HUB_TOKEN": "hf_canary" + secrets.token_hex(12)}
+
+
+def files_containing(text: str, *folders: Path) -> list[str]:
+    """Every file under `folders` whose bytes contain `text`."""
+    return [str(p) for folder in folders if folder.exists() for p in folder.rglob("*")
+            if p.is_file() and not p.is_symlink() and text.encode() in p.read_bytes()]
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Path:
     """The real workflow's `test` suite, run once per session in a copy of the project (the end-to-end
-    tests and the dashboard's browser test both read it)."""
+    tests and the dashboard's browser test both read it), with canary credentials in its environment."""
     import sys
 
     repo = copy_repo(tmp_path_factory.mktemp("e2e") / "repo")
-    proc = run([str(Path(sys.executable).with_name("snakemake")), "--cores", "2", "--config", "suite=test"], cwd=repo)
+    proc = run([str(Path(sys.executable).with_name("snakemake")), "--cores", "2", "--config", "suite=test"], cwd=repo,
+               env=CANARY_SECRETS)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return repo

@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from conftest import copy_repo, run
+from conftest import CANARY_SECRETS, copy_repo, files_containing, run
 from tunebench.atomic import read_json, read_jsonl
 
 pytestmark = pytest.mark.e2e
@@ -101,6 +101,12 @@ def test_test_suite_writes_a_valid_summary_in_its_own_namespace(demo_run):
     assert (repo / "resources/models/smollm2-135m-instruct/model.safetensors").stat().st_size > 400e6
 
 
+def test_credentials_in_the_environment_reach_no_log_result_or_site(demo_run):
+    folders = [demo_run / name for name in ("results", "logs", ".snakemake", "data")]
+    for name, value in CANARY_SECRETS.items():
+        assert files_containing(value, *folders) == [], name
+
+
 def test_second_run_has_nothing_to_do(demo_run):
     assert planned_jobs(demo_run) == []
 
@@ -121,20 +127,64 @@ def test_editing_a_prompt_reruns_only_that_task(demo_run, tmp_path):
     assert all("ticket_routing" not in output for output in cells)
 
 
-def test_two_clean_runs_give_identical_predictions_and_scores(demo_run, tmp_path):
+def outputs_are_whole(results: Path) -> None:
+    """After a kill: every result file there is complete (writes are atomic; leftovers are hidden
+    temporary files that nothing reads)."""
+    for path in results.rglob("*"):
+        if not path.is_file() or any(part.startswith(".") for part in path.relative_to(results).parts):
+            continue
+        if path.suffix == ".json":
+            read_json(path)
+        elif path.suffix == ".jsonl":
+            read_jsonl(path)
+
+
+def test_a_run_killed_at_random_points_resumes_to_the_same_predictions_and_scores(demo_run, tmp_path):
+    """SIGKILL the whole run (snakemake and every job) at random points, then let it finish: nothing
+    half-written is ever taken for a result, and every prediction and score equals the uninterrupted
+    run's. The seed and the kill points are in the failure message (TUNEBENCH_KILL_SEED repeats them)."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import time
+
     repo = demo_run
     first = repo / "results/test"
     kept = tmp_path / "first"
     shutil.copytree(first, kept)
     shutil.rmtree(first)
     shutil.rmtree(repo / "data")
-    snakemake(repo)
+    seed = int(os.environ.get("TUNEBENCH_KILL_SEED") or time.time_ns() % 100_000)
+    rng = random.Random(seed)
+    kills = []
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    for _ in range(3):
+        delay = rng.uniform(4, 60)
+        log = tmp_path / f"killed-{len(kills)}.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen([SNAKEMAKE, "--cores", "2", "--config", "suite=test"], cwd=repo, env=env,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                proc.wait(timeout=delay)
+                break  # it finished first
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        running = re.findall(r"^(?:local)?rule (\w+):", log.read_text(), re.M)
+        kills.append(f"{delay:.0f}s (last started: {running[-1] if running else 'none'})")
+        if first.exists():
+            outputs_are_whole(first)
+        run([SNAKEMAKE, "--unlock", "--config", "suite=test"], cwd=repo)  # what the lock message tells a user
+    why = f"seed {seed}, killed at {kills}"
+    proc = run([SNAKEMAKE, "--cores", "2", "--config", "suite=test"], cwd=repo)
+    assert proc.returncode == 0, why + proc.stderr[-4000:]
     for pred in sorted(kept.glob("predictions/*/*/*.jsonl")):
         again = first / pred.relative_to(kept)
-        assert [deterministic(r) for r in read_jsonl(pred)] == [deterministic(r) for r in read_jsonl(again)]
+        assert [deterministic(r) for r in read_jsonl(pred)] == [deterministic(r) for r in read_jsonl(again)], why
     for score in sorted(kept.glob("scores/*/*/*.json")):
         a, b = read_json(score), read_json(first / score.relative_to(kept))
         a.pop("timing"), b.pop("timing")
-        assert a == b
+        assert a == b, why
     # base: 2 tasks x 2 promptings + ifbench + humaneval; LoRA: its task zero-shot + ifbench + humaneval
     assert len(list(kept.glob("scores/*/*/*.json"))) == 9

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_repo, run
+from conftest import copy_repo, files_containing, run
 from tunebench.atomic import read_jsonl
 from tunebench.hub import check_manifest, sync_files
 
@@ -75,15 +75,6 @@ def planned(proc: subprocess.CompletedProcess) -> bool:
     return "Nothing to be done" not in proc.stdout + proc.stderr
 
 
-def grep(token: str, *folders: Path) -> list[str]:
-    hits = []
-    for folder in folders:
-        for path in folder.rglob("*"):
-            if path.is_file() and token.encode() in path.read_bytes():
-                hits.append(str(path))
-    return hits
-
-
 @pytest.mark.e2e
 def test_standin_push_then_pull_into_an_empty_clone_plans_nothing(demo_run, hub, tmp_path):
     url, store = hub
@@ -132,7 +123,7 @@ def test_standin_push_then_pull_into_an_empty_clone_plans_nothing(demo_run, hub,
     assert "predictions_score" in after and "model_materialize" not in after
     assert "predictions_generate" not in after and "lm_eval_run" not in after and "adapter_train" not in after
 
-    assert grep(TOKEN, demo_run / "results", demo_run / "logs", demo_run / ".snakemake", fresh, store) == []
+    assert files_containing(TOKEN, demo_run / "results", demo_run / "logs", demo_run / ".snakemake", fresh, store) == []
 
 
 def deterministic(row: dict) -> dict:
@@ -208,7 +199,7 @@ def test_standin_pull_keeps_your_differing_outputs_and_restores_missing_ones(pro
     assert (project_copy / "results/scores/m/t/0shot.json").read_text() == '{"mean": 0.9}'
     assert (project_copy / "results/adapters/m/t-8/adapter_config.json").read_text() == "{}"
     assert not list((project_copy / ".snakemake/tunebench-hub").iterdir())  # staging cleaned up
-    assert grep(TOKEN, project_copy, store) == []
+    assert files_containing(TOKEN, project_copy, store) == []
 
 
 def test_the_test_suite_never_syncs_and_offline_or_unreachable_is_a_clear_skip(project_copy, hub, tmp_path):

@@ -96,7 +96,7 @@ def test_snakemake_runs_an_api_model_with_costs_and_agreement_and_a_rerun_costs_
 
     import yaml
 
-    from conftest import copy_repo, run
+    from conftest import CANARY_SECRETS, copy_repo, files_containing, run
     from tunebench.atomic import read_json, read_jsonl
 
     repo = copy_repo(tmp_path / "repo")
@@ -114,9 +114,11 @@ def test_snakemake_runs_an_api_model_with_costs_and_agreement_and_a_rerun_costs_
     snakemake = [str(Path(sys.executable).with_name("snakemake")), "--cores", "2", "--configfile",
                  "configs/config.yaml", "extra.yaml", "--config", "suite=test"]
     before = requests_seen(server)
-    proc = run(snakemake, cwd=repo)
+    proc = run(snakemake, cwd=repo, env=CANARY_SECRETS)  # the client sends OPENAI_API_KEY; nothing keeps it
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert requests_seen(server) - before == 12  # 6 items x (0shot, 5shot)
+    for value in CANARY_SECRETS.values():
+        assert files_containing(value, repo) == []
     summary = read_json(repo / "results/test/summary.json")
     cells = [c for c in summary["cells"] if c["primary"] and c["system"] == "served-tiny"]
     assert {(c["task"], c["prompting"]) for c in cells} == {("ticket_routing", "0shot"), ("ticket_routing", "5shot")}

@@ -115,6 +115,22 @@ def test_huge_allocation_fails_cleanly_and_the_parent_carries_on(problems):
     assert check_completion(problem, problem["canonical_solution"]).passed
 
 
+def test_writing_a_huge_file_is_stopped_at_the_file_size_limit():
+    """2 GB written in 1 MB blocks: the write past file_size_mb fails (EFBIG), the item fails, and
+    the scratch dir with what was written is gone."""
+    before = set(Path(tempfile.gettempdir()).glob("tunebench-sandbox-*"))
+    big = body("""
+        import os
+        with open("big.bin", "wb") as fh:
+            for _ in range(2048):
+                fh.write(b"x" * 1024 * 1024)
+        return os.path.getsize("big.bin")
+    """)
+    result = check_completion(custom("assert candidate() > 0"), big, SandboxLimits(timeout_s=20, wall_s=30))
+    assert not result.passed and "File too large" in result.result, result.result
+    assert set(Path(tempfile.gettempdir()).glob("tunebench-sandbox-*")) == before
+
+
 def test_printed_fake_verdicts_are_not_taken_for_the_real_one():
     code = body("""
         import json, os, sys

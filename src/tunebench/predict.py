@@ -38,7 +38,7 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, pro
                          train_path: str | Path, test_path: str | Path, shots: int, fewshot_seed: int,
                          max_items: int | None, threads: int, out_rows: str, out_meta: str,
                          system: str, prompting: str, progress: bool = True,
-                         adapter_dir: str | Path | None = None) -> dict:
+                         adapter_dir: str | Path | None = None, stall_timeout_s: float | None = None) -> dict:
     started = datetime.now(timezone.utc)
     items = eval_items(test_path, max_items)
     examples = draw_shots(read_jsonl(train_path), shots, fewshot_seed, task.name,
@@ -47,6 +47,7 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, pro
     gen = task.generation
     conversations = [template.messages(item, examples, task.labels) for item in items]
     desc = f"{system}/{task.name}/{prompting}"
+    journal = Path(out_rows).with_name(f".{Path(out_rows).name}.journal")  # finished batches, for a rerun
     t0 = time.perf_counter()
     if model.is_api or model.backend == "llamacpp":  # whole conversations in, the server's / GGUF's template
         if model.is_api:
@@ -82,8 +83,9 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, pro
         load_s = time.perf_counter() - t0
         prompts = [backend.render(c) for c in conversations]
         t0 = time.perf_counter()
+        resumable = {"journal": journal, "stall_timeout_s": stall_timeout_s} if model.backend == "transformers" else {}
         outputs = backend.generate(prompts, max_new_tokens=gen["max_new_tokens"], stop=gen["stop"],
-                                   batch_size=model.batch_size, progress=progress, desc=desc)
+                                   batch_size=model.batch_size, progress=progress, desc=desc, **resumable)
     gen_s = time.perf_counter() - t0
     parse = PARSERS[task.parser]
     rows = []
@@ -119,6 +121,7 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, pro
     }
     write_jsonl(out_rows, rows)
     write_json(out_meta, meta)
+    journal.unlink(missing_ok=True)
     log.info("%s/%s/%s: %d items in %.1f s (%.2f items/s)", system, task.name, prompting,
              len(rows), gen_s, meta["items_per_s"] or 0)
     return meta

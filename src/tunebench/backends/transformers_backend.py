@@ -74,17 +74,24 @@ class TransformersBackend:
 
     def generate(self, prompts: list[str], *, max_new_tokens: int, stop: list[str],
                  batch_size: int, progress: bool = True, desc: str = "predict",
-                 share_prefix: bool = True) -> list[Generation]:
+                 share_prefix: bool = True, journal: str | Path | None = None,
+                 stall_timeout_s: float | None = None) -> list[Generation]:
         """Greedy completions of `prompts`, in input order.
 
         When all prompts start with the same tokens (system message + in-context examples), that
         prefix is run through the model once and its KV cache reused by every batch: padding goes
         between the shared prefix and each item's own tokens, and position ids follow the attention
         mask, so each item sees exactly the positions it would see alone.
+
+        `journal`: finished batches are kept there, and a rerun after a kill or a stall generates
+        only the others (tunebench.resume); `stall_timeout_s`: the watchdog's limit per batch.
         """
         import copy
+        from dataclasses import asdict
 
         from tqdm import tqdm
+
+        from tunebench.resume import Journal, Watchdog, journal_key
 
         torch = self.torch
         tok = self.tokenizer
@@ -104,9 +111,16 @@ class TransformersBackend:
         order = sorted(range(len(prompts)), key=lambda i: (lengths[i], i))
         results: list[Generation | None] = [None] * len(prompts)
         eos_ids = {tok.eos_token_id, tok.pad_token_id}
+        done = Journal(journal, journal_key(prompts, max_new_tokens, stop, batch_size, n_prefix, self.name))
         bar = tqdm(total=len(prompts), desc=desc, unit="item", disable=not progress, mininterval=2)
-        for start in range(0, len(order), batch_size):
+        dog = Watchdog(stall_timeout_s, desc, kept=journal).__enter__()
+        for number, start in enumerate(range(0, len(order), batch_size)):
             batch = order[start:start + batch_size]
+            if number in done.done:
+                for i, kept in done.done[number]:
+                    results[i] = Generation(**kept)
+                bar.update(len(batch))
+                continue
             suffixes = [ids[i][n_prefix:] for i in batch]
             width = max(len(x) for x in suffixes)
             prefix = ids[batch[0]][:n_prefix]
@@ -134,7 +148,10 @@ class TransformersBackend:
                 results[i] = Generation(text=tok.decode(generated[:n_out], skip_special_tokens=True),
                                         tokens_in=lengths[i], tokens_out=n_out,
                                         latency_s=round(elapsed, 4), batch_size=len(batch))
+            done.add(number, [[i, asdict(results[i])] for i in batch])
+            dog.beat()
             bar.update(len(batch))
+        dog.__exit__(None, None, None)
         bar.close()
         return results  # type: ignore[return-value]
 
