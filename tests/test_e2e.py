@@ -177,6 +177,7 @@ def test_a_run_killed_at_random_points_resumes_to_the_same_predictions_and_score
             outputs_are_whole(first)
         run([SNAKEMAKE, "--unlock", "--config", "suite=test"], cwd=repo)  # what the lock message tells a user
     why = f"seed {seed}, killed at {kills}"
+    print(f"kill test: {why}")  # pytest -rP shows it
     proc = run([SNAKEMAKE, "--cores", "2", "--config", "suite=test"], cwd=repo)
     assert proc.returncode == 0, why + proc.stderr[-4000:]
     for pred in sorted(kept.glob("predictions/*/*/*.jsonl")):
