@@ -43,6 +43,22 @@ def test_llamacpp_answers_the_shipped_gguf_greedily_and_repeatably():
 
 
 @needs_llama_cpp
+def test_llamacpp_resumes_from_its_journal_answering_only_the_missing_items(tmp_path, monkeypatch):
+    from tunebench.backends.llamacpp_backend import LlamaCppBackend
+
+    backend = LlamaCppBackend(shipped_gguf(), threads=1, n_ctx=1024)
+    journal = tmp_path / ".0shot.jsonl.journal"
+    first = backend.complete(CONVERSATIONS, max_new_tokens=12, stop=["\n"], progress=False, journal=journal)
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join(lines[:2]) + "\n")  # killed after the first item
+    calls = []
+    real = backend._answer
+    monkeypatch.setattr(backend, "_answer", lambda *a: calls.append(1) or real(*a))
+    again = backend.complete(CONVERSATIONS, max_new_tokens=12, stop=["\n"], progress=False, journal=journal)
+    assert len(calls) == 2 and [g.text for g in again] == [g.text for g in first]
+
+
+@needs_llama_cpp
 def test_llama_cpp_server_is_an_openai_endpoint_for_the_openai_backend(tmp_path):
     """llama-cpp-python's server (a real process) serving the shipped GGUF on 127.0.0.1."""
     from test_openai_backend import free_port

@@ -65,8 +65,9 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, pro
         load_s = time.perf_counter() - t0
         prompts = [json.dumps(c, ensure_ascii=False) for c in conversations]  # what was sent, for its hash
         t0 = time.perf_counter()
+        resumable = {} if model.is_api else {"journal": journal, "stall_timeout_s": stall_timeout_s}  # API: its cache
         outputs = backend.complete(conversations, max_new_tokens=gen["max_new_tokens"], stop=gen["stop"] or None,
-                                   progress=progress, desc=desc)
+                                   progress=progress, desc=desc, **resumable)
     else:
         if model.backend == "vllm":
             from tunebench.backends.vllm_backend import VLLMBackend

@@ -45,19 +45,36 @@ class LlamaCppBackend:
         self.chat_template = self.llm.metadata.get("tokenizer.chat_template")
 
     def complete(self, conversations: list[list[dict]], *, max_new_tokens: int, stop: list[str] | None,
-                 progress: bool = True, desc: str = "predict") -> list[Generation]:
+                 progress: bool = True, desc: str = "predict", journal: str | Path | None = None,
+                 stall_timeout_s: float | None = None) -> list[Generation]:
+        """One greedy answer per conversation; `journal` keeps finished items for a rerun after a
+        kill or a stall, `stall_timeout_s` is the watchdog's limit per item (tunebench.resume)."""
+        from dataclasses import asdict
+
         from tqdm import tqdm
 
+        from tunebench.resume import Journal, Watchdog, journal_key
+
+        done = Journal(journal, journal_key(conversations, max_new_tokens, stop, self.name))
         out = []
-        for messages in tqdm(conversations, desc=desc, unit="item", disable=not progress):
-            t0 = time.perf_counter()
-            r = self.llm.create_chat_completion(messages=messages, max_tokens=max_new_tokens, temperature=0.0,
-                                                top_k=1, seed=0, stop=stop or None)
-            usage = r["usage"]
-            if usage["prompt_tokens"] + max_new_tokens > self.n_ctx:
-                log.warning("prompt of %d tokens + %d new may exceed the context of %d",
-                            usage["prompt_tokens"], max_new_tokens, self.n_ctx)
-            out.append(Generation(text=r["choices"][0]["message"]["content"] or "",
-                                  tokens_in=usage["prompt_tokens"], tokens_out=usage["completion_tokens"],
-                                  latency_s=round(time.perf_counter() - t0, 4), batch_size=1))
+        with Watchdog(stall_timeout_s, desc, kept=journal) as dog:
+            for number, messages in enumerate(tqdm(conversations, desc=desc, unit="item", disable=not progress)):
+                if number in done.done:
+                    out.append(Generation(**done.done[number]))
+                    continue
+                out.append(self._answer(messages, max_new_tokens, stop))
+                done.add(number, asdict(out[-1]))
+                dog.beat()
         return out
+
+    def _answer(self, messages: list[dict], max_new_tokens: int, stop: list[str] | None) -> Generation:
+        t0 = time.perf_counter()
+        r = self.llm.create_chat_completion(messages=messages, max_tokens=max_new_tokens, temperature=0.0,
+                                            top_k=1, seed=0, stop=stop or None)
+        usage = r["usage"]
+        if usage["prompt_tokens"] + max_new_tokens > self.n_ctx:
+            log.warning("prompt of %d tokens + %d new may exceed the context of %d",
+                        usage["prompt_tokens"], max_new_tokens, self.n_ctx)
+        return Generation(text=r["choices"][0]["message"]["content"] or "",
+                          tokens_in=usage["prompt_tokens"], tokens_out=usage["completion_tokens"],
+                          latency_s=round(time.perf_counter() - t0, 4), batch_size=1)
