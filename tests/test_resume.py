@@ -39,6 +39,12 @@ def test_a_resumed_cell_generates_only_the_missing_batches_and_matches(tiny_llam
     other = backend.generate([p + "!" for p in PROMPTS], **settings, journal=journal)
     assert len(calls) == 4 and len(other) == 7
 
+    calls.clear()  # the same prompts, other weights (a rebuilt model, a retrained adapter): neither
+    backend.generate(PROMPTS, **settings, journal=journal)
+    (tiny_llama_dir / "config.json").touch()
+    backend.generate(PROMPTS, **settings, journal=journal)
+    assert len(calls) == 8
+
 
 def test_the_watchdog_stops_a_stalled_job_and_says_what_is_kept(tmp_path):
     code = ("import time\nfrom tunebench.resume import Watchdog\n"

@@ -31,6 +31,19 @@ def journal_key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def weights_identity(*paths: str | Path | None) -> list:
+    """What identifies the weights a journal's batches came from (a retrained adapter or a rebuilt
+    model must not reuse them): name, size and modification time of every file in those folders."""
+    out = []
+    for path in paths:
+        if path is None:
+            continue
+        path = Path(path)
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        out += [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    return out
+
+
 class Journal:
     def __init__(self, path: str | Path | None, key: str):
         self.path = Path(path) if path else None

@@ -53,9 +53,10 @@ class LlamaCppBackend:
 
         from tqdm import tqdm
 
-        from tunebench.resume import Journal, Watchdog, journal_key
+        from tunebench.resume import Journal, Watchdog, journal_key, weights_identity
 
-        done = Journal(journal, journal_key(conversations, max_new_tokens, stop, self.name))
+        done = Journal(journal, journal_key(conversations, max_new_tokens, stop, self.name,
+                                            weights_identity(self.gguf_path)) if journal else "")
         out = []
         with Watchdog(stall_timeout_s, desc, kept=journal) as dog:
             for number, messages in enumerate(tqdm(conversations, desc=desc, unit="item", disable=not progress)):

@@ -67,6 +67,7 @@ class TransformersBackend:
         self.model.to(self.device).eval()
         self.use_chat_template = chat_template and self.tokenizer.chat_template is not None
         self.max_input_tokens = max_input_tokens
+        self.weights = (model_dir, adapter_dir, dtype)  # what a journal's batches must come from
 
     def render(self, messages: list[dict]) -> str:
         """The exact text the model sees."""
@@ -91,7 +92,7 @@ class TransformersBackend:
 
         from tqdm import tqdm
 
-        from tunebench.resume import Journal, Watchdog, journal_key
+        from tunebench.resume import Journal, Watchdog, journal_key, weights_identity
 
         torch = self.torch
         tok = self.tokenizer
@@ -111,7 +112,8 @@ class TransformersBackend:
         order = sorted(range(len(prompts)), key=lambda i: (lengths[i], i))
         results: list[Generation | None] = [None] * len(prompts)
         eos_ids = {tok.eos_token_id, tok.pad_token_id}
-        done = Journal(journal, journal_key(prompts, max_new_tokens, stop, batch_size, n_prefix, self.name))
+        done = Journal(journal, journal_key(prompts, max_new_tokens, stop, batch_size, n_prefix, self.name,
+                                            self.weights[2], weights_identity(*self.weights[:2])) if journal else "")
         bar = tqdm(total=len(prompts), desc=desc, unit="item", disable=not progress, mininterval=2)
         dog = Watchdog(stall_timeout_s, desc, kept=journal).__enter__()
         for number, start in enumerate(range(0, len(order), batch_size)):
