@@ -78,21 +78,13 @@ def _publish(args) -> int:
 def _hub(args) -> int:
     import logging
 
-    from snakemake.utils import update_config
-
-    from tunebench.config import _rel, load_project, read_yaml
+    from tunebench.config import load_project_from_file
     from tunebench.hub import HubSkip, pull, push
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     root = Path(args.root).resolve()
-    files = [Path(f) if Path(f).is_absolute() else root / f for f in args.configfile or ["configs/config.yaml"]]
-    config: dict = {}
-    for path in files:
-        update_config(config, read_yaml(path, _rel(root, path.resolve())) or {})
-    if args.suite:
-        config["suite"] = args.suite
-    project = load_project(root, config, ", ".join(_rel(root, p.resolve()) for p in files))
+    project = load_project_from_file(root, args.configfile, overrides={"suite": args.suite} if args.suite else None)
     try:
         if args.direction == "push":
             report = push(root, project)

@@ -358,24 +358,6 @@ def load_prompt(root: Path, path: Path, schema: dict) -> dict:
     return doc
 
 
-def _check_model_folder(root: Path, src: dict, shown: str) -> None:
-    """A local model folder must hold weights (or the GGUF it names) before any job is planned."""
-    from tunebench.models import has_weights
-
-    folder = Path(src["path"]) if Path(src["path"]).is_absolute() else root / src["path"]
-    if not folder.is_dir():
-        raise ConfigError(f"model folder {src['path']} does not exist", file=shown, field="source.path",
-                          fix="point source.path at an HF model folder (written by save_pretrained)")
-    if src.get("gguf_file"):
-        if not (folder / src["gguf_file"]).is_file():
-            raise ConfigError(f"{src['path']} has no {src['gguf_file']}", file=shown, field="source.gguf_file",
-                              fix="name a .gguf file in that folder")
-    elif not has_weights(folder):
-        raise ConfigError(f"model folder {src['path']} has no config.json and weights (*.safetensors)", file=shown,
-                          field="source.path", fix="save the model there with save_pretrained, or set gguf_file "
-                                                   "to convert a GGUF in that folder")
-
-
 def load_project(root: str | Path, config: dict, config_file: str = "configs/config.yaml") -> Project:
     root = Path(root).resolve()
     check_schema(config, load_schema(root, "config.schema.yaml"), config_file)
@@ -457,7 +439,9 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
                                   field="backend", fix=INSTALL_HINT)
         src = doc["source"]
         if src["kind"] == "local":
-            _check_model_folder(root, src, shown)
+            from tunebench.models import local_model_folder
+
+            local_model_folder(src, root, shown)
         models[name] = Model(
             name=name, source=doc["source"], backend=doc["backend"], dtype=doc["dtype"],
             chat_template=doc["chat_template"], batch_size=doc["batch_size"],
@@ -538,11 +522,17 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
                    training=training, pricing=pricing)
 
 
-def load_project_from_file(root: str | Path, config_path: str | Path | None = None,
+def load_project_from_file(root: str | Path, config_path: str | Path | list | None = None,
                            overrides: dict | None = None) -> Project:
-    """Load configs/config.yaml (or another file) the way the Snakefile does; for tools and tests."""
+    """Load configs/config.yaml (or other files, merged in order as `snakemake --configfile` merges
+    them) the way the Snakefile does; for tools and tests."""
+    from snakemake.utils import update_config
+
     root = Path(root).resolve()
-    path = Path(config_path) if config_path else root / "configs" / "config.yaml"
-    config = read_yaml(path, _rel(root, path.resolve())) or {}
+    paths = config_path if isinstance(config_path, list) else [config_path or "configs/config.yaml"]
+    paths = [Path(p) if Path(p).is_absolute() else root / p for p in paths]
+    config: dict = {}
+    for path in paths:
+        update_config(config, read_yaml(path, _rel(root, path.resolve())) or {})
     config.update(overrides or {})
-    return load_project(root, config, _rel(root, path.resolve()))
+    return load_project(root, config, ", ".join(_rel(root, p.resolve()) for p in paths))

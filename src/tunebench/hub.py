@@ -52,7 +52,7 @@ class HubSkip(Exception):
 
 @dataclass
 class HubSettings:
-    repo: str | None
+    repo: str | None = None
     repo_type: str = "dataset"
     private: bool = True
     revision: str = "main"
@@ -62,9 +62,7 @@ class HubSettings:
 
     @classmethod
     def from_config(cls, config: dict) -> HubSettings:
-        hub = dict(config.get("hub") or {})
-        return cls(**{k: v for k, v in hub.items() if k in cls.__dataclass_fields__ and v is not None}
-                   | {"repo": hub.get("repo"), "endpoint": hub.get("endpoint")})
+        return cls(**{k: v for k, v in (config.get("hub") or {}).items() if k in cls.__dataclass_fields__})
 
     def check(self, suite: str, config_file: str) -> None:
         if not self.repo:
@@ -224,8 +222,9 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
     return OfflineModeIsEnabled, http.ConnectError, http.ConnectTimeout
 
 
-def _hub_error(exc: Exception, settings: HubSettings, doing: str, config_file: str) -> TunebenchError:
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+def _hub_error(exc, settings: HubSettings, doing: str, config_file: str) -> TunebenchError:
+    """One clear message for an HTTP error of the Hub."""
+    from huggingface_hub.errors import RepositoryNotFoundError
 
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if isinstance(exc, RepositoryNotFoundError) or status == 404:
@@ -235,10 +234,8 @@ def _hub_error(exc: Exception, settings: HubSettings, doing: str, config_file: s
     if status in (401, 403):
         return TunebenchError(f"{doing}: the Hub refused the token from HF_TOKEN ({status})", file=config_file,
                               field="hub.repo", fix="export HF_TOKEN with write access to that repo")
-    if isinstance(exc, HfHubHTTPError):
-        return TunebenchError(f"{doing}: the Hub answered {status}: {str(exc).splitlines()[0]}",
-                              file=config_file, field="hub.repo", fix="try again; nothing was changed")
-    raise exc
+    return TunebenchError(f"{doing}: the Hub answered {status}: {str(exc).splitlines()[0]}",
+                          file=config_file, field="hub.repo", fix="try again; nothing was changed")
 
 
 def _fetch_manifest(settings: HubSettings, token, suite: str, staging: Path) -> tuple[dict | None, str | None]:
@@ -246,7 +243,6 @@ def _fetch_manifest(settings: HubSettings, token, suite: str, staging: Path) -> 
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
     from huggingface_hub.errors import EntryNotFoundError, RevisionNotFoundError
 
-    return_none = (EntryNotFoundError, RevisionNotFoundError)
     name = manifest_path(suite)
     try:
         url = hf_hub_url(settings.repo, name, repo_type=settings.repo_type, revision=settings.revision,
@@ -254,7 +250,7 @@ def _fetch_manifest(settings: HubSettings, token, suite: str, staging: Path) -> 
         commit = get_hf_file_metadata(url, token=token).commit_hash
         path = hf_hub_download(settings.repo, name, repo_type=settings.repo_type, revision=commit,
                                local_dir=staging / "manifest", token=token, endpoint=settings.endpoint)
-    except return_none:
+    except (EntryNotFoundError, RevisionNotFoundError):  # nothing pushed yet
         return None, None
     return json.loads(Path(path).read_text()), commit
 
@@ -271,6 +267,7 @@ class PushReport:
 def push(root: Path, project, settings: HubSettings | None = None, progress: bool = True) -> PushReport:
     """Upload the suite's artifacts; only files whose content changed since the last push travel."""
     from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfHubHTTPError
 
     root = Path(root)
     settings = settings or HubSettings.from_config(project.config)
@@ -310,7 +307,7 @@ def push(root: Path, project, settings: HubSettings | None = None, progress: boo
         except _connection_errors() as exc:
             raise HubSkip(f"cannot reach {settings.url} ({type(exc).__name__}): nothing pushed; run it again "
                           "when the Hub can be reached") from exc
-        except Exception as exc:  # noqa: BLE001 - turned into one clear message, or re-raised
+        except HfHubHTTPError as exc:
             raise _hub_error(exc, settings, "push", project.config_file) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -333,6 +330,7 @@ def pull(root: Path, project, settings: HubSettings | None = None, progress: boo
          workers: int = 8) -> PullReport:
     """Download the suite's artifacts so that Snakemake sees them as up to date."""
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError
     from huggingface_hub.utils import disable_progress_bars
     from tqdm import tqdm
 
@@ -385,9 +383,7 @@ def pull(root: Path, project, settings: HubSettings | None = None, progress: boo
                     report.downloaded.append(path)
         except _connection_errors() as exc:
             raise HubSkip(f"cannot reach {settings.url} ({type(exc).__name__}): nothing pulled") from exc
-        except TunebenchError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - turned into one clear message, or re-raised
+        except HfHubHTTPError as exc:
             raise _hub_error(exc, settings, "pull", project.config_file) from exc
         _install(root, staging / "files", manifest, report, persistence, units)
     finally:

@@ -56,6 +56,24 @@ def _convert_gguf(folder: Path, gguf_name: str, out: Path, dtype: str) -> dict:
             "architecture": type(model).__name__}
 
 
+def local_model_folder(source: dict, root: str | Path = ".", model_file: str | None = None) -> Path:
+    """A `kind: local` model folder, checked: it exists and holds weights, or the GGUF it names."""
+    folder = Path(source["path"])
+    folder = folder if folder.is_absolute() else Path(root) / folder
+    if not folder.is_dir():
+        raise SourceError(f"model folder {source['path']} does not exist", file=model_file, field="source.path",
+                          fix="point source.path at an HF model folder (written by save_pretrained)")
+    gguf = source.get("gguf_file")
+    if gguf and not (folder / gguf).is_file():
+        raise SourceError(f"{source['path']} has no {gguf}", file=model_file, field="source.gguf_file",
+                          fix="name a .gguf file in that folder")
+    if not gguf and not has_weights(folder):
+        raise SourceError(f"model folder {source['path']} has no config.json and weights (*.safetensors)",
+                          file=model_file, field="source.path",
+                          fix="save the model there with save_pretrained, or set gguf_file to convert a GGUF")
+    return folder
+
+
 def materialize_model(source: dict, out_dir: str | Path, *, root: str | Path = ".",
                       dtype: str = "float32", model_file: str | None = None, backend: str = "transformers") -> dict:
     """Write the HF folder for `source` into `out_dir` atomically (backend llamacpp: the GGUF file
@@ -71,12 +89,8 @@ def materialize_model(source: dict, out_dir: str | Path, *, root: str | Path = "
         folder = hub_snapshot(source["repo_id"], repo_type="model", revision=source.get("revision", "main"),
                               patterns=[gguf, "*.json", "*.jinja", "tokenizer*"] if gguf else None)
     else:
-        folder = Path(source["path"])
-        folder = folder if folder.is_absolute() else Path(root) / folder
+        folder = local_model_folder(source, root, model_file)
         gguf = source.get("gguf_file")
-        if not folder.is_dir():
-            raise SourceError(f"model folder {folder} does not exist", file=model_file,
-                              field="source.path", fix="point source.path at an HF model folder")
     if gguf is None and not has_weights(folder):
         raise SourceError(f"{folder} has no config.json and weights (*.safetensors)", file=model_file,
                           field="source.path",

@@ -124,16 +124,12 @@ def check_rows(task: Task, raw_rows: list[dict], raw_name: str, row_schema: dict
 def check_local_source(task: Task, root: Path, row_schema: dict) -> None:
     """A task whose rows are a local file is checked when the workflow loads, before any job: bad
     rows would otherwise stop the run only after the model work had started beside them."""
-    from tunebench.sources import FORMATS, _format_of, read_file_rows
+    from tunebench.sources import _format_of, local_data_files, read_file_rows
 
-    path = Path(task.source["path"])
-    path = path if path.is_absolute() else root / path
-    shown = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-    if not path.exists():
-        raise DataError(f"local data {shown} does not exist", file=str(task.file.relative_to(root))
-                        if task.file.is_relative_to(root) else str(task.file), field="source.path",
-                        fix="point source.path at an existing file or folder (relative to the project)")
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in FORMATS)
+    root = Path(root)
+    task_file = str(task.file.relative_to(root)) if task.file.is_relative_to(root) else str(task.file)
+    files = local_data_files(task.source, root, config_file=task_file)
+    shown = task.source["path"]
     rows = []
     for f in files:
         try:

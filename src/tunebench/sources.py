@@ -113,6 +113,16 @@ def hub_snapshot(repo_id: str, *, repo_type: str, revision: str = "main",
                               "offline, pre-fill the HF cache (HF_HOME) or use kind: local") from None
 
 
+def local_data_files(source: dict, root: str | Path = ".", config_file: str | None = None) -> list[Path]:
+    """The data files of a `kind: local` source: the file itself, or a folder's data files."""
+    path = Path(source["path"])
+    path = path if path.is_absolute() else Path(root) / path
+    if not path.exists():
+        raise SourceError(f"local data {source['path']} does not exist", file=config_file, field="source.path",
+                          fix="point source.path at an existing file or folder (relative to the project)")
+    return [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in FORMATS)
+
+
 def fetch_raw(source: dict, out_dir: str | Path, root: str | Path = ".") -> dict:
     """Materialize the raw data of one task into `out_dir` (atomically). Returns the manifest."""
     from tunebench.generators import GENERATORS
@@ -138,13 +148,7 @@ def fetch_raw(source: dict, out_dir: str | Path, root: str | Path = ".") -> dict
                 src_files = sorted(p for p in snap.rglob("*")
                                    if p.is_file() and (p.suffix in FORMATS or p.name.endswith(".jsonl.gz")))
             else:
-                path = Path(source["path"])
-                path = path if path.is_absolute() else Path(root) / path
-                if not path.exists():
-                    raise SourceError(f"local data {path} does not exist", field="source.path",
-                                      fix="point source.path at an existing file or folder")
-                src_files = [path] if path.is_file() else sorted(
-                    p for p in path.rglob("*") if p.is_file() and p.suffix in FORMATS)
+                src_files = local_data_files(source, root)
             if not src_files:
                 raise SourceError(f"no data files found for source {source}", field="source",
                                   fix="check data_files / path")

@@ -115,45 +115,44 @@ class TransformersBackend:
         done = Journal(journal, journal_key(prompts, max_new_tokens, stop, batch_size, n_prefix, self.name,
                                             self.weights[2], weights_identity(*self.weights[:2])) if journal else "")
         bar = tqdm(total=len(prompts), desc=desc, unit="item", disable=not progress, mininterval=2)
-        dog = Watchdog(stall_timeout_s, desc, kept=journal).__enter__()
-        for number, start in enumerate(range(0, len(order), batch_size)):
-            batch = order[start:start + batch_size]
-            if number in done.done:
-                for i, kept in done.done[number]:
-                    results[i] = Generation(**kept)
+        with Watchdog(stall_timeout_s, desc, kept=journal) as dog:
+            for number, start in enumerate(range(0, len(order), batch_size)):
+                batch = order[start:start + batch_size]
+                if number in done.done:
+                    for i, kept in done.done[number]:
+                        results[i] = Generation(**kept)
+                    bar.update(len(batch))
+                    continue
+                suffixes = [ids[i][n_prefix:] for i in batch]
+                width = max(len(x) for x in suffixes)
+                prefix = ids[batch[0]][:n_prefix]
+                input_ids = [prefix + [tok.pad_token_id] * (width - len(x)) + x for x in suffixes]
+                mask = [[1] * n_prefix + [0] * (width - len(x)) + [1] * len(x) for x in suffixes]
+                kwargs = {}
+                if prefix_cache is not None:
+                    cache = copy.deepcopy(prefix_cache)
+                    cache.batch_repeat_interleave(len(batch))
+                    kwargs["past_key_values"] = cache
+                t0 = time.perf_counter()
+                with torch.inference_mode():
+                    out = self.model.generate(
+                        input_ids=torch.tensor(input_ids, device=self.device),
+                        attention_mask=torch.tensor(mask, device=self.device),
+                        max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
+                        top_k=None, pad_token_id=tok.pad_token_id,
+                        stop_strings=stop or None, tokenizer=tok if stop else None, **kwargs,
+                    )
+                elapsed = time.perf_counter() - t0
+                new = out[:, n_prefix + width:].tolist()
+                for row, i in enumerate(batch):
+                    generated = new[row]
+                    n_out = next((j for j, t in enumerate(generated) if t in eos_ids), len(generated))
+                    results[i] = Generation(text=tok.decode(generated[:n_out], skip_special_tokens=True),
+                                            tokens_in=lengths[i], tokens_out=n_out,
+                                            latency_s=round(elapsed, 4), batch_size=len(batch))
+                done.add(number, [[i, asdict(results[i])] for i in batch])
+                dog.beat()
                 bar.update(len(batch))
-                continue
-            suffixes = [ids[i][n_prefix:] for i in batch]
-            width = max(len(x) for x in suffixes)
-            prefix = ids[batch[0]][:n_prefix]
-            input_ids = [prefix + [tok.pad_token_id] * (width - len(x)) + x for x in suffixes]
-            mask = [[1] * n_prefix + [0] * (width - len(x)) + [1] * len(x) for x in suffixes]
-            kwargs = {}
-            if prefix_cache is not None:
-                cache = copy.deepcopy(prefix_cache)
-                cache.batch_repeat_interleave(len(batch))
-                kwargs["past_key_values"] = cache
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                out = self.model.generate(
-                    input_ids=torch.tensor(input_ids, device=self.device),
-                    attention_mask=torch.tensor(mask, device=self.device),
-                    max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
-                    top_k=None, pad_token_id=tok.pad_token_id,
-                    stop_strings=stop or None, tokenizer=tok if stop else None, **kwargs,
-                )
-            elapsed = time.perf_counter() - t0
-            new = out[:, n_prefix + width:].tolist()
-            for row, i in enumerate(batch):
-                generated = new[row]
-                n_out = next((j for j, t in enumerate(generated) if t in eos_ids), len(generated))
-                results[i] = Generation(text=tok.decode(generated[:n_out], skip_special_tokens=True),
-                                        tokens_in=lengths[i], tokens_out=n_out,
-                                        latency_s=round(elapsed, 4), batch_size=len(batch))
-            done.add(number, [[i, asdict(results[i])] for i in batch])
-            dog.beat()
-            bar.update(len(batch))
-        dog.__exit__(None, None, None)
         bar.close()
         return results  # type: ignore[return-value]
 
