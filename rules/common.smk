@@ -107,7 +107,7 @@ def get_predict_spec(wildcards):
     """Everything that changes a cell's predictions: a change reruns just that cell."""
     task = PROJECT.tasks[wildcards.task]
     return {
-        "task": {k: task.spec.get(k) for k in ("type", "labels", "parser", "generation")},
+        "task": {k: task.spec.get(k) for k in ("type", "labels", "parser", "generation", "method")},
         "model": _spec(PROJECT.models[get_system_model(wildcards)],
                        *([] if PROJECT.models[get_system_model(wildcards)].is_api else ["source"])),
     }

@@ -47,6 +47,7 @@ class Task:
     generation: dict
     file: Path
     spec: dict = field(repr=False)
+    method: str = "generate"
 
     @property
     def primary_metric(self) -> str:
@@ -404,6 +405,10 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
         if split["val"] + split["test"] >= 0.95:
             raise ConfigError(f"val + test = {split['val'] + split['test']:.2f} leaves too little to train on",
                               file=shown, field="split", fix="keep val + test below 0.95")
+        if doc.get("method") == "loglik" and doc["type"] != "classification":
+            raise ConfigError("method loglik scores a task's labels, and this task has none "
+                              f"(type {doc['type']})", file=shown, field="method",
+                              fix="remove `method: loglik` (extraction tasks generate)")
         prompt_path = (root / doc["prompt"]).resolve()
         prompts[name] = load_prompt(root, prompt_path, prompt_schema)
         tasks[name] = Task(
@@ -412,6 +417,7 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
             expected_rows=doc.get("expected_rows"), split=split,
             train_sizes=tuple(doc["train_sizes"]), prompt_file=prompt_path, parser=parser,
             metrics=tuple(metrics), generation=doc["generation"], file=path, spec=doc,
+            method=doc.get("method", "generate"),
         )
         if src["kind"] == "local":
             from tunebench.prepare import check_local_source

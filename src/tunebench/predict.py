@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tunebench.atomic import read_jsonl, write_json, write_jsonl
+from tunebench.backends.transformers_backend import Generation
 from tunebench.config import Model, System, Task
 from tunebench.models import GGUF_NAME
 from tunebench.parsing import PARSERS
@@ -47,6 +48,11 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, pro
     gen = task.generation
     conversations = [template.messages(item, examples, task.labels) for item in items]
     desc = f"{system}/{task.name}/{prompting}"
+    method = task.method if model.backend == "transformers" and not model.is_api else "generate"
+    if method != task.method:
+        log.warning("%s: task %s asks for method %s; backend %s can only generate, so it does", desc,
+                    task.name, task.method, "openai" if model.is_api else model.backend)
+    logprobs = None
     journal = Path(out_rows).with_name(f".{Path(out_rows).name}.journal")  # finished batches, for a rerun
     t0 = time.perf_counter()
     if model.is_api or model.backend == "llamacpp":  # whole conversations in, the server's / GGUF's template
@@ -84,23 +90,36 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, pro
         load_s = time.perf_counter() - t0
         prompts = [backend.render(c) for c in conversations]
         t0 = time.perf_counter()
-        resumable = {"journal": journal, "stall_timeout_s": stall_timeout_s} if model.backend == "transformers" else {}
-        outputs = backend.generate(prompts, max_new_tokens=gen["max_new_tokens"], stop=gen["stop"],
-                                   batch_size=model.batch_size, progress=progress, desc=desc, **resumable)
+        resumable = {"journal": journal, "stall_timeout_s": stall_timeout_s,
+                     "batch_tokens": model.spec.get("batch_tokens")} if model.backend == "transformers" else {}
+        if method == "loglik":
+            answers = [template.answer(label, task.labels) for label in task.labels]
+            continuations = [backend.answer_text(conversations[0], a) for a in answers] if conversations else []
+            scored = backend.score_continuations(prompts, continuations, batch_size=model.batch_size,
+                                                 progress=progress, desc=desc, **resumable)
+            logprobs = [s.logprobs for s in scored]
+            best = [max(range(len(lp)), key=lp.__getitem__) for lp in logprobs]
+            outputs = [Generation(text=answers[b], tokens_in=s.tokens_in, tokens_out=0, latency_s=s.latency_s,
+                                  batch_size=s.batch_size) for b, s in zip(best, scored)]
+        else:
+            outputs = backend.generate(prompts, max_new_tokens=gen["max_new_tokens"], stop=gen["stop"],
+                                       batch_size=model.batch_size, progress=progress, desc=desc, **resumable)
     gen_s = time.perf_counter() - t0
     parse = PARSERS[task.parser]
     rows = []
-    for item, prompt, out in zip(items, prompts, outputs):
+    for n, (item, prompt, out) in enumerate(zip(items, prompts, outputs)):
         rows.append({
             "id": item["id"],
             "prompt_hash": prompt_hash(prompt),
             "output": out.text,
-            "parsed": parse(cut_at_stop(out.text, gen["stop"]), task.labels),
+            "parsed": (task.labels[best[n]] if logprobs is not None
+                       else parse(cut_at_stop(out.text, gen["stop"]), task.labels)),
             "latency_s": out.latency_s,
             "tokens_in": out.tokens_in,
             "tokens_out": out.tokens_out,
             "batch_size": getattr(out, "batch_size", 1),
             **({"ttft_s": out.ttft_s, "cached": out.cached} if model.is_api else {}),
+            **({"label_logprobs": dict(zip(task.labels, logprobs[n]))} if logprobs is not None else {}),
         })
     meta = {
         "system": system, "model": model.name,
@@ -108,7 +127,8 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path, pro
         "task": task.name,
         "prompting": prompting, "shots": shots, "shot_ids": [e["id"] for e in examples],
         "backend": backend.name, "device": getattr(backend, "device", "remote"), "dtype": model.dtype,
-        "threads": threads, "batch_size": model.batch_size, "method": "generate",
+        "threads": threads, "batch_size": model.batch_size,
+        "batch_tokens": model.spec.get("batch_tokens"), "method": method,
         "parser": task.parser, "generation": gen, "chat_template": getattr(backend, "use_chat_template", True),
         "shared_prefix_tokens": getattr(backend, "last_prefix", {}).get("tokens"),
         **({"endpoint": model.source["base_url"], "requests_sent": backend.requests_sent,

@@ -25,6 +25,14 @@ class Generation:
     batch_size: int
 
 
+@dataclass(frozen=True)
+class Scored:
+    logprobs: list[float]  # per continuation, in the order given
+    tokens_in: int
+    latency_s: float  # wall time of the batch this item was scored in
+    batch_size: int
+
+
 def render_messages(tokenizer, messages: list[dict], use_chat_template: bool) -> str:
     """The exact text the model sees (shared by the backends that hold an HF tokenizer)."""
     if use_chat_template:
@@ -73,9 +81,74 @@ class TransformersBackend:
         """The exact text the model sees."""
         return render_messages(self.tokenizer, messages, self.use_chat_template)
 
+    def _prepare(self, prompts: list[str], share_prefix: bool, extra_tokens: int):
+        """Token ids, lengths, the shared prefix length and its KV cache (computed once)."""
+        ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        lengths = [len(x) for x in ids]
+        check_lengths([n + extra_tokens for n in lengths], self.max_input_tokens)
+        n_prefix = shared_prefix_length(ids) if share_prefix and len(ids) > 1 else 0
+        if n_prefix < MIN_SHARED_PREFIX:
+            n_prefix = 0
+        prefix_cache = None
+        t0 = time.perf_counter()
+        if n_prefix:
+            with self.torch.inference_mode():
+                prefix_cache = self.model(input_ids=self.torch.tensor([ids[0][:n_prefix]], device=self.device),
+                                          use_cache=True).past_key_values
+        self.last_prefix = {"tokens": n_prefix, "seconds": round(time.perf_counter() - t0, 4)}
+        return ids, lengths, n_prefix, prefix_cache
+
+    def _batches(self, n_items: int, lengths: list[int], *, batch_size: int, batch_tokens: int | None,
+                 extra_tokens: int, key: list, make, progress: bool, desc: str,
+                 journal: str | Path | None, stall_timeout_s: float | None, result_type) -> list:
+        """Run `make(batch) -> [result per item]` over length-sorted batches, with a journal of the
+        finished ones (tunebench.resume), a watchdog and a progress bar; results in input order."""
+        from dataclasses import asdict
+
+        from tqdm import tqdm
+
+        from tunebench.resume import Journal, Watchdog, journal_key, weights_identity
+
+        order = sorted(range(n_items), key=lambda i: (lengths[i], i))
+        batches = plan_batches(order, lengths, batch_size=batch_size, batch_tokens=batch_tokens,
+                               extra_tokens=extra_tokens)
+        results: list = [None] * n_items
+        done = Journal(journal, journal_key(*key, batch_size, batch_tokens, self.name, self.weights[2],
+                                            weights_identity(*self.weights[:2])) if journal else "")
+        bar = tqdm(total=n_items, desc=desc, unit="item", disable=not progress, mininterval=2)
+        with Watchdog(stall_timeout_s, desc, kept=journal) as dog:
+            for number, batch in enumerate(batches):
+                if number in done.done:
+                    for i, kept in done.done[number]:
+                        results[i] = result_type(**kept)
+                else:
+                    for i, result in zip(batch, make(batch)):
+                        results[i] = result
+                    done.add(number, [[i, asdict(results[i])] for i in batch])
+                dog.beat()
+                bar.update(len(batch))
+        bar.close()
+        return results
+
+    def _batch_inputs(self, batch: list[int], ids: list[list[int]], n_prefix: int, prefix_cache):
+        """Left-padded suffixes after the shared prefix, their mask, and the prefix cache per row."""
+        tok = self.tokenizer
+        suffixes = [ids[i][n_prefix:] for i in batch]
+        width = max(len(x) for x in suffixes)
+        prefix = ids[batch[0]][:n_prefix]
+        input_ids = [prefix + [tok.pad_token_id] * (width - len(x)) + x for x in suffixes]
+        mask = [[1] * n_prefix + [0] * (width - len(x)) + [1] * len(x) for x in suffixes]
+        cache = None
+        if prefix_cache is not None:
+            import copy
+
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(len(batch))
+        return input_ids, mask, width, cache
+
     def generate(self, prompts: list[str], *, max_new_tokens: int, stop: list[str],
-                 batch_size: int, progress: bool = True, desc: str = "predict",
-                 share_prefix: bool = True, journal: str | Path | None = None,
+                 batch_size: int, batch_tokens: int | None = None, progress: bool = True,
+                 desc: str = "predict", share_prefix: bool = True, journal: str | Path | None = None,
                  stall_timeout_s: float | None = None) -> list[Generation]:
         """Greedy completions of `prompts`, in input order.
 
@@ -84,77 +157,155 @@ class TransformersBackend:
         between the shared prefix and each item's own tokens, and position ids follow the attention
         mask, so each item sees exactly the positions it would see alone.
 
+        Batches are cut from the length-sorted prompts: at most `batch_size` items, and with
+        `batch_tokens`, at most that many tokens (rows x (prompt + new tokens)) per batch, so short
+        prompts go in large batches and long ones in small.
+
         `journal`: finished batches are kept there, and a rerun after a kill or a stall generates
         only the others (tunebench.resume); `stall_timeout_s`: the watchdog's limit per batch.
         """
-        import copy
-        from dataclasses import asdict
-
-        from tqdm import tqdm
-
-        from tunebench.resume import Journal, Watchdog, journal_key, weights_identity
-
         torch = self.torch
         tok = self.tokenizer
-        ids = tok(prompts, add_special_tokens=False)["input_ids"]
-        lengths = [len(x) for x in ids]
-        check_lengths(lengths, self.max_input_tokens)
-        n_prefix = shared_prefix_length(ids) if share_prefix and len(ids) > 1 else 0
-        if n_prefix < MIN_SHARED_PREFIX:
-            n_prefix = 0
-        prefix_cache = None
-        t0 = time.perf_counter()
-        if n_prefix:
-            with torch.inference_mode():
-                prefix_cache = self.model(input_ids=torch.tensor([ids[0][:n_prefix]], device=self.device),
-                                          use_cache=True).past_key_values
-        self.last_prefix = {"tokens": n_prefix, "seconds": round(time.perf_counter() - t0, 4)}
-        order = sorted(range(len(prompts)), key=lambda i: (lengths[i], i))
-        results: list[Generation | None] = [None] * len(prompts)
+        ids, lengths, n_prefix, prefix_cache = self._prepare(prompts, share_prefix, 0)
         eos_ids = {tok.eos_token_id, tok.pad_token_id}
-        done = Journal(journal, journal_key(prompts, max_new_tokens, stop, batch_size, n_prefix, self.name,
-                                            self.weights[2], weights_identity(*self.weights[:2])) if journal else "")
-        bar = tqdm(total=len(prompts), desc=desc, unit="item", disable=not progress, mininterval=2)
-        with Watchdog(stall_timeout_s, desc, kept=journal) as dog:
-            for number, start in enumerate(range(0, len(order), batch_size)):
-                batch = order[start:start + batch_size]
-                if number in done.done:
-                    for i, kept in done.done[number]:
-                        results[i] = Generation(**kept)
-                    bar.update(len(batch))
-                    continue
-                suffixes = [ids[i][n_prefix:] for i in batch]
-                width = max(len(x) for x in suffixes)
-                prefix = ids[batch[0]][:n_prefix]
-                input_ids = [prefix + [tok.pad_token_id] * (width - len(x)) + x for x in suffixes]
-                mask = [[1] * n_prefix + [0] * (width - len(x)) + [1] * len(x) for x in suffixes]
-                kwargs = {}
-                if prefix_cache is not None:
-                    cache = copy.deepcopy(prefix_cache)
-                    cache.batch_repeat_interleave(len(batch))
-                    kwargs["past_key_values"] = cache
-                t0 = time.perf_counter()
-                with torch.inference_mode():
-                    out = self.model.generate(
-                        input_ids=torch.tensor(input_ids, device=self.device),
-                        attention_mask=torch.tensor(mask, device=self.device),
-                        max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
-                        top_k=None, pad_token_id=tok.pad_token_id,
-                        stop_strings=stop or None, tokenizer=tok if stop else None, **kwargs,
-                    )
-                elapsed = time.perf_counter() - t0
-                new = out[:, n_prefix + width:].tolist()
-                for row, i in enumerate(batch):
-                    generated = new[row]
-                    n_out = next((j for j, t in enumerate(generated) if t in eos_ids), len(generated))
-                    results[i] = Generation(text=tok.decode(generated[:n_out], skip_special_tokens=True),
-                                            tokens_in=lengths[i], tokens_out=n_out,
-                                            latency_s=round(elapsed, 4), batch_size=len(batch))
-                done.add(number, [[i, asdict(results[i])] for i in batch])
-                dog.beat()
-                bar.update(len(batch))
-        bar.close()
-        return results  # type: ignore[return-value]
+
+        def make(batch: list[int]) -> list[Generation]:
+            input_ids, mask, width, cache = self._batch_inputs(batch, ids, n_prefix, prefix_cache)
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                out = self.model.generate(
+                    input_ids=torch.tensor(input_ids, device=self.device),
+                    attention_mask=torch.tensor(mask, device=self.device),
+                    max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
+                    top_k=None, pad_token_id=tok.pad_token_id,
+                    stop_strings=stop or None, tokenizer=tok if stop else None,
+                    **({"past_key_values": cache} if cache is not None else {}),
+                )
+            elapsed = time.perf_counter() - t0
+            new = out[:, n_prefix + width:].tolist()
+            results = []
+            for row, i in enumerate(batch):
+                generated = new[row]
+                n_out = next((j for j, t in enumerate(generated) if t in eos_ids), len(generated))
+                results.append(Generation(text=tok.decode(generated[:n_out], skip_special_tokens=True),
+                                          tokens_in=lengths[i], tokens_out=n_out,
+                                          latency_s=round(elapsed, 4), batch_size=len(batch)))
+            return results
+
+        return self._batches(len(prompts), lengths, batch_size=batch_size,
+                             batch_tokens=batch_tokens, extra_tokens=max_new_tokens,
+                             key=[prompts, max_new_tokens, stop, n_prefix], make=make, progress=progress,
+                             desc=desc, journal=journal, stall_timeout_s=stall_timeout_s, result_type=Generation)
+
+    def answer_text(self, messages: list[dict], answer: str) -> str:
+        """What the model writes for `answer` after `messages`: the assistant turn with its closing
+        tokens (the chat template's end of turn), so a label that is a prefix of another is not
+        favoured; without a chat template, the answer and a newline."""
+        if not self.use_chat_template:
+            return answer + "\n"
+        prompt = self.render(messages)
+        full = self.tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": answer}],
+                                                  tokenize=False)
+        if not full.startswith(prompt):
+            raise ConfigError("the chat template renders an answer that does not continue its prompt, so "
+                              "labels cannot be scored as continuations", field="method",
+                              fix="use method: generate for this task, or chat_template: false")
+        return full[len(prompt):].rstrip("\n")
+
+    def score_continuations(self, prompts: list[str], continuations: list[str], *, batch_size: int,
+                            batch_tokens: int | None = None, progress: bool = True, desc: str = "score",
+                            share_prefix: bool = True, journal: str | Path | None = None,
+                            stall_timeout_s: float | None = None) -> list[Scored]:
+        """Log-likelihood of each continuation (the same ones for every prompt: a task's labels)
+        after each prompt, in one forward pass per batch.
+
+        A batch's rows hold each item's own tokens (after the shared prefix, whose KV cache is
+        computed once) followed by all continuations side by side; a 4-D attention mask lets every
+        continuation see the prompt and its own earlier tokens only, and its positions start where
+        the prompt ends, so each continuation is scored exactly as if it were alone after the prompt.
+        """
+        torch = self.torch
+        tok = self.tokenizer
+        conts = [tok(c, add_special_tokens=False)["input_ids"] for c in continuations]
+        if any(not c for c in conts):
+            raise ConfigError("a label renders to no tokens", field="labels", fix="use non-empty labels")
+        total = sum(len(c) for c in conts)
+        ids, lengths, n_prefix, prefix_cache = self._prepare(prompts, share_prefix, max(len(c) for c in conts))
+        # where each continuation's tokens sit in the continuation block, and their relative positions
+        offsets, rel = [], []
+        for c in conts:
+            offsets.append(len(rel))
+            rel += list(range(len(c)))
+        cont_flat = [t for c in conts for t in c]
+        block = torch.zeros(total, total, dtype=torch.bool)  # continuation j sees its own earlier tokens
+        for j, c in enumerate(conts):
+            a = offsets[j]
+            block[a:a + len(c), a:a + len(c)] = torch.tril(torch.ones(len(c), len(c), dtype=torch.bool))
+
+        def make(batch: list[int]) -> list[Scored]:
+            input_ids, mask, width, cache = self._batch_inputs(batch, ids, n_prefix, prefix_cache)
+            rows = len(batch)
+            query = torch.tensor([r[n_prefix:] + cont_flat for r in input_ids], device=self.device)
+            keys = n_prefix + width + total
+            prompt_mask = torch.tensor(mask, dtype=torch.bool)  # (rows, n_prefix + width)
+            full = torch.zeros(rows, 1, width + total, keys, dtype=torch.bool)
+            causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
+            full[:, 0, :width, :n_prefix + width] = prompt_mask[:, None, :]
+            full[:, 0, :width, n_prefix:n_prefix + width] &= causal
+            full[:, 0, width:, :n_prefix + width] = prompt_mask[:, None, :]
+            full[:, 0, width:, n_prefix + width:] = block
+            pad = ~prompt_mask[:, n_prefix:]  # a padding query attends to itself only (no empty row)
+            diag = torch.arange(width)
+            full[:, 0, diag, n_prefix + diag] |= pad
+            seen = prompt_mask.sum(1)  # each item's prompt length, so its first own position
+            pos_prompt = (prompt_mask.long().cumsum(1) - 1).clamp(min=0)[:, n_prefix:]
+            pos_cont = seen[:, None] + torch.tensor(rel)[None, :]
+            position_ids = torch.cat([pos_prompt, pos_cont], dim=1)
+            # token t of continuation j is predicted by the prompt's last position (t = 0) or by
+            # the continuation's own previous token: only those positions get logits
+            src = [width - 1 if t == 0 else width + offsets[j] + t - 1 for j, c in enumerate(conts) for t in range(len(c))]
+            keep = sorted(set(src))
+            where = torch.tensor([keep.index(q) for q in src])
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                logits = self.model(input_ids=query, attention_mask=full.to(self.device),
+                                    position_ids=position_ids.to(self.device),
+                                    **({"past_key_values": cache} if cache is not None else {}),
+                                    use_cache=cache is not None,
+                                    logits_to_keep=torch.tensor(keep, device=self.device)).logits.float()
+                logp = torch.log_softmax(logits, dim=-1).cpu()
+            elapsed = time.perf_counter() - t0
+            picked = logp[:, where, :].gather(2, torch.tensor(cont_flat).expand(rows, -1)[..., None])[..., 0]
+            results = []
+            for row, i in enumerate(batch):
+                sums = [round(float(picked[row, offsets[j]:offsets[j] + len(c)].sum()), 5)
+                        for j, c in enumerate(conts)]
+                results.append(Scored(logprobs=sums, tokens_in=lengths[i], latency_s=round(elapsed, 4),
+                                      batch_size=rows))
+            return results
+
+        return self._batches(len(prompts), lengths, batch_size=batch_size, batch_tokens=batch_tokens,
+                             extra_tokens=total, key=[prompts, continuations, n_prefix, "loglik"], make=make,
+                             progress=progress, desc=desc, journal=journal, stall_timeout_s=stall_timeout_s,
+                             result_type=Scored)
+
+
+def plan_batches(order: list[int], lengths: list[int], *, batch_size: int, batch_tokens: int | None,
+                 extra_tokens: int) -> list[list[int]]:
+    """Consecutive batches of the length-sorted `order`: at most `batch_size` items, and with
+    `batch_tokens`, at most that many tokens (rows x (longest prompt + extra_tokens)) each; an
+    item longer than the budget goes alone."""
+    batches: list[list[int]] = []
+    for i in order:
+        if batches:
+            last = batches[-1]
+            rows = len(last) + 1
+            longest = max(lengths[i], max(lengths[j] for j in last))
+            if rows <= batch_size and (batch_tokens is None or rows * (longest + extra_tokens) <= batch_tokens):
+                last.append(i)
+                continue
+        batches.append([i])
+    return batches
 
 
 MIN_SHARED_PREFIX = 32  # below this, reusing a prefix cache is not worth the copy
