@@ -6,7 +6,7 @@ CORES ?= $(shell nproc 2>/dev/null || echo 2)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tunebench-installed
 
-.PHONY: install browser demo test lint agreement publish clean-venv
+.PHONY: install browser demo test bench lint agreement publish clean-venv
 
 install: $(STAMP)
 
@@ -36,6 +36,11 @@ browser:
 
 test: install browser
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest
+
+# Speed and memory as ratios against peers in one run (benchmarks/README.md); needs the demo's outputs
+bench: demo
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python benchmarks/predict_vs_lmeval.py --threads $(CORES)
+	$(BIN)/python benchmarks/scoring_100k.py
 
 # The demo plus SmolLM2 through llama.cpp, checked against transformers (builds llama.cpp once, ~10 min)
 agreement: install

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import random
+import re
+import string
 
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from tunebench.metrics import bootstrap_ci, classification_scores, exact_match, token_f1
+from tunebench.metrics import (
+    bootstrap_ci,
+    classification_scores,
+    exact_match,
+    item_scores,
+    normalize_answer,
+    resample_chunks,
+    token_f1,
+)
 
 LABELS = ["a", "b", "c", "d"]
 
@@ -68,3 +78,119 @@ def test_extraction_bootstrap():
                       ["token_f1", "exact_match"], resamples=200)
     assert ci["token_f1"]["value"] == pytest.approx((2 / 3 + 1 + 0) / 3, abs=1e-6)
     assert ci["exact_match"]["value"] == pytest.approx(1 / 3, abs=1e-6)
+
+
+def reference_bootstrap(targets, preds, metrics, labels, resamples, confidence, seed):
+    """The plain way, independent of the vectorised code: one (resamples x n) draw, then every
+    resample scored by a Python loop (sklearn's label semantics; fewer than 8 labels, so Python's
+    left-to-right sums equal numpy's)."""
+    n = len(targets)
+    index = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+    def f1(ts, ps, average):
+        tp = {label: sum(t == p == label for t, p in zip(ts, ps)) for label in labels}
+        n_pred = {label: sum(p == label for p in ps) for label in labels}
+        n_true = {label: sum(t == label for t in ts) for label in labels}
+        scores = {label: 2 * tp[label] / (n_pred[label] + n_true[label]) if n_pred[label] + n_true[label] else 0.0
+                  for label in labels}
+        if average == "macro":
+            present = [label for label in labels if n_pred[label] + n_true[label]]
+            return sum(scores[label] for label in present) / len(present)
+        return sum(scores[label] * n_true[label] for label in labels) / sum(n_true.values())
+
+    def metric_value(metric, ts, ps):
+        if metric == "accuracy":
+            return sum(t == p for t, p in zip(ts, ps)) / len(ts)
+        if labels:
+            return f1(ts, ps, metric.split("_")[0])
+        scorer = token_f1 if metric == "token_f1" else exact_match
+        return float(np.array([scorer(p, t) for p, t in zip(ps, ts)]).mean())
+
+    alpha = (1 - confidence) / 2
+    out = {}
+    for metric in metrics:
+        samples = [metric_value(metric, [targets[i] for i in row], [preds[i] for i in row]) for row in index]
+        lo, hi = np.quantile(samples, [alpha, 1 - alpha])
+        out[metric] = {"value": round(metric_value(metric, targets, preds), 6), "ci_low": round(float(lo), 6),
+                       "ci_high": round(float(hi), 6), "confidence": confidence, "resamples": resamples}
+    return out
+
+
+PRODUCTS = ["wireless earbuds", "USB-C charger", "the yoga mat", "none", "a Blender!", "smart  watch"]
+
+
+def extraction_case(seed, n=40):
+    rng = random.Random(seed)
+    targets = [rng.choice(PRODUCTS) for _ in range(n)]
+    preds = [rng.choice([t, t.upper() + ".", t.split()[-1], rng.choice(PRODUCTS), None]) for t in targets]
+    return targets, preds
+
+
+# computed by the implementation before vectorisation (one (resamples x n) draw, a loop per resample)
+OLD_CLASSIFICATION = {
+    "accuracy": {"value": 0.16, "ci_low": 0.08, "ci_high": 0.26, "confidence": 0.9, "resamples": 300},
+    "macro_f1": {"value": 0.171122, "ci_low": 0.079498, "ci_high": 0.258972, "confidence": 0.9, "resamples": 300},
+    "weighted_f1": {"value": 0.205068, "ci_low": 0.097628, "ci_high": 0.317945, "confidence": 0.9, "resamples": 300},
+}
+OLD_EXTRACTION = {
+    "token_f1": {"value": 0.475, "ci_low": 0.341667, "ci_high": 0.629583, "confidence": 0.95, "resamples": 250},
+    "exact_match": {"value": 0.425, "ci_low": 0.3, "ci_high": 0.575, "confidence": 0.95, "resamples": 250},
+}
+
+
+@pytest.mark.parametrize("chunk_elements", [None, 1, 37, 150, 10**6])
+def test_bootstrap_equals_the_plain_one_shot_computation_in_any_block_size(chunk_elements, monkeypatch):
+    if chunk_elements:
+        monkeypatch.setattr("tunebench.metrics.CHUNK_ELEMENTS", chunk_elements)
+    targets, preds = random_case(7, n=50)
+    args = dict(labels=LABELS, resamples=300, confidence=0.9, seed=5)
+    ours = bootstrap_ci(targets, preds, list(OLD_CLASSIFICATION), **args)
+    assert ours == reference_bootstrap(targets, preds, list(OLD_CLASSIFICATION), **args) == OLD_CLASSIFICATION
+    targets, preds = extraction_case(3)
+    args = dict(labels=None, resamples=250, confidence=0.95, seed=1)
+    ours = bootstrap_ci(targets, preds, list(OLD_EXTRACTION), **args)
+    assert ours == reference_bootstrap(targets, preds, list(OLD_EXTRACTION), **args) == OLD_EXTRACTION
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 100, 99_999, 2**31 + 3])
+def test_resample_blocks_continue_the_one_shot_stream(n):
+    """Blocks of rows drawn one after another are the numbers of one (resamples x n) draw: numpy's
+    Generator keeps its stream across calls (also for odd block sizes), so CIs do not depend on
+    the block size."""
+    width = min(n, 1000)  # the row length stands in for n where n items would not fit in memory
+    one_shot = np.random.default_rng(11).integers(0, n, size=(23, width))
+    for rows in (1, 2, 5, 23):
+        rng = np.random.default_rng(11)
+        blocks = [rng.integers(0, n, size=(min(rows, 23 - s), width)) for s in range(0, 23, rows)]
+        assert np.array_equal(np.concatenate(blocks), one_shot)
+    if n < 10**6:
+        blocks = list(resample_chunks(np.random.default_rng(11), n, 23, chunk_elements=3 * n))
+        assert [len(b) for b in blocks] == [3] * 7 + [2]
+        assert np.array_equal(np.concatenate(blocks), np.random.default_rng(11).integers(0, n, size=(23, n)))
+
+
+def test_bootstrap_edge_cases_keep_their_behaviour():
+    empty = bootstrap_ci([], [], ["accuracy", "macro_f1"], labels=LABELS, resamples=10)
+    assert all(s["value"] == s["ci_low"] == s["ci_high"] == 0.0 for s in empty.values())
+    assert bootstrap_ci([], [], ["token_f1"], resamples=10)["token_f1"]["ci_high"] == 0.0
+    with pytest.raises(KeyError):
+        bootstrap_ci(["x"], ["x"], ["token_f1", "bleu"])
+    with pytest.raises(KeyError):  # a target outside the label set
+        bootstrap_ci(["a", "zz"], ["a", "a"], ["accuracy"], labels=LABELS)
+    one = bootstrap_ci(["a"], ["b"], ["accuracy", "macro_f1"], labels=LABELS, resamples=5)
+    assert one["accuracy"]["ci_high"] == 0.0 and one["macro_f1"]["value"] == 0.0
+
+
+def test_item_scores_and_normalization_equal_the_squad_definitions():
+    def squad_normalize(text):  # the SQuAD script's steps, written out
+        text = text.lower()
+        text = "".join(ch for ch in text if ch not in set(string.punctuation))
+        text = re.sub(r"\b(a|an|the)\b", " ", text)
+        return " ".join(text.split())
+
+    texts = ["The  Wireless, earbuds!", "an apple", "A-n the", "Ünïcode\tTHE\u00a0café", "", "(none)", "a.b.c"]
+    for text in texts:
+        assert normalize_answer(text) == squad_normalize(text)
+    targets, preds = extraction_case(5, n=200)
+    for metric, scorer in (("token_f1", token_f1), ("exact_match", exact_match)):
+        assert item_scores(targets, preds, metric).tolist() == [scorer(p, t) for p, t in zip(preds, targets)]

@@ -13,60 +13,64 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tunebench.metrics import NO_ANSWER, _f1_from_codes, exact_match, token_f1
+from tunebench.metrics import NO_ANSWER, classification_rows, confusion_counts, item_scores, pair_codes, resample_chunks
 
 UP, DOWN, FLAT = "↗", "↘", "→"
 
 
-def _statistics(score: dict, ids: list[str], labels: list[str] | None) -> dict[str, Callable]:
-    """metric -> f(index array) computing the metric over those items (ids order)."""
+def _statistics(score: dict, ids: list[str], labels: list[str] | None) -> tuple[list[str], Callable]:
+    """The metrics a score supports on those items, and f(index, metrics) -> metric -> the metric
+    over the items of each row of `index` (resamples x items, positions in ids)."""
     by_id = {str(it["id"]): it for it in score["items"]}
     rows = [by_id[i] for i in ids]
-    stats: dict[str, Callable] = {}
     if score["method"] == "lm-eval":
+        ratios = {}
         for label in score["metrics"]:
             if all(label in r.get("values", {}) for r in rows):
-                num = np.array([r["values"][label][0] for r in rows], dtype=float)
-                den = np.array([r["values"][label][1] for r in rows], dtype=float)
-                stats[label] = lambda idx, num=num, den=den: float(num[idx].sum() / max(den[idx].sum(), 1e-12))
-        return stats
+                ratios[label] = (np.array([r["values"][label][0] for r in rows], dtype=float),
+                                 np.array([r["values"][label][1] for r in rows], dtype=float))
+
+        def ratio(index: np.ndarray, metrics: list[str]) -> dict[str, np.ndarray]:
+            sums = {m: (np.take(num, index).sum(axis=1), np.take(den, index).sum(axis=1))
+                    for m, (num, den) in ratios.items() if m in metrics}
+            return {m: num / np.maximum(den, 1e-12) for m, (num, den) in sums.items()}
+
+        return list(ratios), ratio
     if labels:
         codes = {label: i for i, label in enumerate(labels)}
         y_true = np.array([codes[r["target"]] for r in rows], dtype=int)
         y_pred = np.array([codes.get(r["parsed"], NO_ANSWER) if r["parsed"] is not None else NO_ANSWER
                            for r in rows], dtype=int)
-        for metric in score["metrics"]:
-            if metric == "accuracy":
-                correct = (y_true == y_pred).astype(float)
-                stats[metric] = lambda idx, c=correct: float(c[idx].mean())
-            else:
-                average = metric.split("_")[0]
-                stats[metric] = lambda idx, a=average: _f1_from_codes(y_true[idx], y_pred[idx], len(labels), a)
-        return stats
-    scorers = {"token_f1": token_f1, "exact_match": exact_match}
-    for metric in score["metrics"]:
-        values = np.array([scorers[metric](r["parsed"], r["target"]) for r in rows], dtype=float)
-        stats[metric] = lambda idx, v=values: float(v[idx].mean())
-    return stats
+        pairs = pair_codes(y_true, y_pred, len(labels))
+        return list(score["metrics"]), lambda index, metrics: classification_rows(
+            confusion_counts(pairs, len(labels), index), metrics, len(ids))
+    texts = ([r["target"] for r in rows], [r["parsed"] for r in rows])
+    values = {metric: item_scores(*texts, metric) for metric in score["metrics"]}
+    return list(values), lambda index, metrics: {m: np.take(values[m], index).mean(axis=1) for m in metrics}
 
 
 def paired_comparison(base: dict, tuned: dict, *, labels: list[str] | None, resamples: int = 1000,
                       confidence: float = 0.95, seed: int = 0) -> list[dict]:
     """One row per metric both scores have: values on the shared items, the difference with its
-    paired-bootstrap interval, and the arrow."""
+    paired-bootstrap interval, and the arrow. The resamples are drawn in blocks (bounded memory)."""
     tuned_ids = {str(it["id"]) for it in tuned["items"]}
     ids = [str(it["id"]) for it in base["items"] if str(it["id"]) in tuned_ids]
     if not ids:
         return []
-    a, b = _statistics(base, ids, labels), _statistics(tuned, ids, labels)
+    (names_a, a), (names_b, b) = _statistics(base, ids, labels), _statistics(tuned, ids, labels)
+    metrics = [m for m in names_a if m in names_b]
     n = len(ids)
-    index = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-    everything = np.arange(n)
+    everything = np.arange(n)[None, :]
+    base_values, tuned_values = a(everything, metrics), b(everything, metrics)
+    blocks = []
+    for index in resample_chunks(np.random.default_rng(seed), n, resamples):
+        sa, sb = a(index, metrics), b(index, metrics)
+        blocks.append({m: sb[m] - sa[m] for m in metrics})
     alpha = (1 - confidence) / 2
     rows = []
-    for metric in [m for m in a if m in b]:
-        base_value, tuned_value = a[metric](everything), b[metric](everything)
-        deltas = np.array([b[metric](i) - a[metric](i) for i in index])
+    for metric in metrics:
+        base_value, tuned_value = float(base_values[metric][0]), float(tuned_values[metric][0])
+        deltas = np.concatenate([d[metric] for d in blocks]) if blocks else np.empty(0)
         lo, hi = np.quantile(deltas, [alpha, 1 - alpha])
         delta = tuned_value - base_value
         # two-sided bootstrap p-value: how often the resampled difference lands on the other side of 0

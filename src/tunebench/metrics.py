@@ -3,7 +3,10 @@
 Classification: accuracy, macro-F1, weighted-F1 (sklearn semantics: the labels are those present
 in the targets or predictions of the sample; an unparsable prediction counts as a miss of its
 target and creates no class). Extraction: SQuAD-style token-F1 and exact match.
-Intervals: percentile bootstrap over items, with a fixed seed, so reruns give identical CIs.
+Intervals: percentile bootstrap over items, with a fixed seed, so reruns give identical CIs. The
+resample indices are drawn in blocks of rows (the very numbers of one big draw, in bounded memory)
+and each block is scored at once: one offset bincount of (target, prediction) pairs per block for
+classification, a gather of the per-item scores for extraction.
 """
 
 from __future__ import annotations
@@ -11,26 +14,24 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 CLASSIFICATION = ("accuracy", "macro_f1", "weighted_f1")
 EXTRACTION = ("token_f1", "exact_match")
 NO_ANSWER = -1
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+CHUNK_ELEMENTS = 1 << 22  # bootstrap indices drawn per chunk of resamples (32 MB of int64)
 
 
 def normalize_answer(text: str) -> str:
     """Lowercase, drop punctuation and articles, squeeze whitespace (SQuAD's normalization)."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
+    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION)).split())
 
 
-def token_f1(prediction: str | None, target: str) -> float:
-    pred = normalize_answer(prediction or "").split()
-    gold = normalize_answer(target).split()
+def _token_f1_normalized(pred: list[str], gold: list[str]) -> float:
     if not pred or not gold:
         return float(pred == gold)
     common = Counter(pred) & Counter(gold)
@@ -41,16 +42,42 @@ def token_f1(prediction: str | None, target: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def token_f1(prediction: str | None, target: str) -> float:
+    return _token_f1_normalized(normalize_answer(prediction or "").split(), normalize_answer(target).split())
+
+
 def exact_match(prediction: str | None, target: str) -> float:
     return float(normalize_answer(prediction or "") == normalize_answer(target))
 
 
-def _f1_from_codes(y_true: np.ndarray, y_pred: np.ndarray, n_labels: int, average: str) -> float:
-    """F1 over label codes 0..n_labels-1; y_pred may hold NO_ANSWER."""
-    valid = y_pred >= 0
-    tp = np.bincount(y_true[valid & (y_pred == y_true)], minlength=n_labels).astype(float)
-    pred_count = np.bincount(y_pred[valid], minlength=n_labels).astype(float)
-    true_count = np.bincount(y_true, minlength=n_labels).astype(float)
+def item_scores(targets: Sequence[str], predictions: Sequence[str | None], metric: str) -> np.ndarray:
+    """Per-item token_f1 or exact_match (each distinct text normalized once, each pair scored once)."""
+    norm: dict[str, str] = {}
+    pairs: dict[tuple, float] = {}
+    out = np.empty(len(targets), dtype=float)
+    for k, (p, t) in enumerate(zip(predictions, targets)):
+        key = (p or "", t)
+        value = pairs.get(key)
+        if value is None:
+            a = norm.get(key[0])
+            if a is None:
+                a = norm[key[0]] = normalize_answer(key[0])
+            b = norm.get(t)
+            if b is None:
+                b = norm[t] = normalize_answer(t)
+            if metric == "token_f1":
+                value = _token_f1_normalized(a.split(), b.split())
+            elif metric == "exact_match":
+                value = float(a == b)
+            else:
+                raise KeyError(metric)
+            pairs[key] = value
+        out[k] = value
+    return out
+
+
+def _f1_from_counts(tp: np.ndarray, pred_count: np.ndarray, true_count: np.ndarray, average: str) -> float:
+    """F1 from per-label float counts (true positives, predicted, true)."""
     present = (true_count + pred_count) > 0
     if not present.any():
         return 0.0
@@ -59,6 +86,23 @@ def _f1_from_codes(y_true: np.ndarray, y_pred: np.ndarray, n_labels: int, averag
     if average == "macro":
         return float(f1[present].mean())
     return float((f1 * true_count).sum() / true_count.sum())
+
+
+def _f1_from_codes(y_true: np.ndarray, y_pred: np.ndarray, n_labels: int, average: str) -> float:
+    """F1 over label codes 0..n_labels-1; y_pred may hold NO_ANSWER."""
+    valid = y_pred >= 0
+    tp = np.bincount(y_true[valid & (y_pred == y_true)], minlength=n_labels).astype(float)
+    pred_count = np.bincount(y_pred[valid], minlength=n_labels).astype(float)
+    true_count = np.bincount(y_true, minlength=n_labels).astype(float)
+    return _f1_from_counts(tp, pred_count, true_count, average)
+
+
+def _label_codes(targets: Sequence[str], predictions: Sequence[str | None],
+                 labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    codes = {label: i for i, label in enumerate(labels)}
+    y_true = np.array([codes[t] for t in targets], dtype=int)
+    y_pred = np.array([codes.get(p, NO_ANSWER) if p is not None else NO_ANSWER for p in predictions], dtype=int)
+    return y_true, y_pred
 
 
 def classification_scores(targets: Sequence[str], predictions: Sequence[str | None],
@@ -73,43 +117,90 @@ def classification_scores(targets: Sequence[str], predictions: Sequence[str | No
     }
 
 
+def resample_chunks(rng: np.random.Generator, n: int, resamples: int,
+                    chunk_elements: int | None = None) -> Iterator[np.ndarray]:
+    """rng.integers(0, n, size=(resamples, n)) in consecutive blocks of rows: the same numbers as
+    the one-shot draw (the generator's stream continues across calls), in bounded memory."""
+    rows = max(1, min(resamples, (chunk_elements or CHUNK_ELEMENTS) // max(n, 1)))
+    for start in range(0, resamples, rows):
+        yield rng.integers(0, n, size=(min(rows, resamples - start), n))
+
+
+def pair_codes(y_true: np.ndarray, y_pred: np.ndarray, n_labels: int) -> np.ndarray:
+    """One code per item for its (target, prediction) pair; NO_ANSWER is prediction 0."""
+    return y_true * (n_labels + 1) + (y_pred + 1)
+
+
+def confusion_counts(pairs: np.ndarray, n_labels: int, index: np.ndarray) -> np.ndarray:
+    """For each row of `index` (resamples x items), the counts of (target, prediction) pairs:
+    (rows, n_labels, n_labels + 1), NO_ANSWER first on the last axis. One bincount for all the
+    rows: each row's codes are offset into its own range."""
+    rows, cells = len(index), n_labels * (n_labels + 1)
+    codes = pairs[index]
+    codes += (np.arange(rows) * cells)[:, None]
+    return np.bincount(codes.ravel(), minlength=rows * cells).reshape(rows, n_labels, n_labels + 1)
+
+
+def classification_rows(counts: np.ndarray, metrics: Sequence[str], n: int) -> dict[str, np.ndarray]:
+    """Each metric for each row of confusion counts over n items, equal to what the item-level
+    computation (_f1_from_codes, the mean of correct) gives for that row's items."""
+    tp = np.diagonal(counts[:, :, 1:], axis1=1, axis2=2).astype(float)
+    pred_count = counts[:, :, 1:].sum(axis=1).astype(float)
+    true_count = counts.sum(axis=2).astype(float)
+    out = {}
+    for metric in metrics:
+        if metric == "accuracy":  # a sum of 0/1 is exact: count / n is the mean of correct
+            out[metric] = tp.sum(axis=1) / n
+        else:  # per row: the F1 of a few labels takes microseconds; the same code gives the same float
+            average = metric.split("_")[0]
+            out[metric] = np.array([_f1_from_counts(tp[r], pred_count[r], true_count[r], average)
+                                    for r in range(len(counts))], dtype=float)
+    return out
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
 def bootstrap_ci(targets: Sequence[str], predictions: Sequence[str | None], metrics: Sequence[str],
                  *, labels: Sequence[str] | None = None, resamples: int = 1000,
-                 confidence: float = 0.95, seed: int = 0) -> dict[str, dict]:
-    """Value and percentile bootstrap CI for each metric, resampling items with replacement."""
+                 confidence: float = 0.95, seed: int = 0,
+                 item_values: dict[str, np.ndarray] | None = None) -> dict[str, dict]:
+    """Value and percentile bootstrap CI for each metric, resampling items with replacement.
+    Extraction: `item_values` may hold the per-item scores already computed (item_scores)."""
     n = len(targets)
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, n, size=(resamples, n)) if n else np.zeros((resamples, 0), dtype=int)
     alpha = (1 - confidence) / 2
     out: dict[str, dict] = {}
 
-    def summarize(value: float, samples: np.ndarray) -> dict:
+    def summarize(value: float, samples: np.ndarray | None) -> dict:
         lo, hi = (np.quantile(samples, [alpha, 1 - alpha]) if n else (value, value))
         return {"value": round(float(value), 6), "ci_low": round(float(lo), 6),
                 "ci_high": round(float(hi), 6), "confidence": confidence, "resamples": resamples}
 
+    unknown = [m for m in metrics if m not in EXTRACTION] if labels is None else []
+    if unknown:
+        raise KeyError(unknown[0])
+    if not n:
+        return {metric: summarize(0.0, None) for metric in metrics}
+    chunks = resample_chunks(np.random.default_rng(seed), n, resamples)
     if labels is not None:
-        codes = {label: i for i, label in enumerate(labels)}
-        y_true = np.array([codes[t] for t in targets], dtype=int)
-        y_pred = np.array([codes.get(p, NO_ANSWER) if p is not None else NO_ANSWER
-                           for p in predictions], dtype=int)
-        correct = (y_true == y_pred).astype(float)
+        y_true, y_pred = _label_codes(targets, predictions, labels)
+        pairs = pair_codes(y_true, y_pred, len(labels))
+        blocks = [classification_rows(confusion_counts(pairs, len(labels), index), metrics, n) for index in chunks]
         for metric in metrics:
             if metric == "accuracy":
-                out[metric] = summarize(correct.mean() if n else 0.0, correct[index].mean(axis=1))
+                value = (y_true == y_pred).astype(float).mean()
             else:
-                average = metric.split("_")[0]
-                value = _f1_from_codes(y_true, y_pred, len(labels), average) if n else 0.0
-                samples = np.array([_f1_from_codes(y_true[i], y_pred[i], len(labels), average)
-                                    for i in index])
-                out[metric] = summarize(value, samples)
+                value = _f1_from_codes(y_true, y_pred, len(labels), metric.split("_")[0])
+            out[metric] = summarize(value, _concat([b[metric] for b in blocks]))
         return out
 
-    per_item = {
-        "token_f1": np.array([token_f1(p, t) for p, t in zip(predictions, targets)], dtype=float),
-        "exact_match": np.array([exact_match(p, t) for p, t in zip(predictions, targets)], dtype=float),
-    }
+    values = {m: item_values[m] if item_values and m in item_values else item_scores(targets, predictions, m)
+              for m in metrics}
+    samples: dict[str, list] = {m: [] for m in metrics}
+    for index in chunks:
+        for metric in metrics:
+            samples[metric].append(np.take(values[metric], index).mean(axis=1))
     for metric in metrics:
-        values = per_item[metric]
-        out[metric] = summarize(values.mean() if n else 0.0, values[index].mean(axis=1))
+        out[metric] = summarize(values[metric].mean(), _concat(samples[metric]))
     return out

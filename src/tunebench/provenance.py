@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 PACKAGES = ("tunebench", "torch", "transformers", "peft", "trl", "datasets", "snakemake", "polars",
@@ -48,12 +50,14 @@ def hardware() -> dict:
     except (ValueError, OSError, AttributeError):
         memory_gb = None
     gpu = None
-    try:
-        import torch
+    # importing torch costs about a second: ask it only where a GPU driver is visible
+    if "torch" in sys.modules or Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi"):
+        try:
+            import torch
 
-        if torch.cuda.is_available():
-            gpu = torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
+            if torch.cuda.is_available():
+                gpu = torch.cuda.get_device_name(0)
+        except ImportError:
+            pass
     return {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
             "logical_cpus": os.cpu_count(), "memory_gb": memory_gb, "gpu": gpu}
