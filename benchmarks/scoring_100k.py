@@ -4,8 +4,7 @@ extraction cell, scored with the configured bootstrap, then summarised (goal: <=
     python benchmarks/scoring_100k.py [--n 100000] [--out benchmarks/results/scoring_100k.json]
 
 The cells are synthetic and deterministic (numpy seed 0). Every stage runs in a fresh interpreter,
-so its peak RSS is its own; its time excludes the imports, except the summary's: its hardware
-probe imports torch (tunebench.provenance), which is timed on its own as well. Not counted in the
+so its peak RSS is its own; its time excludes the imports. Not counted in the
 goal: a fine-tuned system's classification cell and the summary that pairs it with the base
 (paired bootstrap over the same 100k items). The peer reads the same predictions with json per
 line (tunebench.atomic.read_jsonl) and with polars.
@@ -125,10 +124,6 @@ def stage(name: str, folder: Path) -> dict:
         extra["comparisons"] = [{k: r[k] for k in ("metric", "base", "finetuned", "delta_pp", "ci_low_pp", "ci_high_pp",
                                                    "p_value", "n_paired")}
                                 for report in summary["comparisons"] for r in report["rows"]]
-    elif name == "torch_import":
-        import torch  # noqa: F401
-
-        n = 0
     elif name == "read_json_lines":
         n = len(read_jsonl(folder / "classification.jsonl"))
     elif name == "read_polars":
@@ -168,7 +163,7 @@ def main() -> None:
         generate(folder, args.n)
         print(f"generated {len(CELLS)} cells x {args.n} predictions in {time.perf_counter() - t0:.1f} s ({folder})")
         stages = [run_stage(name, folder) for name in (*GOAL_CELLS, "summary")]
-        extra = [run_stage(name, folder) for name in ("classification_ft", "summary_paired", "torch_import")]
+        extra = [run_stage(name, folder) for name in ("classification_ft", "summary_paired")]
         peer = [run_stage(name, folder) for name in ("read_json_lines", "read_polars")]
     total = round(sum(s["seconds"] for s in stages), 3)
     ratio = round(peer[0]["seconds"] / peer[1]["seconds"], 1) if peer[1]["seconds"] else None
@@ -178,8 +173,7 @@ def main() -> None:
         print(f"-- {group}")
         for s in rows:
             print(f"{s['stage']:<20}{s['n']:>9}{s['seconds']:>10.3f}{s['peak_rss_mb']:>14.1f}")
-    print(f"\nscoring + summary: {total:.3f} s for 2 x {args.n} predictions -> {verdict} (goal <= {GOAL_S:g} s; "
-          f"the summary's time includes importing torch, {extra[2]['seconds']:.2f} s alone)")
+    print(f"\nscoring + summary: {total:.3f} s for 2 x {args.n} predictions -> {verdict} (goal <= {GOAL_S:g} s)")
     print(f"peer: json per line {peer[0]['seconds']:.3f} s vs polars {peer[1]['seconds']:.3f} s ({ratio}x)")
     result = {"n": args.n, "bootstrap": BOOTSTRAP, "goal_s": GOAL_S, "total_s": total, "verdict": verdict,
               "stages": stages, "not_in_goal": extra, "peer": {"stages": peer, "json_lines_over_polars": ratio},
