@@ -205,11 +205,11 @@ def markdown(summary: dict) -> str:
             pl.struct("value", "ci_low", "ci_high").map_elements(_fmt, return_dtype=pl.String).alias("shown"))
         wide = part.pivot(on="metric", index=["system", "prompting", "shots"], values="shown")
         extra = part.filter(pl.col("primary")).select(
-            "system", "prompting", "n", "parse_failures", "latency_p50_s", "latency_p95_s",
+            "system", "prompting", "method", "n", "parse_failures", "latency_p50_s", "latency_p95_s",
             "tokens_in_mean", "tokens_out_mean")
         table = wide.join(extra, on=["system", "prompting"]).sort("system", "shots").drop("shots")
         ordered = ["system", "prompting"] + [m for m in info["metrics"] if m in table.columns] + [
-            "n", "parse_failures", "latency_p50_s", "latency_p95_s", "tokens_in_mean", "tokens_out_mean"]
+            "method", "n", "parse_failures", "latency_p50_s", "latency_p95_s", "tokens_in_mean", "tokens_out_mean"]
         lines += [markdown_table(table.select(ordered)), ""]
     lines += comparison_markdown(summary)
     if summary.get("comparisons"):
