@@ -67,6 +67,22 @@ def tiny_llama_dir(tmp_path_factory, smollm2_tokenizer_dir) -> Path:
     return out
 
 
+@pytest.fixture
+def routing_split(repo_root, tmp_path):
+    """The project and its ticket_routing task, with a 20-row train and a 10-row test split of
+    tiny tickets in tmp_path (train.jsonl, test.jsonl)."""
+    from tunebench.atomic import write_jsonl
+    from tunebench.config import load_project_from_file
+
+    project = load_project_from_file(repo_root)
+    task = project.tasks["ticket_routing"]
+    rows = [{"id": f"r{i}", "input": f"ticket number {i} about my order", "target": task.labels[i % 3]}
+            for i in range(30)]
+    write_jsonl(tmp_path / "train.jsonl", rows[:20])
+    write_jsonl(tmp_path / "test.jsonl", rows[20:])
+    return project, task
+
+
 def run(cmd: list[str], cwd: Path, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
     import os
 

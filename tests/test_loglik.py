@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tunebench.atomic import read_json, read_jsonl, write_jsonl
+from tunebench.atomic import read_json, read_jsonl
 from tunebench.backends.transformers_backend import TransformersBackend, plan_batches
 from tunebench.config import load_project_from_file
 from tunebench.errors import ConfigError
@@ -101,17 +101,6 @@ def test_token_budget_generation_gives_the_same_answers(backend):
     assert max(g.batch_size for g in budget) < max(g.batch_size for g in fixed)
 
 
-@pytest.fixture
-def project_and_data(repo_root, tmp_path):
-    project = load_project_from_file(repo_root)
-    task = project.tasks["ticket_routing"]
-    rows = [{"id": f"r{i}", "input": f"ticket number {i} about my order", "target": task.labels[i % 3]}
-            for i in range(30)]
-    write_jsonl(tmp_path / "train.jsonl", rows[:20])
-    write_jsonl(tmp_path / "test.jsonl", rows[20:])
-    return project, task
-
-
 def run_cell(project, task, tiny_llama_dir, tmp_path, name):
     return generate_predictions(
         task=task, model=project.models["smollm2-135m-instruct"], model_dir=tiny_llama_dir,
@@ -121,8 +110,8 @@ def run_cell(project, task, tiny_llama_dir, tmp_path, name):
         system="tiny", prompting="2shot", progress=False)
 
 
-def test_loglik_cell_answers_with_the_most_likely_label(project_and_data, tiny_llama_dir, tmp_path):
-    project, task = project_and_data
+def test_loglik_cell_answers_with_the_most_likely_label(routing_split, tiny_llama_dir, tmp_path):
+    project, task = routing_split
     loglik = dataclasses.replace(task, method="loglik")
     meta = run_cell(project, loglik, tiny_llama_dir, tmp_path, "ll")
     assert meta["method"] == "loglik" and read_json(tmp_path / "ll.meta.json")["method"] == "loglik"
@@ -154,7 +143,7 @@ def test_loglik_needs_a_classification_task(repo_root, tmp_path):
 
 
 
-def test_benchmark_peers_agree_with_lm_eval_on_the_same_items(project_and_data, tiny_llama_dir, tmp_path):
+def test_benchmark_peers_agree_with_lm_eval_on_the_same_items(routing_split, tiny_llama_dir, tmp_path):
     """benchmarks/predict_vs_lmeval.py on 4 items: our generation and label log-likelihoods are
     lm-eval's hf backend's (same answers, log-probs within float noise); only speed may differ."""
     import importlib.util
@@ -168,7 +157,7 @@ def test_benchmark_peers_agree_with_lm_eval_on_the_same_items(project_and_data, 
     spec = importlib.util.spec_from_file_location("predict_vs_lmeval", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    project, task = project_and_data
+    project, task = routing_split
     backend = TransformersBackend(tiny_llama_dir, threads=1)
     lm = HFLM(pretrained=str(tiny_llama_dir), device="cpu", dtype="float32", batch_size=2)
     out = bench.bench_condition(backend, lm, task=task, model=None, template=PromptTemplate.from_spec(

@@ -8,7 +8,6 @@ import pytest
 
 from tunebench.atomic import read_json, read_jsonl, write_jsonl
 from tunebench.backends.transformers_backend import TransformersBackend
-from tunebench.config import load_project_from_file
 from tunebench.errors import ConfigError, SourceError
 from tunebench.models import MODEL_MANIFEST, materialize_model
 from tunebench.predict import generate_predictions
@@ -55,14 +54,9 @@ def test_too_long_prompt_is_a_clear_error(tiny_llama_dir):
 
 
 @pytest.fixture
-def cell(repo_root, tmp_path, tiny_llama_dir):
+def cell(routing_split, tmp_path, tiny_llama_dir):
     """Predictions + score for ticket_routing/5shot with the tiny model on 10 items."""
-    project = load_project_from_file(repo_root)
-    task = project.tasks["ticket_routing"]
-    rows = [{"id": f"r{i}", "input": f"ticket number {i} about my order", "target": task.labels[i % 3]}
-            for i in range(30)]
-    write_jsonl(tmp_path / "train.jsonl", rows[:20])
-    write_jsonl(tmp_path / "test.jsonl", rows[20:])
+    project, task = routing_split
     paths = {"rows": str(tmp_path / "p.jsonl"), "meta": str(tmp_path / "p.meta.json"),
              "score": str(tmp_path / "s.json")}
     meta = generate_predictions(
