@@ -4,6 +4,9 @@ exit status follows, and a baseline is never overwritten silently."""
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,7 +137,8 @@ def test_gate_exit_status_follows_the_verdicts(tmp_path, run, capsys):
         write_json(tmp_path / name / "comparisons/m.json", report)
         assert cli(["gate", "--results", str(tmp_path / name)]) == expected
     out = capsys.readouterr().out
-    assert "FAIL routing/0shot accuracy: 0.900 -> 0.700 (-20.0 pp)" in out
+    assert "FAIL routing/0shot accuracy: 0.900 -> 0.700 (-20.0 pp, p<0.001)" in out
+    assert "gate: FAIL (1 metric(s) failed of 1 compared)" in out
     assert cli(["gate", "--results", str(tmp_path / "nothing")]) == 2
 
 
@@ -166,3 +170,118 @@ def test_snakemake_refuses_a_malformed_baseline_before_any_job(project_copy):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert f"baselines/smollm2-135m-instruct.json: field `scores[0].metrics.{metric}.value`" in proc.stderr
     assert "Fix:" in proc.stderr and not (project_copy / "data").exists()  # nothing ran
+
+
+# ---------- `tunebench gate` as a user runs it ----------
+
+TUNEBENCH = str(Path(sys.executable).with_name("tunebench"))
+BASELINE = {"schema_version": 1, "system": "m", "model": "m", "run_id": "base", "created_at": "2026-11-01",
+            "suite": "demo", "scores": [score([True] * 450 + [False] * 50)]}
+
+
+def tunebench(*args: str, cwd: Path):
+    from conftest import run
+
+    return run([TUNEBENCH, *args], cwd=cwd, timeout=120)
+
+
+def write_report(results: Path, baseline: dict | None, correct: list[bool], system: str = "m") -> None:
+    report = compare_to_baseline(baseline, [score(correct, system=system)], system=system, gates=GATES,
+                                 labels={"routing": LABELS}, bootstrap=BOOT, baseline_file=f"baselines/{system}.json")
+    write_json(results / "comparisons" / f"{system}.json", report)
+
+
+def test_a_gate_that_compared_nothing_says_not_compared_and_exits_3(tmp_path):
+    same = [True] * 450 + [False] * 50
+    write_report(tmp_path / "no-baseline", None, same)
+    proc = tunebench("gate", "--results", "no-baseline", cwd=tmp_path)
+    assert proc.returncode == 3, proc.stdout + proc.stderr  # was 0, with a green "0 PASS, 0 FAIL, 0 IMPROVED"
+    assert "NOT COMPARED m: no baseline (baselines/m.json)" in proc.stdout
+    assert "tunebench baseline update --results no-baseline --run-id ID --system m" in proc.stdout
+    assert "gate: NOT COMPARED" in proc.stdout and "PASS" not in proc.stdout
+
+    other_cells = {**BASELINE, "scores": [{**BASELINE["scores"][0], "prompting": "5shot"}]}  # shares no cell
+    write_report(tmp_path / "other-cells", other_cells, same)
+    proc = tunebench("gate", "--results", "other-cells", cwd=tmp_path)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "NOT COMPARED m vs baselines/m.json (run base; baseline suite `demo`)" in proc.stdout
+    assert "none of this run's cells is in the baseline (routing/0shot)" in proc.stdout
+    assert "--system m --replace" in proc.stdout and "0 PASS" not in proc.stdout
+
+
+def test_systems_without_a_baseline_are_named_and_strict_fails_on_them(tmp_path):
+    same = [True] * 450 + [False] * 50
+    write_report(tmp_path / "r", BASELINE, same)
+    write_report(tmp_path / "r", None, same, system="m+tuned")
+    proc = tunebench("gate", "--results", "r", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # what was compared passed
+    assert "m vs baselines/m.json (run base): 1 PASS, 0 FAIL, 0 IMPROVED" in proc.stdout
+    assert "NOT COMPARED m+tuned: no baseline" in proc.stdout
+    assert "gate: PASS (1 metric(s) compared; not compared: m+tuned)" in proc.stdout
+    proc = tunebench("gate", "--results", "r", "--strict", cwd=tmp_path)
+    assert proc.returncode == 3 and "gate: NOT COMPARED (--strict)" in proc.stdout
+    write_report(tmp_path / "r", BASELINE, [True] * 350 + [False] * 150)  # a FAIL outranks "not compared"
+    assert tunebench("gate", "--results", "r", "--strict", cwd=tmp_path).returncode == 1
+
+
+def test_gate_help_documents_the_exit_statuses(tmp_path):
+    proc = tunebench("gate", "--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    for line in ("0  every compared metric passed", "1  at least one metric FAILed", "2  bad input",
+                 "3  not compared"):
+        assert line in proc.stdout
+    assert "--strict" in proc.stdout and "--config" in proc.stdout and "--suite" in proc.stdout
+
+
+def test_gate_reads_the_configured_suites_results_dir(project_copy, tmp_path):
+    """`suite: test` writes results/test: the gate reads it there, not results/."""
+    write_report(project_copy / "results/test", BASELINE, [True] * 350 + [False] * 150)  # a FAIL
+    (project_copy / "ci.yaml").write_text("suite: test\n")
+    for args in (["gate", "--config", "suite=test"], ["gate", "--suite", "test"],
+                 ["gate", "--configfile", "configs/config.yaml", "ci.yaml"], ["gate", "--results", "results/test"]):
+        proc = tunebench(*args, cwd=project_copy)
+        assert proc.returncode == 1, (args, proc.stdout + proc.stderr)
+        assert "FAIL routing/0shot accuracy" in proc.stdout
+    proc = tunebench("--root", str(project_copy), "gate", "--suite", "test", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    proc = tunebench("gate", cwd=project_copy)  # the configured suite, demo: results/
+    assert proc.returncode == 2 and "no comparisons in results/comparisons:" in proc.stderr
+    proc = tunebench("gate", "--suite", "nope", cwd=project_copy)
+    assert proc.returncode == 2 and "unknown suite 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_p_values_below_0_001_are_shown_as_such_and_json_keeps_the_number(repo_root):
+    from tunebench.gate import format_p
+    from tunebench.summary import comparison_markdown, gate_markdown
+
+    assert [format_p(p) for p in (0.0, 1e-12, 0.00099, 0.001, 0.0123, 0.05, 1.0, None)] == [
+        "<0.001", "<0.001", "<0.001", "0.001", "0.0123", "0.05", "1", "-"]
+    report = compare_to_baseline(BASELINE, [score([True] * 350 + [False] * 150)], system="m", gates=GATES,
+                                 labels={"routing": LABELS}, bootstrap=BOOT, baseline_file="baselines/m.json")
+    (row,) = report["rows"]
+    assert row["p_value"] == 0.0 and isinstance(row["p_value"], float)  # rounded in the JSON, still a number
+    line = next(li for li in "\n".join(gate_markdown({"gates": [report]})).splitlines() if li.startswith("| routing"))
+    assert line.split(" | ")[7] == "<0.001" and "p<0.001" in line
+    assert "NOT COMPARED" in "\n".join(gate_markdown({"gates": [{**report, "rows": [], "not_in_baseline": ["x"]}]}))
+    comparison = {"system": "m+t", "base_system": "m", "adapter": "t", "task": "routing", "rows": [{
+        "role": "target", "task": "routing", "metric": "accuracy", "primary": True, "base": 0.5, "finetuned": 0.9,
+        "base_prompting": "0shot", "delta_pp": 40.0, "ci_low_pp": 35.0, "ci_high_pp": 45.0, "delta_rel_pct": 80.0,
+        "direction": "↗", "p_value": 0.0, "n_paired": 500}],
+        "general": {"improved": 0, "regressed": 0, "unchanged": 0, "mean_delta_pp": None}}
+    line = next(li for li in "\n".join(comparison_markdown({"comparisons": [comparison]})).splitlines()
+                if li.startswith("| target"))
+    assert line.split(" | ")[8] == "<0.001", line  # was "0"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node")
+def test_the_dashboard_shows_p_values_below_0_001_as_such(repo_root):
+    import re
+    import subprocess
+
+    app = (repo_root / "site/src/app.js").read_text()
+    source = re.search(r"\n  function fmtP\(p\) \{.*?\n  \}\n", app, re.S).group(0)
+    assert app.count("get: (r) => fmtP(r.p_value)") == 2 and "get: (r) => r.p_value" not in app  # every p shown goes through it
+    values = [0, 1e-12, 0.00099, 0.001, 0.0123, 0.05, 1, None]
+    out = subprocess.run(["node", "-e", source + f"console.log(JSON.stringify({json.dumps(values)}.map(fmtP)))"],
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == ["<0.001", "<0.001", "<0.001", "0.001", "0.0123", "0.05", "1", "–"]

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from tunebench.config import load_project_from_file
-from tunebench.parsing import first_label, first_line
+from tunebench.parsing import first_label, first_line, label_mention
 from tunebench.predict import cut_at_stop
 from tunebench.prompting import PromptTemplate, draw_shots, prompt_hash
 
 LABELS = ["billing", "refund", "damaged_item", "wrong_item"]
 
 
-def test_first_label_parser():
+def test_first_label_parser():  # the cases in detail: tests/test_parsing.py
     assert first_label("refund", LABELS) == "refund"
     assert first_label(" Damaged item.", LABELS) == "damaged_item"
-    assert first_label("The intent is wrong_item because", LABELS) == "wrong_item"
-    assert first_label("billing or refund", LABELS) == "billing"  # earliest mention wins
+    assert first_label("The intent is wrong_item because", LABELS) is None  # not an answer that is a label
+    assert label_mention("The intent is wrong_item because", LABELS) == "wrong_item"  # the opt-in lenient one
+    assert label_mention("billing or refund", LABELS) == "billing"  # earliest mention wins
     assert first_label("broken_glass", LABELS) is None
     assert first_label("", LABELS) is None
 

@@ -23,6 +23,11 @@
     body(id).append(el("div", { class: "empty" }, `Not run yet: ${what}`));
   }
   function fmt(v, digits = 3) { return v === null || v === undefined ? "–" : Number(v).toFixed(digits); }
+  // A p-value for people: "<0.001" below 0.001 (never a bare 0), else 3 significant digits (tunebench.gate.format_p).
+  function fmtP(p) {
+    if (p === null || p === undefined) return "–";
+    return p < 0.001 ? "<0.001" : String(Number(Number(p).toPrecision(3)));
+  }
   function money(v) {
     if (v === null || v === undefined) return "–";
     if (v >= 100) return Math.round(v).toLocaleString("en-US");
@@ -214,7 +219,7 @@
         { label: "base", num: true, get: (r) => fmt(r.base) },
         { label: "fine-tuned", num: true, get: (r) => fmt(r.finetuned) },
         { label: "Δ pp [CI]", num: true, get: (r) => `${r.delta_pp >= 0 ? "+" : ""}${fmt(r.delta_pp, 1)} [${fmt(r.ci_low_pp, 1)}, ${fmt(r.ci_high_pp, 1)}]` },
-        { label: "p", num: true, get: (r) => r.p_value },
+        { label: "p", num: true, get: (r) => fmtP(r.p_value), sort: (r) => r.p_value },
       ], rows, false));
     }
   }
@@ -223,14 +228,18 @@
     const reports = (D.gates || []).filter((g) => g.baseline);
     if (!reports.length) return empty("gates", "no stored baseline (tunebench baseline update --run-id ID).");
     for (const g of reports) {
-      body("gates").append(el("h3", {}, `${g.system}: `, el("span", { class: `badge ${g.gate}` }, g.gate),
+      // a gate that compared nothing (no cell of this run in the baseline) passed nothing: not green
+      const badge = g.rows.length ? el("span", { class: `badge ${g.gate}` }, g.gate)
+        : el("span", { class: "badge", style: "background: var(--muted)" }, "NOT COMPARED");
+      body("gates").append(el("h3", {}, `${g.system}: `, badge,
         ` vs ${g.baseline.file} (run ${g.baseline.run_id})`));
       body("gates").append(table([
         { label: "verdict", get: (r) => el("span", { class: `badge ${r.verdict}` }, r.verdict) },
         { label: "task", get: (r) => r.task }, { label: "prompting", get: (r) => r.prompting },
         { label: "metric", get: (r) => r.metric },
         { label: "baseline", num: true, get: (r) => fmt(r.baseline) }, { label: "current", num: true, get: (r) => fmt(r.current) },
-        { label: "Δ pp", num: true, get: (r) => fmt(r.delta_pp, 1) }, { label: "MDE pp", num: true, get: (r) => r.mde_pp },
+        { label: "Δ pp", num: true, get: (r) => fmt(r.delta_pp, 1) }, { label: "p", num: true, get: (r) => fmtP(r.p_value), sort: (r) => r.p_value },
+        { label: "MDE pp", num: true, get: (r) => r.mde_pp },
         { label: "why", get: (r) => r.why },
       ], g.rows.filter((r) => r.primary || r.verdict !== "PASS"), true));
     }

@@ -2,8 +2,11 @@
 
     tunebench baseline update --run-id ID [--system NAME ...] [--results results] [--replace]
         write baselines/<system>.json from a finished run (an existing one is archived, never lost)
-    tunebench gate [--results results]
-        exit 1 when any metric of the run FAILs against its baseline (for CI), printing those rows
+    tunebench gate [--suite NAME] [--configfile F ...] [--config KEY=VALUE ...] [--results DIR] [--strict]
+        the run's comparisons against the stored baselines (for CI), read from the configured suite's
+        results_dir (or --results); exit status: 0 every compared metric passed, 1 a metric FAILed,
+        2 bad input (no comparisons there, a config error), 3 nothing was compared (no baseline
+        covers this run's cells; --strict: any system or cell not compared)
     tunebench publish (--to DIR | --gh-pages [--branch gh-pages] [--push REMOTE]) [--site results/site]
         copy the built dashboard to a folder, or commit it as the whole tree of a branch (after
         checking that no credential from the environment is in it)
@@ -39,26 +42,103 @@ def _baseline_update(args) -> int:
     return 0
 
 
+GATE_PASS, GATE_FAIL, GATE_BAD_INPUT, GATE_NOT_COMPARED = 0, 1, 2, 3  # `tunebench gate` exit statuses
+GATE_EXIT_STATUS = """exit status:
+  0  every compared metric passed (PASS or IMPROVED)
+  1  at least one metric FAILed against its baseline
+  2  bad input: no comparisons in the results folder, or a config error
+  3  not compared: no baseline covers any cell of this run (with --strict: any system without a
+     baseline, or any cell missing from its baseline); write one with `tunebench baseline update`"""
+
+
+def _config_overrides(pairs: list[str] | None) -> dict:
+    """`--config KEY=VALUE ...` as snakemake reads it (each value as YAML)."""
+    import yaml
+
+    overrides = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise TunebenchError(f"--config {pair!r} is not KEY=VALUE", field="--config",
+                                 fix="e.g. --config suite=test")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def _gate_results(args) -> Path:
+    """--results when given, else the configured suite's results_dir (as the workflow writes it)."""
+    if args.results:
+        return Path(args.results)
+    from tunebench.config import load_project_from_file
+
+    overrides = _config_overrides(args.config)
+    if args.suite:
+        overrides["suite"] = args.suite
+    root = Path(args.root).resolve()
+    project = load_project_from_file(root, args.configfile, overrides=overrides or None)
+    results = root / project.results_dir
+    try:  # shown (and suggested to `baseline update`) relative to here when it is below here
+        return results.relative_to(Path.cwd().resolve())
+    except ValueError:
+        return results
+
+
 def _gate(args) -> int:
-    folder = Path(args.results) / "comparisons"
+    from tunebench.gate import p_clause
+
+    results = _gate_results(args)
+    folder = results / "comparisons"
     reports = [read_json(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
     if not reports:
-        print(f"tunebench gate: no comparisons in {folder}: run the workflow first", file=sys.stderr)
-        return 2
-    failed = 0
+        print(f"tunebench gate: no comparisons in {folder}: run the workflow for this suite first, or name the "
+              "run's results folder (--results DIR, or --suite NAME for a configured suite)", file=sys.stderr)
+        return GATE_BAD_INPUT
+    summary = results / "summary.json"
+    run_suite = read_json(summary).get("suite") if summary.is_file() else None
+    update = f"tunebench baseline update --results {results} --run-id ID"
+    failed, compared, not_compared, missing_cells = 0, 0, [], 0
     for report in reports:
-        if report["baseline"] is None:
-            print(f"{report['system']}: {report['note']}")
+        system, base = report["system"], report["baseline"]
+        if base is None:
+            not_compared.append(system)
+            print(f"NOT COMPARED {system}: no baseline (baselines/{system}.json); write one from this run: "
+                  f"{update} --system {system}")
             continue
+        rows, missing = report["rows"], report.get("not_in_baseline") or []
+        missing_cells += len(missing)
+        suites = f"baseline suite `{base['suite']}`" + (f", this run's suite `{run_suite}`" if run_suite else "")
+        if not rows:
+            not_compared.append(system)
+            print(f"NOT COMPARED {system} vs {base['file']} (run {base['run_id']}; {suites}): none of this run's "
+                  f"cells is in the baseline" + (f" ({', '.join(missing)})" if missing else "")
+                  + f"; store this run as the baseline: {update} --system {system} --replace")
+            continue
+        compared += len(rows)
         counts = report["counts"]
-        print(f"{report['system']} vs {report['baseline']['file']} (run {report['baseline']['run_id']}): "
+        print(f"{system} vs {base['file']} (run {base['run_id']}): "
               f"{counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['IMPROVED']} IMPROVED")
-        for row in report["rows"]:
+        for row in rows:
             if row["verdict"] == "FAIL":
                 failed += 1
                 print(f"  FAIL {row['task']}/{row['prompting']} {row['metric']}: {row['baseline']:.3f} -> "
-                      f"{row['current']:.3f} ({row['delta_pp']:+.1f} pp): {row['why']}")
-    return 1 if failed else 0
+                      f"{row['current']:.3f} ({row['delta_pp']:+.1f} pp, {p_clause(row['p_value'])}): {row['why']}")
+        if missing:
+            print(f"  not in the baseline (not compared): {', '.join(missing)}")
+    if failed:
+        print(f"gate: FAIL ({failed} metric(s) failed of {compared} compared)")
+        return GATE_FAIL
+    if not compared:
+        print(f"gate: NOT COMPARED: no cell of {results} was compared with a baseline "
+              f"(no usable baseline for: {', '.join(not_compared)}); this is not a pass")
+        return GATE_NOT_COMPARED
+    if args.strict and (not_compared or missing_cells):
+        print(f"gate: NOT COMPARED (--strict): {compared} metric(s) passed, but "
+              + "; ".join(([f"no usable baseline for {', '.join(not_compared)}"] if not_compared else [])
+                          + ([f"{missing_cells} cell(s) missing from their baseline"] if missing_cells else [])))
+        return GATE_NOT_COMPARED
+    print(f"gate: PASS ({compared} metric(s) compared"
+          + (f"; not compared: {', '.join(not_compared)}" if not_compared else "") + ")")
+    return GATE_PASS
 
 
 def _publish(args) -> int:
@@ -111,8 +191,18 @@ def main(argv: list[str] | None = None) -> int:
     update.add_argument("--results", default="results", help="the run's results folder (default: results)")
     update.add_argument("--replace", action="store_true", help="archive an existing baseline and replace it")
     update.set_defaults(run=_baseline_update)
-    gate = sub.add_parser("gate", help="exit 1 if any metric FAILs against its baseline")
-    gate.add_argument("--results", default="results", help="the run's results folder (default: results)")
+    gate = sub.add_parser("gate", help="the run against its baselines: exit 1 on a FAIL, 3 if nothing was compared",
+                          description="Check the run's comparisons (results_dir/comparisons/*.json, written by\n"
+                          "the workflow) with the stored baselines: print every FAIL and every system or\n"
+                          "cell that was not compared.", epilog=GATE_EXIT_STATUS,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    gate.add_argument("--results", help="the run's results folder (default: the configured suite's results_dir)")
+    gate.add_argument("--suite", help="the suite whose results_dir to read (default: the config's `suite`)")
+    gate.add_argument("--configfile", nargs="+", help="config file(s), as for snakemake (default: configs/config.yaml)")
+    gate.add_argument("--config", nargs="+", metavar="KEY=VALUE", help="config overrides, as for snakemake "
+                      "(e.g. --config suite=test)")
+    gate.add_argument("--strict", action="store_true", help="also exit 3 when some system has no baseline or "
+                      "some cell is missing from its baseline, even if everything compared passed")
     gate.set_defaults(run=_gate)
     publish = sub.add_parser("publish", help="copy the dashboard to a folder or a gh-pages branch")
     where = publish.add_mutually_exclusive_group(required=True)

@@ -19,6 +19,21 @@ import numpy as np
 from tunebench.compare import paired_comparison
 
 PASS, FAIL, IMPROVED = "PASS", "FAIL", "IMPROVED"
+P_FLOOR = 0.001  # p-values below it are shown as "<0.001" (JSON keeps the number)
+
+
+def format_p(p: float | None) -> str:
+    """A p-value for people: '<0.001' below 0.001 (an exact 0 is never printed), else 3 significant
+    digits; '-' when there is none."""
+    if p is None:
+        return "-"
+    return f"<{P_FLOOR:g}" if p < P_FLOOR else f"{p:.3g}"
+
+
+def p_clause(p: float) -> str:
+    """'p<0.001' or 'p=0.0123', for sentences."""
+    shown = format_p(p)
+    return f"p{shown}" if shown.startswith("<") else f"p={shown}"
 
 
 @dataclass(frozen=True)
@@ -124,11 +139,11 @@ def gate_score(base: dict, current: dict, *, gates: dict, labels: list[str] | No
         if beyond and significant:
             verdict = FAIL if delta < 0 else IMPROVED
             why = (f"{'dropped' if delta < 0 else 'rose'} {abs(100 * delta):.1f} pp, beyond {threshold.describe()}, "
-                   f"and unlikely under noise (p={p:.3g} < {alpha:g})")
+                   f"and unlikely under noise ({p_clause(p)}, alpha {alpha:g})")
         elif beyond:
             verdict = PASS
             why = (f"changed {100 * delta:+.1f} pp, beyond {threshold.describe()} but within noise "
-                   f"(p={p:.3g} >= {alpha:g}; detectable here: {100 * mde:.1f} pp)")
+                   f"({p_clause(p)}, alpha {alpha:g}; detectable here: {100 * mde:.1f} pp)")
         else:
             verdict = PASS
             why = f"changed {100 * delta:+.1f} pp, within {threshold.describe()}"

@@ -1,12 +1,26 @@
 """Answer parsers: named filters from raw model output to an answer (as lm-eval's filters are).
 
 Chosen per task (`parser:`), never tuned on test items.
+
+- first_label (classification; the default): the answer must BE a label. The first non-empty line
+  is compared with every label after normalising case, spaces / underscores / hyphens, quotes and
+  backticks around it, trailing punctuation and a short lead-in such as "Label:" or "Answer:".
+  Anything else ("refund_not_recognised", "I think refund") is a parse failure, never a label.
+- label_mention (classification; opt-in, lenient): as first_label, else the label mentioned
+  earliest anywhere in the output. It credits invented answers that contain a label
+  ("transfer_timing_not_recognised" counts as transfer_timing), so use it knowingly.
+- first_line (extraction): the first non-empty line, stripped of quotes and a trailing period.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+QUOTES = "\"'`*\u201c\u201d\u2018\u2019"  # straight and curly quotes, backticks, markdown emphasis
+TRAILING = ".,;:!?"
+# A short lead-in at the start of the answer: one or two words and a colon ("Label:", "Final answer:").
+LEAD_IN = re.compile(r"^[A-Za-z]{1,20}(?:[ \-][A-Za-z]{1,20})?\s*:\s*")
 
 
 def _norm(text: str) -> str:
@@ -22,17 +36,73 @@ def first_line(output: str, labels=None) -> str | None:
     return None
 
 
-def first_label(output: str, labels) -> str | None:
-    """The label the output names: an exact match of its first line, else the label mentioned
-    earliest (longest first on ties, so 'damaged_item' beats 'item'); None if there is none."""
-    line = first_line(output) or ""
-    normed = {_norm(label): label for label in labels}
-    if _norm(line) in normed:
-        return normed[_norm(line)]
+def _forms(answer: str) -> list[str]:
+    """The answer peeled one layer at a time (whitespace and quotes, then trailing punctuation),
+    least peeled first: '`refund?`.' -> ['refund?`.', 'refund?', 'refund']."""
+    forms, text = [], answer
+    while True:
+        text = text.strip().strip(QUOTES).strip()
+        forms.append(text)
+        peeled = text.rstrip(TRAILING).rstrip()
+        if peeled == text:
+            return list(dict.fromkeys(forms))
+        text = peeled
+
+
+def _match(answer: str, labels: Sequence[str]) -> str | None:
+    """The label `answer` is, or None. An exact match (punctuation included, so that a label such as
+    'reverted_card_payment?' is itself) beats a match with trailing punctuation stripped from both."""
+    forms = [_norm(f) for f in _forms(answer)]
+    exact = {_norm(label): label for label in labels}
+    for form in forms:
+        if form in exact:
+            return exact[form]
+    stripped = {}
+    for label in labels:
+        stripped.setdefault(_norm(label.rstrip(TRAILING)), []).append(label)
+    found = stripped.get(forms[-1], [])
+    return found[0] if len(found) == 1 else None  # two labels that differ only in punctuation: unknown
+
+
+def _answer_lines(output: str) -> list[str]:
+    """The first non-empty line; after a bare lead-in line ('Answer:'), the line that follows it."""
+    lines = [line.strip() for line in output.splitlines() if line.strip().strip(QUOTES).strip()]
+    if not lines:
+        return []
+    if LEAD_IN.sub("", lines[0], count=1).strip().strip(QUOTES) == "" and len(lines) > 1:
+        return lines[:2]
+    return lines[:1]
+
+
+def first_label(output: str, labels: Sequence[str]) -> str | None:
+    """The label the answer is: the first non-empty line, as a whole, is a label (after normalising
+    case, spaces / underscores / hyphens, surrounding quotes or backticks, trailing punctuation and a
+    short lead-in such as 'Label:'); None for anything else, such as a label inside a longer word."""
+    if labels is None:
+        raise ValueError("the label parsers (first_label, label_mention) need the task's labels: use "
+                         "first_line for an extraction task")
+    for line in _answer_lines(output):
+        label = _match(line, labels)
+        if label is None:
+            rest = LEAD_IN.sub("", line.strip().lstrip(QUOTES), count=1)
+            label = _match(rest, labels) if rest.strip() else None
+        if label is not None:
+            return label
+    return None
+
+
+def label_mention(output: str, labels: Sequence[str]) -> str | None:
+    """Lenient (opt-in): first_label, else the label mentioned earliest anywhere in the output
+    (longest first on ties, so 'damaged_item' beats 'item'). Credits invented answers that contain a
+    label ('refund_not_recognised' is refund); None only if no label is mentioned at all."""
+    exact = first_label(output, labels)
+    if exact is not None:
+        return exact
     text = " " + re.sub(r"[^a-z0-9]+", " ", _norm(output)) + " "
     best = None
-    for key, label in normed.items():
-        pos = text.find(" " + re.sub(r"[^a-z0-9]+", " ", key) + " ")
+    for label in labels:
+        key = re.sub(r"[^a-z0-9]+", " ", _norm(label)).strip()
+        pos = text.find(" " + key + " ") if key else -1
         if pos >= 0 and (best is None or (pos, -len(key)) < best[0]):
             best = ((pos, -len(key)), label)
     return best[1] if best else None
@@ -40,5 +110,7 @@ def first_label(output: str, labels) -> str | None:
 
 PARSERS: dict[str, Callable[..., str | None]] = {
     "first_label": first_label,
+    "label_mention": label_mention,
     "first_line": first_line,
 }
+LABEL_PARSERS = frozenset({"first_label", "label_mention"})  # need the task's labels (classification)

@@ -14,6 +14,7 @@ import tunebench
 from tunebench.atomic import read_json, write_json, write_text
 from tunebench.compare import forgetting_report
 from tunebench.cost import cell_cost
+from tunebench.gate import format_p
 from tunebench.models import MODEL_MANIFEST
 from tunebench.provenance import git_state, hardware, package_versions
 from tunebench.training import TRAINING_RECORD
@@ -61,7 +62,7 @@ def build_summary(*, score_paths: list[str], prepared_manifests: dict[str, str],
         task = tasks[name]
         task_info[name] = {
             "type": task.type, "primary_metric": task.primary_metric, "metrics": list(task.metrics),
-            "labels": list(task.labels) if task.labels else None,
+            "labels": list(task.labels) if task.labels else None, "parser": task.parser,
             "splits": {k: v["rows"] for k, v in manifest["splits"].items()},
         }
     for score in scores:  # benchmarks have no prepared split: describe them from their score
@@ -77,8 +78,10 @@ def build_summary(*, score_paths: list[str], prepared_manifests: dict[str, str],
                 "partial": score.get("partial"),
             }
     commit, dirty = git_state(root)
-    starts = [s["timing"]["started_at"] for s in scores]
-    ends = [s["timing"]["finished_at"] for s in scores]
+    # the run window covers every timed job that fed the summary: predictions, lm-eval runs, training
+    trainings = [read_json(Path(d) / TRAINING_RECORD) for d in (adapter_records or {}).values()]
+    starts = [s["timing"]["started_at"] for s in scores] + [t["started_at"] for t in trainings if t.get("started_at")]
+    ends = [s["timing"]["finished_at"] for s in scores] + [t["finished_at"] for t in trainings if t.get("finished_at")]
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     summary = {
         "schema_version": 1,
@@ -108,8 +111,8 @@ def build_summary(*, score_paths: list[str], prepared_manifests: dict[str, str],
     summary["comparisons"] = forgetting_report(
         scores, {n: {"model": s.model, "adapter": s.adapter, "task": s.task} for n, s in systems.items()},
         labels, bootstrap or {"resamples": 1000, "confidence": 0.95, "seed": 0})
-    summary["adapters"] = {name: _training_summary(read_json(Path(d) / TRAINING_RECORD))
-                           for name, d in (adapter_records or {}).items()}
+    summary["adapters"] = {name: _training_summary(record)
+                           for name, record in zip(adapter_records or {}, trainings)}
     summary["gates"] = [read_json(p) for p in gate_paths or []]
     if pricing is not None:
         summary["costs"] = cost_report(scores, pricing, set(api_models or []), summary["adapters"])
@@ -182,6 +185,7 @@ def markdown(summary: dict) -> str:
     for task, info in summary["tasks"].items():
         lines += [f"## {task}", "",
                   f"{info['type']}; primary metric **{info['primary_metric']}**; "
+                  + (f"parser `{info['parser']}`; " if info.get("parser") else "") +
                   f"splits {', '.join(f'{k} {v}' for k, v in info['splits'].items())}. "
                   "Values with bootstrap confidence intervals over test items.", ""]
         if info.get("chat_template") is not None:
@@ -252,7 +256,7 @@ def comparison_markdown(summary: dict) -> list[str]:
             "base": f"{r['base']:.3f} ({r['base_prompting']})", "fine-tuned": f"{r['finetuned']:.3f}",
             "Δ pp": f"{r['delta_pp']:+.1f} [{r['ci_low_pp']:+.1f}, {r['ci_high_pp']:+.1f}]",
             "Δ %": f"{r['delta_rel_pct']:+.1f}" if r["delta_rel_pct"] is not None else "-",
-            "": r["direction"], "p": r["p_value"], "n": r["n_paired"],
+            "": r["direction"], "p": format_p(r["p_value"]), "n": r["n_paired"],
         } for r in rows])
         general = report["general"]
         lines += [markdown_table(frame), "",
@@ -329,16 +333,18 @@ def gate_markdown(summary: dict) -> list[str]:
             continue
         base = report["baseline"]
         counts = report["counts"]
+        verdict = (f"**{report['gate']}**: {counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['IMPROVED']} IMPROVED. "
+                   if report["rows"] else "**NOT COMPARED**: no score of this run is in the baseline (a gate "
+                   "that compared nothing passes nothing). ")
         lines += [f"## Regression gate: {report['system']} vs {base['file']}", "",
-                  f"Baseline run `{base['run_id']}` ({base['created_at']}, suite `{base['suite']}`). "
-                  f"**{report['gate']}**: {counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['IMPROVED']} IMPROVED. "
+                  f"Baseline run `{base['run_id']}` ({base['created_at']}, suite `{base['suite']}`). " + verdict +
                   "FAIL and IMPROVED need the threshold and a paired test; MDE: the smallest change this n can detect.",
                   ""]
         if report["rows"]:
             frame = pl.DataFrame([{
                 "task": r["task"], "prompting": r["prompting"], "metric": r["metric"],
                 "baseline": f"{r['baseline']:.3f}", "current": f"{r['current']:.3f}", "Δ pp": f"{r['delta_pp']:+.1f}",
-                "verdict": r["verdict"], "p": r["p_value"], "MDE pp": r["mde_pp"], "why": r["why"],
+                "verdict": r["verdict"], "p": format_p(r["p_value"]), "MDE pp": r["mde_pp"], "why": r["why"],
             } for r in report["rows"] if r["primary"] or r["verdict"] != "PASS"])
             lines += [markdown_table(frame), ""]
         if report.get("not_in_baseline"):
