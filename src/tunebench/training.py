@@ -19,6 +19,7 @@ import logging
 import math
 import resource
 import shutil
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,6 +70,23 @@ def require_cuda(hp: dict, file: str) -> None:
                                 "node (e.g. snakemake --profile profiles/slurm)")
 
 
+# Unsloth patches these when it is imported (unsloth 2026.10.9, unsloth/_gpu_init.py: `critical_modules =
+# ["trl", "transformers", "peft"]`, then `_patch_trl_trainer()` rebinds trl's trainers' __init__); imported
+# after any of them, the unpatched classes run (it only warns "Unsloth should be imported before ...").
+UNSLOTH_PATCHES = ("trl", "transformers", "peft")
+
+
+def import_unsloth_first(file: str) -> None:
+    """Import Unsloth before anything imports trl, transformers or peft in this process, or refuse."""
+    early = [m for m in UNSLOTH_PATCHES if m in sys.modules]
+    if early:
+        raise TrainingError(f"trainer `unsloth` has to be imported before {', '.join(early)} to patch them, and "
+                            "this process has already imported them", file=file, field="trainer",
+                            fix="train in a fresh process that imports tunebench.training first (the "
+                                "adapter_train rule does), or use `training: cpu-lora` (trainer peft)")
+    import unsloth  # noqa: F401  (GPU only: its own conda env, envs/train-unsloth.yaml)
+
+
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # kB on Linux
 
@@ -112,6 +130,7 @@ def train_adapter(*, task: Task, prompt_spec: dict, hp: dict, hp_file: str, mode
     """Train one LoRA adapter; resume from the last checkpoint of an interrupted identical run."""
     if hp["trainer"] == "unsloth":
         require_cuda(hp, hp_file)
+        import_unsloth_first(hp_file)  # before the trl/transformers/peft imports below and in _load_model
     import torch
     from datasets import Dataset
     from transformers.trainer_utils import get_last_checkpoint

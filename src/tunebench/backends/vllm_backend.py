@@ -2,6 +2,21 @@
 continuous batches), greedy, the model folder's chat template, a LoRA adapter through a
 LoRARequest (no merge needed).
 
+Written against vLLM 0.33.0 (the version envs/vllm.yaml pins):
+
+- Prompts go in as token ids (`TokensPrompt`), tokenized here once with add_special_tokens=False,
+  as the transformers backend does. A text prompt would be tokenized again by vLLM with its
+  completion default, add_special_tokens=True, and a chat template that already writes BOS
+  (Llama 3, Gemma) would then start with two. The counted prompt is the prompt the model sees.
+- Latency: `latency_s` of every item is the wall time of the one `LLM.generate` call that answered
+  the whole cell, with `batch_size` the number of prompts in that call (the meaning
+  `Generation.latency_s` has for every backend: the wall time of the batch the item was in).
+  vLLM's per-request timings are not used: `LLM()` turns stats off unless told otherwise
+  (`disable_log_stats=True`), so `RequestOutput.metrics` is None; and when they are on, its
+  `RequestStateStats` holds a wall-clock `arrival_time` next to engine-core monotonic timestamps
+  (queued/scheduled/first/last token) and no finish time, so no arrival-to-finish latency can be
+  read from it.
+
 vLLM lives in the `vllm` extra and in envs/vllm.yaml (the rules using it run in that conda env
 with `resources: gpu=1`); it is never part of the default CPU install.
 """
@@ -31,6 +46,8 @@ class VLLMBackend:
             raise ConfigError("backend vllm needs vLLM and a CUDA GPU", field="backend",
                               fix="pip install -e '.[vllm]' on a GPU machine, or run with --sdm conda "
                                   "(envs/vllm.yaml)") from exc
+        # model, dtype, seed, gpu_memory_utilization: LLM's own keywords; enable_lora, max_lora_rank,
+        # max_model_len: EngineArgs fields, passed through LLM's **kwargs
         self.llm = LLM(model=str(model_dir), dtype=dtype, seed=seed, enable_lora=adapter_dir is not None,
                        max_lora_rank=64, max_model_len=max_input_tokens + max_new_tokens,
                        gpu_memory_utilization=gpu_memory_utilization)
@@ -45,29 +62,23 @@ class VLLMBackend:
 
     def generate(self, prompts: list[str], *, max_new_tokens: int, stop: list[str], batch_size: int,
                  progress: bool = True, desc: str = "predict") -> list[Generation]:
-        from vllm import SamplingParams
+        """Greedy answers in prompt order. `batch_size` is not used: vLLM batches by itself."""
+        if not prompts:
+            return []  # LLM.generate refuses an empty list
+        from vllm import SamplingParams, TokensPrompt
 
         lora = None
         if self.adapter_dir is not None:
             from vllm.lora.request import LoRARequest
 
-            lora = LoRARequest("adapter", 1, str(self.adapter_dir))
-        lengths = [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
-        check_lengths(lengths, self.max_input_tokens)
+            lora = LoRARequest(lora_name="adapter", lora_int_id=1, lora_path=str(self.adapter_dir))
+        ids = [list(x) for x in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+        check_lengths([len(x) for x in ids], self.max_input_tokens)
         params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=stop or None, seed=0)
         t0 = time.perf_counter()
-        outputs = self.llm.generate(prompts, params, use_tqdm=progress, lora_request=lora)
-        wall = round(time.perf_counter() - t0, 4)
-        return [Generation(text=o.outputs[0].text, tokens_in=len(o.prompt_token_ids),
-                           tokens_out=len(o.outputs[0].token_ids), latency_s=_latency(o, wall),
-                           batch_size=len(prompts))
-                for o in outputs]
-
-
-def _latency(output, wall: float) -> float:
-    """The request's own arrival-to-finish time when vLLM reports it, else the call's wall time."""
-    m = getattr(output, "metrics", None)
-    arrival, finished = getattr(m, "arrival_time", None), getattr(m, "finished_time", None)
-    if isinstance(arrival, (int, float)) and isinstance(finished, (int, float)) and finished >= arrival:
-        return round(finished - arrival, 4)
-    return wall
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=x) for x in ids], params,
+                                    use_tqdm=progress, lora_request=lora)
+        wall = round(time.perf_counter() - t0, 4)  # the whole cell: every item's latency_s (see above)
+        return [Generation(text=o.outputs[0].text, tokens_in=len(x), tokens_out=len(o.outputs[0].token_ids),
+                           latency_s=wall, batch_size=len(prompts))
+                for x, o in zip(ids, outputs)]
