@@ -1,9 +1,14 @@
 """Hub sync (rules hub_push / hub_pull, `tunebench hub`), against a LOCAL STAND-IN of the Hugging Face
 Hub at the HTTP level (tests/hub_standin.py): the Hub cannot be reached from here. tunebench's real
-huggingface_hub calls run unchanged; only the endpoint differs."""
+huggingface_hub calls run unchanged; only the endpoint differs. Binary files (adapters' safetensors,
+plots) must travel the way the Hub makes them: through Git LFS, never inline in the commit. The
+client runs with HF_HUB_DISABLE_XET=1: the stand-in speaks LFS, not Xet."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import http.client
 import json
 import os
 import secrets
@@ -12,9 +17,11 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from hub_standin import head_tree, read_file
 
 from conftest import copy_repo, files_containing, run
 from tunebench.atomic import read_jsonl
@@ -46,11 +53,36 @@ def requests_seen(store: Path) -> list[dict]:
 
 
 def standin_file(store: Path, path: str) -> bytes:
-    """A file at the head of main, read from the stand-in's storage."""
-    repo = store / "repos/dataset" / REPO
-    head = json.loads((repo / "repo.json").read_text())["refs"]["main"]
-    oid = json.loads((repo / "commits" / f"{head}.json").read_text())["tree"][path]
-    return (store / "blobs" / oid).read_bytes()
+    """A file at the head of main, read from the stand-in's storage (LFS or not)."""
+    return read_file(store, "dataset", REPO, path)
+
+
+def binary(path: str, data: bytes) -> bool:
+    return path.endswith((".safetensors", ".png", ".bin")) or b"\0" in data[:8000]
+
+
+def check_lfs(store: Path, suite: str, root: Path) -> list[str]:
+    """Every binary file of the suite's last push went the way the Hub takes it: announced to the LFS
+    batch API, PUT to the storage origin (without the token) under its sha256, committed as an
+    `lfsFile`; no commit carried one inline. The stand-in refuses inline binaries, so this fails if
+    the client's path changes. Returns those files."""
+    manifest = json.loads(standin_file(store, f"tunebench-sync/{suite}.json"))["files"]
+    tree = head_tree(store, "dataset", REPO)
+    seen = requests_seen(store)
+    committed = [r for r in seen if r["path"].endswith("/commit/main") and r["status"] == 200]
+    inline = {p for r in committed for p in r["regular"]}
+    as_lfs = {p for r in committed for p in r["lfs"]}
+    put = {r["oid"] for r in seen if r["server"] == "storage" and r["method"] == "PUT" and r["status"] == 200}
+    announced = {o["oid"] for r in seen if r["path"].endswith(".git/info/lfs/objects/batch") for o in r["objects"]}
+    verified = {r["oid"] for r in seen if r["path"].endswith(".git/info/lfs/objects/verify") and r["status"] == 200}
+    binaries = [p for p, e in manifest.items() if e["size"] and binary(p, (root / p).read_bytes())]
+    for path in binaries:
+        oid = manifest[path]["sha256"]
+        assert tree[path].get("lfs") == oid and tree[path]["size"] == manifest[path]["size"], (path, tree[path])
+        assert oid in announced and oid in put and oid in verified and path in as_lfs and path not in inline, path
+    assert not [p for p in inline if p in manifest and binary(p, standin_file(store, p))]
+    assert all(r["auth"] is None for r in seen if r["server"] == "storage"), "the token went to the storage"
+    return binaries
 
 
 def overlay(path: Path, url: str, **hub) -> Path:
@@ -60,7 +92,8 @@ def overlay(path: Path, url: str, **hub) -> Path:
 
 
 def online(**extra) -> dict:
-    return {"HF_HUB_OFFLINE": "0", "HF_TOKEN": TOKEN, **extra}
+    # huggingface_hub 2.4 uploads through Xet whenever hf_xet is installed; the stand-in speaks LFS
+    return {"HF_HUB_OFFLINE": "0", "HF_TOKEN": TOKEN, "HF_HUB_DISABLE_XET": "1", **extra}
 
 
 def snakemake(repo: Path, conf: Path, *args: str, env: dict | None = None,
@@ -84,7 +117,10 @@ def test_standin_push_then_pull_into_an_empty_clone_plans_nothing(demo_run, hub,
     log = (demo_run / "logs/hub/test-push.log").read_text()
     assert "hub: pushed" in log and "changed of" in log, log
     commits = [r for r in requests_seen(store) if r["path"].endswith("/commit/main")]
-    assert len(commits) == 1 and all(r["auth"] is True for r in requests_seen(store))
+    assert len(commits) == 1 and all(r["auth"] is True for r in requests_seen(store) if r["server"] == "hub")
+    binaries = check_lfs(store, "test", demo_run)
+    assert [p for p in binaries if p.startswith("results/test/plots/") and p.endswith(".png")], binaries
+    assert [p for p in binaries if p.startswith("results/test/adapters/") and p.endswith(".safetensors")], binaries
 
     # a second push with nothing changed sends no commit
     assert snakemake(demo_run, conf, "hub_push", env=online()).returncode == 0
@@ -94,15 +130,22 @@ def test_standin_push_then_pull_into_an_empty_clone_plans_nothing(demo_run, hub,
     # a new host: the project's files only (no data, resources, results or .snakemake)
     fresh = copy_repo(tmp_path / "fresh")
     assert planned(snakemake(fresh, conf, "-n"))  # everything to do
+    before_pull = len(requests_seen(store))
     pulled = snakemake(fresh, conf, "hub_pull", env=online())
     assert pulled.returncode == 0, pulled.stderr[-3000:]
+    fetched = [r for r in requests_seen(store)[before_pull:] if r["server"] == "storage" and r["method"] == "GET"]
+    assert {r["oid"] for r in fetched if r["status"] == 200} >= {
+        head_tree(store, "dataset", REPO)[p]["lfs"] for p in binaries}  # the binaries came from the storage
     assert not planned(dry := snakemake(fresh, conf, "-n")), dry.stdout[-3000:]
     # Snakemake's records came along for everything synced (not for raw data or node_modules)
     assert "Rules with missing metadata: raw_fetch site_deps" in dry.stdout + dry.stderr, dry.stderr[-2000:]
     model = fresh / "resources/models/smollm2-135m-instruct"
     assert (model / "tunebench_model.json").is_file() and not list(model.glob("*.safetensors"))  # no weights
-    for rel in ("results/test/summary.json", "results/test/scores", "results/test/adapters", "data/prepared"):
+    for rel in ("results/test/summary.json", "results/test/scores", "results/test/adapters", "results/test/plots",
+                "data/prepared"):
         assert same_tree(demo_run / rel, fresh / rel), rel
+    for path in binaries:
+        assert (fresh / path).read_bytes() == (demo_run / path).read_bytes(), path
 
     # the records work on the new host: a changed param reruns its jobs, and only those
     fewer = tmp_path / "resamples.yaml"
@@ -151,6 +194,13 @@ def fake_results(repo: Path) -> None:
                       "resources/models/smollm2-135m-instruct/tunebench_model.json": "{}"}.items():
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         (repo / rel).write_text(text)
+    for rel, data in BINARIES.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_bytes(data)
+
+
+BINARIES = {"results/adapters/m/t-8/adapter_model.safetensors": b"\x10\0\0\0\0\0\0\0{}" + bytes(range(256)),
+            "results/plots/task_t.png": b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(range(256))}
 
 
 def tb(repo: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -164,8 +214,9 @@ def test_what_travels_is_the_suites_own_results_without_work_folders(project_cop
     project = load_project_from_file(project_copy, overrides={"suite": "demo"})
     assert sorted(sync_files(project_copy, project)) == [
         "data/prepared/ticket_routing/test.jsonl", "resources/models/smollm2-135m-instruct/tunebench_model.json",
-        "results/adapters/m/t-8/.snakemake_timestamp",
-        "results/adapters/m/t-8/adapter_config.json", "results/scores/m/t/0shot.json", "results/summary.json"]
+        "results/adapters/m/t-8/.snakemake_timestamp", "results/adapters/m/t-8/adapter_config.json",
+        "results/adapters/m/t-8/adapter_model.safetensors", "results/plots/task_t.png",
+        "results/scores/m/t/0shot.json", "results/summary.json"]
 
 
 @pytest.mark.parametrize("path", ["../../etc/cron.d/x", "/etc/passwd", "configs/config.yaml",
@@ -185,9 +236,10 @@ def test_standin_pull_keeps_your_differing_outputs_and_restores_missing_ones(pro
     fake_results(project_copy)
     args = ("--suite", "demo", "--configfile", "configs/config.yaml", str(conf))
     pushed = tb(project_copy, "push", *args, env=online())
-    assert pushed.returncode == 0 and "pushed 6 changed of 6 files" in pushed.stdout, pushed.stderr
+    assert pushed.returncode == 0 and "pushed 8 changed of 8 files" in pushed.stdout, pushed.stderr
+    assert sorted(check_lfs(store, "demo", project_copy)) == sorted(BINARIES)
     pushed = tb(project_copy, "push", *args, env=online())
-    assert "pushed 0 changed of 6 files" in pushed.stdout and "nothing changed" in pushed.stdout
+    assert "pushed 0 changed of 8 files" in pushed.stdout and "nothing changed" in pushed.stdout
 
     (project_copy / "results/scores/m/t/0shot.json").write_text('{"mean": 0.9}')  # yours now differs
     shutil.rmtree(project_copy / "results/adapters/m")  # and this output is gone
@@ -195,9 +247,11 @@ def test_standin_pull_keeps_your_differing_outputs_and_restores_missing_ones(pro
     assert pulled.returncode == 2 and "token cannot see it" in pulled.stderr  # ... but the repo is private
     pulled = tb(project_copy, "pull", *args, env=online())
     assert pulled.returncode == 0, pulled.stderr
-    assert "pulled 2 files" in pulled.stdout and "1 of yours kept" in pulled.stdout
+    assert "pulled 3 files" in pulled.stdout and "1 of yours kept" in pulled.stdout
     assert (project_copy / "results/scores/m/t/0shot.json").read_text() == '{"mean": 0.9}'
     assert (project_copy / "results/adapters/m/t-8/adapter_config.json").read_text() == "{}"
+    adapter = "results/adapters/m/t-8/adapter_model.safetensors"
+    assert (project_copy / adapter).read_bytes() == BINARIES[adapter]  # through the LFS redirect
     assert not list((project_copy / ".snakemake/tunebench-hub").iterdir())  # staging cleaned up
     assert files_containing(TOKEN, project_copy, store) == []
 
@@ -263,3 +317,82 @@ def test_standin_push_on_success_uploads_after_a_real_run(project_copy, hub, tmp
     got = json.loads(standin_file(store, "tunebench-sync/demo.json"))
     assert target in got["files"] and target in got["snakemake_metadata"]
     assert got["snakemake_metadata"][target]["rule"] == "split_prepare"
+
+
+# -- the stand-in itself: LFS the way the Hub does it ------------------------------------------------
+def call(url: str, method: str, path: str, body: bytes | dict | None = None, token: str | None = TOKEN,
+         ndjson: bool = False) -> tuple[int, dict, bytes]:
+    """One raw request (no redirects followed): status, headers, body."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    if ndjson:
+        data = b"".join(json.dumps(line).encode() + b"\n" for line in body)
+    conn.request(method, path, body=data, headers={"Authorization": f"Bearer {token}"} if token else {})
+    resp = conn.getresponse()
+    out = (resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+    conn.close()
+    return out
+
+
+def test_standin_takes_binaries_through_lfs_only_as_the_hub_does(hub):
+    url, store = hub
+    status, _, _ = call(url, "POST", "/api/repos/create", {"name": "results", "organization": "tunebench-ci",
+                                                           "type": "dataset", "visibility": "private"})
+    assert status == 200
+    api = f"/api/datasets/{REPO}"
+
+    def mode(path: str, sample: bytes, size: int | None = None) -> str:
+        files = [{"path": path, "sample": base64.b64encode(sample).decode(), "size": size or len(sample)}]
+        status, _, body = call(url, "POST", f"{api}/preupload/main", {"files": files})
+        assert status == 200, body
+        return json.loads(body)["files"][0]["uploadMode"]
+
+    assert mode("results/summary.json", b'{"a": 1}') == "regular"
+    assert mode("notes.md", "é".encode() * 255 + b"\xc3") == "regular"  # a character cut by the sample
+    assert mode("results/adapters/a/adapter_model.safetensors", b"{}") == "lfs"  # .gitattributes
+    assert mode("results/plots/task_t.png", b"text") == "lfs"  # a dataset repo's .gitattributes
+    assert mode("results/x.dat", b"ab\0cd") == "lfs" and mode("results/y.dat", b"\xff\xfe") == "lfs"  # content
+    assert mode("results/big.jsonl", b"{}\n", size=10 * 2**20 + 1) == "lfs"  # over 10 MiB
+
+    head = head_tree(store, "dataset", REPO)
+    header = {"key": "header", "value": {"summary": "x", "description": ""}}
+    png = BINARIES["results/plots/task_t.png"]
+    inline = {"key": "file", "value": {"path": "results/plots/task_t.png", "encoding": "base64",
+                                       "content": base64.b64encode(png).decode()}}
+    status, headers, _ = call(url, "POST", f"{api}/commit/main", [header, inline], ndjson=True)
+    assert status == 400 and "contains binary files" in headers["x-error-message"]
+    oid = hashlib.sha256(png).hexdigest()
+    lfs_file = {"key": "lfsFile", "value": {"path": "results/plots/task_t.png", "algo": "sha256", "oid": oid,
+                                            "size": len(png)}}
+    status, _, _ = call(url, "POST", f"{api}/commit/main", [header, lfs_file], ndjson=True)
+    assert status == 400  # an object nobody uploaded
+    assert head_tree(store, "dataset", REPO) == head
+
+    batch = {"operation": "upload", "transfers": ["basic", "multipart"], "hash_algo": "sha256",
+             "ref": {"name": "main"}, "objects": [{"oid": oid, "size": len(png)}]}
+    assert call(url, "POST", f"/datasets/{REPO}.git/info/lfs/objects/batch", batch, token=None)[0] == 401
+    status, _, body = call(url, "POST", f"/datasets/{REPO}.git/info/lfs/objects/batch", batch)
+    assert status == 200, body
+    actions = json.loads(body)["objects"][0]["actions"]
+    upload = urlsplit(actions["upload"]["href"])
+    assert upload.netloc != urlsplit(url).netloc  # another origin, as S3 is
+    target = f"{upload.path}?{upload.query}"
+    storage = f"{upload.scheme}://{upload.netloc}"
+    assert call(storage, "PUT", target, png[:-1], token=None)[0] == 400  # not what was announced
+    assert call(storage, "PUT", target.replace("sig=", "sig=0"), png, token=None)[0] == 403
+    assert call(storage, "PUT", target, png, token=None)[0] == 200
+    verify = urlsplit(actions["verify"]["href"]).path
+    assert call(url, "POST", verify, {"oid": oid, "size": len(png)})[0] == 200
+    status, _, body = call(url, "POST", f"/datasets/{REPO}.git/info/lfs/objects/batch", batch)
+    assert "actions" not in json.loads(body)["objects"][0]  # stored already: nothing to upload
+    status, _, body = call(url, "POST", f"{api}/commit/main", [header, lfs_file], ndjson=True)
+    assert status == 200, body
+
+    status, headers, _ = call(url, "HEAD", f"/datasets/{REPO}/resolve/main/results/plots/task_t.png")
+    assert status == 302 and headers["x-linked-etag"] == f'"{oid}"' and headers["x-linked-size"] == str(len(png))
+    assert headers["x-repo-commit"] and headers["etag"]
+    location = urlsplit(headers["location"])
+    assert call(storage, "GET", f"{location.path}?{location.query}", token=None)[2] == png
+    assert read_file(store, "dataset", REPO, "results/plots/task_t.png") == png
+    assert call(url, "GET", f"{api}/xet-write-token/main")[0] == 501  # no Xet here
