@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-import time
+import threading
 
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
@@ -72,18 +72,27 @@ class HumanEvalStubLM(_Answers):
         return body + "```\n\nThis function solves the problem."
 
 
+def hang() -> None:
+    """Block forever, as a hung backend does: no wall-clock time runs out here; only the watchdog
+    (killing the worker's process group) ends it."""
+    threading.Event().wait()
+
+
 @register_model("test-stub-stalls")
 class StallingLM(_Answers):
-    """Answers `answer_first` requests, then stops responding (as a hung backend does)."""
+    """Answers `answer_first` requests, then hangs on the next one; with `hang_loading`, hangs while
+    lm-eval loads it (before any request is built)."""
 
-    def __init__(self, answer_first: int = 2, **kwargs):
+    def __init__(self, answer_first: int = 2, hang_loading: bool = False, **kwargs):
         super().__init__()
+        if hang_loading:
+            hang()
         self.answer_first = int(answer_first)
         self.answered = 0
 
     def answer(self, request) -> str:
         if self.answered >= self.answer_first:
-            time.sleep(3600)
+            hang()
         self.answered += 1
         return "A short answer."
 
@@ -91,7 +100,7 @@ class StallingLM(_Answers):
         out = []
         for request in requests:
             if self.answered >= self.answer_first:
-                time.sleep(3600)
+                hang()
             self.answered += 1
             result = (-float(len(request.args[1])), False)
             self.cache_hook.add_partial("loglikelihood", request.args, result)

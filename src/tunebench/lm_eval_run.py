@@ -1,9 +1,12 @@
 """General benchmarks through lm-evaluation-harness itself (`simple_evaluate`, `log_samples=True`).
 
 `run_lm_eval` starts tunebench.lm_eval_worker in its own process and watches its heartbeat. A run
-that makes no progress for `stall_timeout_s` is killed; the documents that were complete are scored
-by lm-eval from the request cache (a replay run) and the result is marked partial, naming the task
-and document that stalled. The cache outlives the run, so a rerun generates only what is missing.
+whose requests make no progress for `stall_timeout_s` is killed; the documents that were complete
+are scored by lm-eval from the request cache (a replay run) and the result is marked partial, naming
+the task and document that stalled. The cache outlives the run, so a rerun generates only what is
+missing. The stall clock runs only while requests are being answered, restarting with each one
+answered: importing lm-eval, loading the model and building requests (slow on a busy machine) and
+scoring afterwards are each bounded by the much larger `phase_timeout_s` instead.
 
 `score_lm_eval` turns lm-eval's results_*.json and samples_*.jsonl into a tunebench score record
 (the same shape as a task's): per metric the value, lm-eval's stderr, a bootstrap CI over items
@@ -111,9 +114,21 @@ def _spawn(request: dict, request_path: Path, log_path: str | None, pythonpath: 
             out.close()
 
 
-def _watch(proc: subprocess.Popen, heartbeat: Path, stall_timeout_s: float, label: str,
-           poll_s: float = 0.5) -> dict | None:
-    """Wait for the worker; None when it ended by itself, else the heartbeat at the stall."""
+PHASE_TIMEOUT_S = 3600  # the least time any one phase outside request execution may take
+
+
+def phase_limit(stall_timeout_s: float, phase_timeout_s: float | None) -> float:
+    """The limit on one phase outside request execution: by default the larger of an hour and four
+    stall limits (a raised stall limit, for a slow machine, raises it too); math.inf: none."""
+    return max(PHASE_TIMEOUT_S, 4 * stall_timeout_s) if phase_timeout_s is None else phase_timeout_s
+
+
+def _watch(proc: subprocess.Popen, heartbeat: Path, stall_timeout_s: float, phase_timeout_s: float,
+           label: str, poll_s: float = 0.5) -> dict | None:
+    """Wait for the worker; None when it ended by itself, else the heartbeat at the stall (with
+    `limit_s`, the limit that ran out). Any change of the heartbeat (phase, stage, requests answered)
+    is progress and restarts the clock; the limit is `stall_timeout_s` in the `requests` stage (see
+    tunebench.lm_eval_worker), `phase_timeout_s` in the others (start-up, finishing)."""
     from tqdm import tqdm
 
     bar = tqdm(total=0, desc=label, unit="req", disable=None, file=sys.stderr)
@@ -121,17 +136,20 @@ def _watch(proc: subprocess.Popen, heartbeat: Path, stall_timeout_s: float, labe
     try:
         while proc.poll() is None:
             time.sleep(poll_s)
-            beat = _read_heartbeat(heartbeat)
-            seen = beat and (beat["phase"], beat["done"], beat["total"])
+            beat = _read_heartbeat(heartbeat) or {"phase": "starting", "stage": "start-up", "done": 0,
+                                                   "total": 0, "pending": None, "docs_done": {}}
+            seen = (beat["phase"], beat.get("stage"), beat["done"], beat["total"])
             if seen != last_seen:
                 last_change, last_seen = time.monotonic(), seen
                 if beat["total"] != bar.total:
                     bar.total = beat["total"]
                 bar.n = beat["done"]
                 bar.set_postfix_str(beat["phase"], refresh=True)
-            elif time.monotonic() - last_change > stall_timeout_s:
+                continue
+            limit = stall_timeout_s if beat.get("stage") == "requests" else phase_timeout_s
+            if time.monotonic() - last_change > limit:
                 _kill_group(proc)
-                return beat or {"phase": "starting", "done": 0, "total": 0, "pending": None, "docs_done": {}}
+                return {**beat, "limit_s": limit}
     finally:
         bar.close()
     return None
@@ -162,13 +180,17 @@ def vllm_model(model_dir: str, adapter_dir: str | None = None, dtype: str = "bfl
 def run_lm_eval(*, benchmark: str, spec: dict, out_dir: str, nltk_dir: str, cache_dir: str,
                 model: dict | None = None, model_dir: str | None = None, adapter_dir: str | None = None,
                 limit: int | float | None,
-                threads: int = 1, stall_timeout_s: float = 900, log_path: str | None = None,
+                threads: int = 1, stall_timeout_s: float = 900, phase_timeout_s: float | None = None,
+                log_path: str | None = None,
                 data_files: dict[str, str] | None = None, sandbox: dict | None = None,
                 imports: list[str] | None = None, pythonpath: list[str] | None = None) -> dict:
     """Run one benchmark for one model with lm-eval in a watched worker; lm-eval's files land in
     `out_dir` (atomically) with tunebench_meta.json beside them. `model`: an lm-eval model name and
-    args; by default the hf backend on `model_dir` (+ `adapter_dir`, a PEFT adapter)."""
+    args; by default the hf backend on `model_dir` (+ `adapter_dir`, a PEFT adapter).
+    `stall_timeout_s`: the longest wait for the next answered request; `phase_timeout_s`: for
+    any one phase before or after the requests (see `phase_limit`)."""
     model = model or hf_model(model_dir, adapter_dir)
+    phase_timeout_s = phase_limit(stall_timeout_s, phase_timeout_s)
     cache = resume_cache_path(cache_dir, {"model": _model_identity(model), "benchmark": benchmark,
                                           "spec": spec, "limit": limit})
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -185,12 +207,20 @@ def run_lm_eval(*, benchmark: str, spec: dict, out_dir: str, nltk_dir: str, cach
             "out_dir": str(tmp), "data_files": data_files, "sandbox": sandbox or {}, "imports": imports or [],
         }
         proc = _spawn(request, work / "request.json", log_path, pythonpath or [])
-        stalled = _watch(proc, work / "heartbeat.json", stall_timeout_s, f"{benchmark} (lm-eval)")
+        stalled = _watch(proc, work / "heartbeat.json", stall_timeout_s, phase_timeout_s, f"{benchmark} (lm-eval)")
         partial = None
         if stalled is None and proc.returncode != 0:
             raise WorkerError(f"lm-eval failed on benchmark {benchmark!r} (exit status {proc.returncode}); "
                               f"completed requests are kept in {cache} for a rerun:\n{_log_tail(log_path)}",
                               fix="see the log above; rerun to continue from the completed requests")
+        if stalled is not None and stalled.get("stage") != "requests":
+            raise StallError(f"watchdog: lm-eval made no progress for {stalled['limit_s']:g} s in phase "
+                             f"{stalled['phase']!r} of benchmark {benchmark!r}, outside its requests "
+                             f"({stalled['done']} of {stalled['total']} were complete; they are kept "
+                             f"in {cache} for a rerun):\n{_log_tail(log_path)}",
+                             fix="see the log above for where it stopped; on a slow machine, raise "
+                                 "watchdog.stall_timeout_s in configs/config.yaml (a phase outside the "
+                                 f"requests may take {PHASE_TIMEOUT_S:g} s or four times that limit)")
         if stalled is not None:
             pending = stalled.get("pending") or {}
             where = (f"lm-eval task {pending.get('task', task_name)}, document {pending['doc_id']}"
@@ -214,8 +244,8 @@ def run_lm_eval(*, benchmark: str, spec: dict, out_dir: str, nltk_dir: str, cach
             replay = {**request, "mode": "replay", "limit": None, "samples": docs,
                       "heartbeat": str(work / "replay-heartbeat.json")}
             proc = _spawn(replay, work / "replay-request.json", log_path, pythonpath or [])
-            if _watch(proc, work / "replay-heartbeat.json", stall_timeout_s, f"{benchmark} (replay)") is not None \
-                    or proc.returncode != 0:
+            if _watch(proc, work / "replay-heartbeat.json", stall_timeout_s, phase_timeout_s,
+                      f"{benchmark} (replay)") is not None or proc.returncode != 0:
                 raise StallError(message + "; scoring the complete documents failed too:\n" + _log_tail(log_path))
             partial = {"stalled_at": pending or None, "phase": stalled["phase"], "documents_kept": kept,
                        "requests_done": stalled["done"], "requests_total": stalled["total"],

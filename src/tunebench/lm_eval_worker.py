@@ -7,6 +7,11 @@ finishes and reported in a heartbeat file: what the parent reads to see progress
 task and document stalled, and, after a stall, which documents are complete. A rerun with the same
 cache answers completed requests from it, so only missing items are generated again.
 
+The heartbeat's `stage` tells the parent which limit applies: `start-up` (importing lm-eval,
+building the task, loading the model, building requests), `requests` (planned requests are not
+all answered yet: the stall limit, restarted by every completed request) and `finishing` (every
+request is answered: lm-eval scores and the results are written). Each `phase` change is progress.
+
 Modes: `run` (the model answers what the cache lacks) and `replay` (every answer must come from the
 cache: lm-eval scores the documents that were complete when the run stalled).
 """
@@ -36,8 +41,8 @@ class Heartbeat:
     def __init__(self, path: str | Path, interval_s: float = 0.5):
         self.path = Path(path)
         self.interval_s = interval_s
-        self.state: dict[str, Any] = {"phase": "starting", "done": 0, "total": 0, "pending": None,
-                                      "docs_done": {}, "pid": os.getpid()}
+        self.state: dict[str, Any] = {"phase": "starting", "stage": "start-up", "done": 0, "total": 0,
+                                      "pending": None, "docs_done": {}, "pid": os.getpid()}
         self._owner: dict[str, tuple[str, int]] = {}  # request hash -> (task, doc)
         self._left: dict[tuple[str, int], int] = {}  # (task, doc) -> requests still to answer
         self._order: deque[tuple[str, int]] = deque()
@@ -74,7 +79,9 @@ class Heartbeat:
                 if doc not in self._left:
                     self._order.append(doc)
                 self._left[doc] = self._left.get(doc, 0) + 1
-        self.beat(phase=attr, total=self.state["total"] + len(requests), pending=self._first_pending())
+            total = self.state["total"] + len(requests)
+            self.beat(phase=attr, total=total, stage=_stage(self.state["done"], total),
+                      pending=self._first_pending())
 
     def completed(self, attr: str, args) -> None:
         from lm_eval.api.model import hash_args
@@ -86,7 +93,11 @@ class Heartbeat:
                 if self._left[doc] == 0:
                     self.state["docs_done"].setdefault(doc[0], []).append(doc[1])
             last = {"task": doc[0], "doc_id": doc[1]} if doc else self.state.get("last_done")
-            self.beat(force=False, done=self.state["done"] + 1, pending=self._first_pending(), last_done=last)
+            done = self.state["done"] + 1
+            stage = _stage(done, self.state["total"])
+            # the end of the requests is written at once: the parent's limit changes with it
+            self.beat(force=stage != self.state["stage"], done=done, stage=stage,
+                      pending=self._first_pending(), last_done=last)
 
     def _first_pending(self) -> dict | None:
         while self._order and self._left[self._order[0]] == 0:  # amortised O(1): finished ones leave
@@ -95,6 +106,12 @@ class Heartbeat:
             return None
         task, doc = self._order[0]
         return {"task": task, "doc_id": doc}
+
+
+def _stage(done: int, total: int) -> str:
+    """`requests` while a planned request is unanswered, else `finishing` (scoring, or between
+    lm-eval's request types)."""
+    return "requests" if done < total else "finishing"
 
 
 class _ProgressHook:
@@ -171,6 +188,8 @@ def _model(request: dict):
 
 
 def run(request: dict) -> None:
+    heartbeat = Heartbeat(request["heartbeat"])  # first: the parent sees the worker is up
+    heartbeat.beat(phase="importing lm-eval")
     import lm_eval
     import torch
     from lm_eval.loggers import EvaluationTracker
@@ -179,7 +198,7 @@ def run(request: dict) -> None:
 
     torch.set_num_threads(request["threads"])
     request["device"] = request.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-    heartbeat = Heartbeat(request["heartbeat"])
+    heartbeat.beat(phase="building the task")
     task = build_task(request["benchmark"], request["spec"], nltk_dir=request["nltk_dir"],
                       sandbox=request.get("sandbox"),
                       data_files=request.get("data_files"))
@@ -194,13 +213,13 @@ def run(request: dict) -> None:
         device=request["device"], log_samples=True, apply_chat_template=request["chat_template"],
         evaluation_tracker=tracker, bootstrap_iters=request.get("bootstrap_iters", 100000),
     )
-    heartbeat.beat(phase="writing results")
+    heartbeat.beat(phase="writing results", stage="finishing")
     samples = results.pop("samples")
     tracker.save_results_aggregated(results=results, samples=samples)
     for task_name in results["configs"]:
         tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
     write_json(out / "tunebench_notes.json", {k: dict(sorted(v.items())) for k, v in NOTES.items()})
-    heartbeat.beat(phase="finished")
+    heartbeat.beat(phase="finished", stage="finishing")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Before torch is imported (shared/notes/facts.md): spinning OpenMP threads collapse under load.
+    # Before torch is imported: with the default (spinning) OpenMP wait policy, generation ran 7-50x
+    # slower on 2 cores when another process kept one of them busy.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     sys.exit(main())
 

@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -86,22 +87,28 @@ class Journal:
 
 
 class Watchdog:
-    """`with Watchdog(timeout, what) as dog:` ... `dog.beat()` after each unit of progress."""
+    """`with Watchdog(timeout, what) as dog:` ... `dog.beat()` after each unit of progress.
 
-    def __init__(self, stall_timeout_s: float | None, what: str, kept: str | Path | None = None):
+    The clock starts at the `with` (after the model is loaded and the prompts prepared) and
+    restarts with every beat, so it measures how long one unit (a batch) goes without finishing.
+    `clock`: where the time comes from (time.monotonic; a test's own clock makes it deterministic)."""
+
+    def __init__(self, stall_timeout_s: float | None, what: str, kept: str | Path | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.timeout = stall_timeout_s
         self.what = what
         self.kept = kept
-        self.last = time.monotonic()
+        self.clock = clock
+        self.last = clock()
         self._stop = threading.Event()
 
     def beat(self) -> None:
-        self.last = time.monotonic()
+        self.last = self.clock()
 
     def _watch(self) -> None:
         step = max(0.1, min(5.0, self.timeout / 4))
         while not self._stop.wait(step):
-            idle = time.monotonic() - self.last
+            idle = self.clock() - self.last
             if idle > self.timeout:
                 kept = f"; finished batches are kept in {self.kept}" if self.kept else ""
                 message = (f"tunebench: {self.what}: no progress for {idle:.0f} s (watchdog.stall_timeout_s = "

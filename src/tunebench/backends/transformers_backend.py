@@ -73,6 +73,7 @@ class TransformersBackend:
             # merged once: generation then costs what the base model costs (same predictions)
             self.model = PeftModel.from_pretrained(self.model, str(adapter_dir)).merge_and_unload()
         self.model.to(self.device).eval()
+        self.cache_arg = cache_argument(self.model)
         self.use_chat_template = chat_template and self.tokenizer.chat_template is not None
         self.max_input_tokens = max_input_tokens
         self.weights = (model_dir, adapter_dir, dtype)  # what a journal's batches must come from
@@ -93,8 +94,9 @@ class TransformersBackend:
         t0 = time.perf_counter()
         if n_prefix:
             with self.torch.inference_mode():
-                prefix_cache = self.model(input_ids=self.torch.tensor([ids[0][:n_prefix]], device=self.device),
-                                          use_cache=True).past_key_values
+                out = self.model(input_ids=self.torch.tensor([ids[0][:n_prefix]], device=self.device),
+                                 use_cache=True)
+                prefix_cache = getattr(out, self.cache_arg)  # the output field has the argument's name
         self.last_prefix = {"tokens": n_prefix, "seconds": round(time.perf_counter() - t0, 4)}
         return ids, lengths, n_prefix, prefix_cache
 
@@ -179,7 +181,7 @@ class TransformersBackend:
                     max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
                     top_k=None, pad_token_id=tok.pad_token_id,
                     stop_strings=stop or None, tokenizer=tok if stop else None,
-                    **({"past_key_values": cache} if cache is not None else {}),
+                    **({self.cache_arg: cache} if cache is not None else {}),
                 )
             elapsed = time.perf_counter() - t0
             new = out[:, n_prefix + width:].tolist()
@@ -270,7 +272,7 @@ class TransformersBackend:
             with torch.inference_mode():
                 logits = self.model(input_ids=query, attention_mask=full.to(self.device),
                                     position_ids=position_ids.to(self.device),
-                                    **({"past_key_values": cache} if cache is not None else {}),
+                                    **({self.cache_arg: cache} if cache is not None else {}),
                                     use_cache=cache is not None,
                                     logits_to_keep=torch.tensor(keep, device=self.device)).logits.float()
                 logp = torch.log_softmax(logits, dim=-1).cpu()
@@ -306,6 +308,17 @@ def plan_batches(order: list[int], lengths: list[int], *, batch_size: int, batch
                 continue
         batches.append([i])
     return batches
+
+
+def cache_argument(model) -> str:
+    """The name under which `model`'s forward pass, and so `generate`, takes a KV cache, and its
+    output returns one. transformers 5.0 knows only `past_key_values`; later 5.x releases renamed it
+    `cache` and warn (FutureWarning) when `past_key_values` is passed: the forward pass drops it in
+    5.40, `generate` in 6.0. The pinned range is transformers>=5.0,<6, so the name is read once from
+    the signature of the model's forward (`generate` hands its cache to it under the same name)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 MIN_SHARED_PREFIX = 32  # below this, reusing a prefix cache is not worth the copy
