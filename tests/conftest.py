@@ -23,9 +23,12 @@ def repo_root() -> Path:
 
 
 def copy_repo(dest: Path) -> Path:
-    """The project's files (no data, results or venv) in `dest`, for tests that edit configs."""
+    """The project's files (no data, results or venv) in `dest`, for tests that edit configs, with a
+    link to the Chart.js that `make install` put in site/node_modules (a run needs it, never fetches it)."""
     shutil.copytree(ROOT, dest, ignore=lambda d, names: [n for n in names if n in SKIP_COPY
                                                           or n.endswith(".egg-info")])
+    if (ROOT / "site/node_modules").is_dir():
+        (dest / "site/node_modules").symlink_to(ROOT / "site/node_modules", target_is_directory=True)
     return dest
 
 
@@ -121,14 +124,40 @@ def files_containing(text: str, *folders: Path) -> list[str]:
             if p.is_file() and not p.is_symlink() and text.encode() in p.read_bytes()]
 
 
+def offline_prefix() -> list[str]:
+    """A command prefix that runs the command in a new network namespace whose only interface is
+    loopback (`unshare -n`, as root): nothing it does can reach any other host. Empty where that
+    cannot be made (not root); under CI (CI=true, as root) failing to make it is an error."""
+    import os
+
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI runs as root: the offline run needs `unshare -n` (util-linux)")
+        return []
+    lo_up = "ip link set lo up 2>/dev/null; " if shutil.which("ip") else ""
+    return ["unshare", "--net", "sh", "-c", lo_up + 'exec "$@"', "offline"]
+
+
+def network_interfaces(prefix: list[str]) -> list[str]:
+    """The interfaces a command run under `prefix` sees (/proc/net/dev is per network namespace)."""
+    import sys
+
+    out = subprocess.run([*prefix, sys.executable, "-c", "print(open('/proc/net/dev').read())"],
+                         capture_output=True, text=True, check=True).stdout
+    return sorted(line.split(":")[0].strip() for line in out.splitlines()[2:] if ":" in line)
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Path:
     """The real workflow's `test` suite, run once per session in a copy of the project (the end-to-end
-    tests and the dashboard's browser test both read it), with canary credentials in its environment."""
+    tests and the dashboard's browser test both read it), with canary credentials in its environment,
+    and, as root, with the network cut (`unshare -n`: loopback only), which proves it runs offline."""
     import sys
 
     repo = copy_repo(tmp_path_factory.mktemp("e2e") / "repo")
-    proc = run([str(Path(sys.executable).with_name("snakemake")), "--cores", "2", "--config", "suite=test"], cwd=repo,
-               env=CANARY_SECRETS)
+    prefix = offline_prefix()
+    proc = run([*prefix, str(Path(sys.executable).with_name("snakemake")), "--cores", "2", "--config", "suite=test"],
+               cwd=repo, env=CANARY_SECRETS)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    (repo.parent / "offline-run.txt").write_text(" ".join(network_interfaces(prefix)) if prefix else "")
     return repo

@@ -1,5 +1,6 @@
 """A real single-node SLURM cluster for the tests: Debian's slurmctld, slurmd and munge, started as
-root without systemd and stopped by PID (shared/notes/facts.md, "Single-node SLURM").
+root without systemd and stopped by PID (no cgroups: proctrack/linuxproc, task/none; job states from
+squeue, since without slurmdbd `sacct` fails and the executor plugin would wait forever).
 
 `cluster()` installs the packages when missing (apt, ~10 s), writes /etc/slurm/slurm.conf (the
 executor plugin's inner srun drops SLURM_CONF, so the default path is the only one that works),

@@ -1,7 +1,8 @@
 """tunebench: did fine-tuning help, what did it break, is it worth it.
 
 Importing the package first sets OMP_WAIT_POLICY=PASSIVE: measured on 2 shared cores, spinning
-OpenMP threads made generation 7-50x slower (shared/notes/facts.md). It must happen before torch
+OpenMP threads made generation 7-50x slower (2.2 tokens/s instead of 16.6 at batch 1 while another
+process kept one core busy). It must happen before torch
 is imported, which is why every script imports tunebench before anything heavy.
 """
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import jsonschema
 import yaml
 
 from tunebench.errors import ConfigError
+from tunebench.parsing import LABEL_PARSERS
 
 SCHEMA_DIR = Path("configs") / "schema"
 TASK_DIR = Path("configs") / "tasks"
@@ -398,8 +400,8 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
             raise ConfigError(f"metric(s) {', '.join(bad)} do not apply to a {doc['type']} task",
                               file=shown, field="metrics", fix=f"use: {', '.join(sorted(allowed))}")
         parser = doc.get("parser") or ("first_label" if doc["type"] == "classification" else "first_line")
-        if parser == "first_label" and doc["type"] != "classification":
-            raise ConfigError("parser first_label needs a classification task", file=shown,
+        if parser in LABEL_PARSERS and doc["type"] != "classification":
+            raise ConfigError(f"parser {parser} needs a classification task", file=shown,
                               field="parser", fix="use first_line for extraction tasks")
         split = doc["split"]
         if split["val"] + split["test"] >= 0.95:
@@ -504,6 +506,8 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
         cap = config["suites"][suite_name].get("training_max_steps")
         if cap:
             training = {**training, "max_steps": min(cap, training["max_steps"]) if training["max_steps"] > 0 else cap}
+        for task_name in config["finetune"]["tasks"]:
+            check_training_length(tasks[task_name], prompts[task_name], training, shown)
 
     from tunebench.cost import check_api_prices, load_pricing
 
@@ -526,6 +530,63 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
     return Project(root=root, config=config, config_file=config_file, suite_name=suite_name,
                    suite=config["suites"][suite_name], tasks=tasks, models=models, prompts=prompts,
                    training=training, pricing=pricing)
+
+
+def check_targets(project: Project, targets) -> None:
+    """A target under another suite's results folder (`results/summary.json` while suite `test` writes
+    to results/test) is no output of this run: Snakemake would only say MissingRuleException."""
+    dirs = {name: s["results_dir"].rstrip("/") for name, s in project.config["suites"].items()}
+    for target in targets:
+        path = Path(target)
+        if path.is_absolute():
+            try:
+                path = path.relative_to(project.root)
+            except ValueError:
+                continue
+        text = path.as_posix()
+        owners = [name for name, d in dirs.items() if text == d or text.startswith(d + "/")]
+        if not owners:
+            continue
+        owner = max(owners, key=lambda name: len(dirs[name]))
+        if owner == project.suite_name:
+            continue
+        rest = text[len(dirs[owner]):].lstrip("/")
+        mine = f"{project.results_dir}/{rest}" if rest else project.results_dir
+        raise ConfigError(f"the target {target} is an output of suite {owner!r} ({dirs[owner]}/), but this run's "
+                          f"suite is {project.suite_name!r}, which writes to {project.results_dir}/",
+                          file=project.config_file, field="suite",
+                          fix=f"ask for {mine} (this suite), or run suite {owner} with --config suite={owner}")
+
+
+# Byte-pair tokenizers (GPT-2 style, SmolLM2, Llama 3, Qwen) first split text into runs of letters,
+# of digits and of other symbols, and never merge across those runs: counting the runs gives a lower
+# bound on the token count without loading any tokenizer.
+_PRETOKENS = re.compile(r"[^\W\d_]+|\d+|(?:[^\w\s]|_)+")
+
+
+def check_training_length(task: Task, prompt_spec: dict, training: dict, training_file: str) -> None:
+    """A training example longer than `max_length` loses its answer to truncation: stop at load when
+    the prompt template alone (with the longest label as the answer, and an empty input) is already
+    longer. The training job checks every example exactly with the model's tokenizer."""
+    from tunebench.prompting import PromptTemplate
+
+    template = PromptTemplate.from_spec(prompt_spec)
+    labels = list(task.labels or [])
+    longest = max(labels, key=lambda label: len(_PRETOKENS.findall(label)), default="x")
+    texts = [m["content"] for m in template.messages({"input": ""}, [], labels)] + [template.answer(longest, labels)]
+    at_least = sum(len(_PRETOKENS.findall(text)) for text in texts)
+    limit = training.get("max_length", 512)
+    if at_least >= limit:
+        raise ConfigError(
+            f"a {task.name} training example is at least {at_least} tokens before its input (prompt "
+            f"template {task.prompt_file.name} with {len(labels)} labels), longer than max_length {limit}: "
+            "every example would lose its answer", file=training_file, field="max_length",
+            fix=f"raise `max_length` to at least {_round_up(at_least * 2)} (the template plus a typical "
+                "input), or shorten the prompt template")
+
+
+def _round_up(n: int, step: int = 64) -> int:
+    return -(-n // step) * step
 
 
 def load_project_from_file(root: str | Path, config_path: str | Path | list | None = None,

@@ -219,7 +219,8 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
         import httpx2 as http  # huggingface_hub 2.x's HTTP client
     except ImportError:  # pragma: no cover - huggingface_hub 1.x
         import httpx as http
-    return OfflineModeIsEnabled, http.ConnectError, http.ConnectTimeout
+    # hf_xet (the Hub's Xet uploads and downloads) raises Python's own ConnectionError
+    return OfflineModeIsEnabled, http.ConnectError, http.ConnectTimeout, ConnectionError
 
 
 def _hub_error(exc, settings: HubSettings, doing: str, config_file: str) -> TunebenchError:

@@ -4,7 +4,7 @@ Sources: a GGUF shipped in an installed package (the embedded default), a Hub re
 (huggingface_hub.snapshot_download, which honours HF_HOME / HF_HUB_OFFLINE / HF_TOKEN), or a local
 folder. GGUF weights are dequantized once, here, and saved as safetensors: a model loaded from
 GGUF can be neither saved nor trained as is, and reloading the saved folder takes 0.4 s against
-15-30 s from the GGUF (shared/notes/facts.md).
+15-30 s from the GGUF (SmolLM2-135M on 2 CPU cores).
 """
 
 from __future__ import annotations

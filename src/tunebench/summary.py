@@ -33,7 +33,7 @@ def cells_from_score(score: dict) -> list[dict]:
             "metric": metric, "primary": metric == score["primary_metric"],
             "value": stats["value"], "ci_low": stats["ci_low"], "ci_high": stats["ci_high"],
             "confidence": stats["confidence"], "n": score["n"], "method": score["method"],
-            "parse_failures": score["parse_failures"],
+            "parse_failures": score["parse_failures"], "parser": score.get("parser"),
         }
         cell.update({k: score["timing"].get(k) for k in CELL_TIMING})
         if "stderr" in stats:

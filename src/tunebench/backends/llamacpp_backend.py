@@ -3,7 +3,8 @@ shipped, the chat template stored in the GGUF, greedy decoding, one item at a ti
 
 Installed by the `llamacpp` extra (a source build of llama.cpp, ~10 minutes on 2 cores once;
 pip's wheel cache makes later installs instant). The thread count is pinned: llama.cpp's spinning
-threads collapse when they outnumber free cores (shared/notes/facts.md).
+threads collapse when they outnumber free cores (measured: SmolLM2 decoded 86 tokens/s with one
+thread, 2.2 tokens/s with two while another process kept a core busy).
 """
 
 from __future__ import annotations

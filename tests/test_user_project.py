@@ -1,0 +1,98 @@
+"""A new user's project through the real `snakemake` command: their own CSV data with many labels
+built from shared parts, their own model folder (a tiny random Llama: no download), `method: loglik`,
+and a suite of their own with its own results folder. What this user hit on a first run must work
+or fail clearly: the loglik cell reaches summary.json and the dashboard; a target named for another
+suite's folder gets one `tunebench:` line naming the right target."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from conftest import copy_repo, run
+from tunebench.atomic import read_json
+
+pytestmark = pytest.mark.e2e
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+TUNEBENCH = str(Path(sys.executable).with_name("tunebench"))
+# labels that share parts, as BANKING77's do: a lenient parser would credit `card_payment` inside
+# `card_payment_fee_charged`
+LABELS = [f"{thing}_{what}" for thing in ("card_payment", "transfer", "top_up", "cash_withdrawal")
+          for what in ("fee_charged", "not_recognised", "pending", "reverted", "failed")] + ["card_payment"]
+
+
+def write_yaml(path: Path, doc: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def user_project(tmp_path_factory, tiny_llama_dir) -> Path:
+    repo = copy_repo(tmp_path_factory.mktemp("user") / "repo")
+    (repo / "data_in").mkdir()
+    with open(repo / "data_in/intents.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "category"])
+        for i in range(126):
+            label = LABELS[i % len(LABELS)]
+            writer.writerow([f"message {i}: something about {label.replace('_', ' ')}", label])
+    write_yaml(repo / "configs/tasks/intents.yaml", {
+        "name": "intents", "type": "classification",
+        "source": {"kind": "local", "path": "data_in/intents.csv", "format": "csv"},
+        "fields": {"id": None, "input": "text", "target": "category"}, "labels": LABELS,
+        "split": {"val": 0.1, "test": 0.2, "seed": 7}, "prompt": "prompts/intents.yaml",
+        "metrics": ["accuracy", "macro_f1"], "generation": {"max_new_tokens": 8}, "method": "loglik"})
+    (repo / "prompts/intents.yaml").write_text(
+        'system: "Classify the message. Answer with the label only."\n'
+        'user: "Labels: {{ labels | join(\', \') }}\\n\\nMessage: {{ input }}\\nLabel:"\n'
+        'assistant: "{{ target }}"\n')
+    write_yaml(repo / "configs/models/tiny.yaml", {
+        "name": "tiny", "source": {"kind": "local", "path": str(tiny_llama_dir)}, "dtype": "float32",
+        "batch_size": 8})
+    config = yaml.safe_load((repo / "configs/config.yaml").read_text())
+    config.update(models=["tiny"], tasks=["intents"], finetune={"tasks": [], "training": "cpu-lora"})
+    config["prompting"]["shots"] = [0]
+    config["suites"]["mine"] = {"description": "a user's own suite", "results_dir": "results/mine",
+                                "max_eval_items": 10, "benchmarks": []}
+    config["suite"] = "mine"
+    write_yaml(repo / "configs/config.yaml", config)
+    proc = run([SNAKEMAKE, "--cores", "2"], cwd=repo, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return repo
+
+
+def test_a_loglik_task_reaches_the_summary_and_the_dashboard(user_project):
+    summary = read_json(user_project / "results/mine/summary.json")
+    jsonschema.validate(summary, read_json(user_project / "configs/schema/summary.schema.json"))
+    cells = [c for c in summary["cells"] if c["task"] == "intents"]
+    assert {c["metric"] for c in cells} == {"accuracy", "macro_f1"}
+    assert all(c["method"] == "loglik" and c["n"] == 10 and c["parse_failures"] == 0 for c in cells)
+    site = read_json(user_project / "results/mine/site/data.json")
+    assert {c["method"] for c in site["cells"] if c["task"] == "intents"} == {"loglik"}
+    table_row = next(line for line in (user_project / "results/mine/summary.md").read_text().splitlines()
+                     if line.startswith("| tiny | 0shot |"))
+    assert "| loglik | 10 | 0 |" in table_row
+    assert not (user_project / "results/summary.json").exists()
+
+
+def test_every_method_a_task_may_name_is_one_the_summary_schema_accepts(repo_root):
+    task_schema = yaml.safe_load((repo_root / "configs/schema/task.schema.yaml").read_text())
+    methods = set(task_schema["properties"]["method"]["enum"])
+    summary_schema = read_json(repo_root / "configs/schema/summary.schema.json")
+    cell = summary_schema["properties"]["cells"]["items"]["properties"]
+    assert methods | {"lm-eval"} == set(cell["method"]["enum"])
+
+
+def test_a_target_in_another_suites_folder_names_the_right_one(user_project):
+    proc = run([SNAKEMAKE, "--cores", "1", "-n", "results/summary.json"], cwd=user_project, timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr and "MissingRule" not in proc.stderr
+    assert ("tunebench: configs/config.yaml: field `suite`: the target results/summary.json is an output of "
+            "suite 'demo' (results/), but this run's suite is 'mine', which writes to results/mine/") in proc.stderr
+    assert "Fix: ask for results/mine/summary.json" in proc.stderr
+    proc = run([SNAKEMAKE, "--cores", "1", "-n", "results/mine/summary.json"], cwd=user_project, timeout=300)
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr
