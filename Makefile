@@ -40,11 +40,28 @@ $(CHARTJS): site/package.json site/package-lock.json
 	touch $(CHARTJS)
 
 # llama.cpp (backend llamacpp and its OpenAI-compatible server): a source build, ~10 min on 2 cores
-# the first time; pip's wheel cache makes later installs on the same machine instant.
+# the first time, kept as a wheel in ~/.cache/tunebench so later installs on the machine are instant.
+# On x86-64 it is built for AVX2/FMA/F16C, not -march=native: a native build on a VM that reports AMX
+# but cannot run it died with SIGILL (tileloadd, in ggml's AMX matmul) on the first prompt, and a
+# native wheel breaks as soon as the disk moves to another CPU.
+LLAMACPP_VERSION := 0.3.36
+ifeq ($(shell uname -m),x86_64)
+LLAMACPP_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLAMACPP_WHEELS := $(HOME)/.cache/tunebench/llama-cpp-python-$(LLAMACPP_VERSION)-x86_64-avx2
+else
+LLAMACPP_CMAKE :=
+LLAMACPP_WHEELS := $(HOME)/.cache/tunebench/llama-cpp-python-$(LLAMACPP_VERSION)-$(shell uname -m)
+endif
+
 llamacpp: $(LLAMACPP_STAMP)
 
 $(LLAMACPP_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[test,llamacpp]"
+	@ls $(LLAMACPP_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { \
+	  echo "building llama.cpp once (~10 min on 2 cores) into $(LLAMACPP_WHEELS)"; \
+	  CMAKE_ARGS="$(LLAMACPP_CMAKE)" $(BIN)/python -m pip wheel --quiet --no-deps --no-cache-dir \
+	    -w $(LLAMACPP_WHEELS) "llama-cpp-python==$(LLAMACPP_VERSION)"; }
+	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall $(LLAMACPP_WHEELS)/llama_cpp_python-*.whl
+	$(BIN)/python -m pip install --quiet -e ".[test,llamacpp]" "llama-cpp-python[server]==$(LLAMACPP_VERSION)"
 	touch $(LLAMACPP_STAMP)
 
 demo: install

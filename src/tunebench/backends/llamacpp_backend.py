@@ -18,7 +18,7 @@ from tunebench.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install -e '.[llamacpp]' (builds llama.cpp once, ~10 min on 2 cores)"
+INSTALL_HINT = "make llamacpp (builds llama.cpp once, ~10 min on 2 cores), or pip install -e '.[llamacpp]'"
 
 
 def available() -> bool:
