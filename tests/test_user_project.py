@@ -96,3 +96,19 @@ def test_a_target_in_another_suites_folder_names_the_right_one(user_project):
     assert "Fix: ask for results/mine/summary.json" in proc.stderr
     proc = run([SNAKEMAKE, "--cores", "1", "-n", "results/mine/summary.json"], cwd=user_project, timeout=300)
     assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_the_gate_and_baseline_update_read_the_configured_suites_folder(user_project):
+    """No baseline for this user's model yet: the gate says so and exits 3 (not a green PASS); the
+    baseline is then stored from the suite's own folder, results/mine, with no --results."""
+    proc = run([TUNEBENCH, "gate"], cwd=user_project, timeout=300)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "NOT COMPARED tiny" in proc.stdout and "PASS" not in proc.stdout.replace("NOT COMPARED", "")
+    proc = run([TUNEBENCH, "baseline", "update", "--run-id", "first"], cwd=user_project, timeout=300)
+    baseline = user_project / "baselines/tiny.json"
+    try:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "wrote baselines/tiny.json: 1 scores of tiny from run first (mine)" in proc.stdout
+        assert read_json(baseline)["suite"] == "mine"
+    finally:
+        baseline.unlink(missing_ok=True)

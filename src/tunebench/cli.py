@@ -1,6 +1,6 @@
 """`tunebench`: the commands around the workflow.
 
-    tunebench baseline update --run-id ID [--system NAME ...] [--results results] [--replace]
+    tunebench baseline update --run-id ID [--system NAME ...] [--suite NAME | --results DIR] [--replace]
         write baselines/<system>.json from a finished run (an existing one is archived, never lost)
     tunebench gate [--suite NAME] [--configfile F ...] [--config KEY=VALUE ...] [--results DIR] [--strict]
         the run's comparisons against the stored baselines (for CI), read from the configured suite's
@@ -28,7 +28,7 @@ from tunebench.errors import TunebenchError
 def _baseline_update(args) -> int:
     from tunebench.baseline import baseline_from_results, write_baseline
 
-    results = Path(args.results)
+    results = _suite_results(args)
     systems = args.system
     if not systems and (results / "scores").is_dir():  # default: every base model of the run
         systems = sorted(p.name for p in (results / "scores").iterdir() if p.is_dir() and "+" not in p.name)
@@ -65,7 +65,7 @@ def _config_overrides(pairs: list[str] | None) -> dict:
     return overrides
 
 
-def _gate_results(args) -> Path:
+def _suite_results(args) -> Path:
     """--results when given, else the configured suite's results_dir (as the workflow writes it)."""
     if args.results:
         return Path(args.results)
@@ -86,7 +86,7 @@ def _gate_results(args) -> Path:
 def _gate(args) -> int:
     from tunebench.gate import p_clause
 
-    results = _gate_results(args)
+    results = _suite_results(args)
     folder = results / "comparisons"
     reports = [read_json(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
     if not reports:
@@ -188,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     update = baseline.add_parser("update", help="write baselines/<system>.json from a finished run")
     update.add_argument("--run-id", required=True, help="what identifies the run (CI run id, tag, date)")
     update.add_argument("--system", action="append", help="system(s) to store (default: every base model)")
-    update.add_argument("--results", default="results", help="the run's results folder (default: results)")
+    update.add_argument("--results", help="the run's results folder (default: the configured suite's results_dir)")
+    update.add_argument("--suite", help="the suite whose results_dir to read (default: the config's `suite`)")
+    update.add_argument("--configfile", nargs="+", help="config file(s), as for snakemake (default: configs/config.yaml)")
+    update.add_argument("--config", nargs="+", metavar="KEY=VALUE", help="config overrides, as for snakemake "
+                        "(e.g. --config suite=test)")
     update.add_argument("--replace", action="store_true", help="archive an existing baseline and replace it")
     update.set_defaults(run=_baseline_update)
     gate = sub.add_parser("gate", help="the run against its baselines: exit 1 on a FAIL, 3 if nothing was compared",
