@@ -79,18 +79,18 @@ browser:
 test: install browser llamacpp
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest
 
-# Speed and memory as ratios against peers in one run (benchmarks/README.md); needs the demo's outputs
+# Speed and memory as ratios against peers in one run (perf/README.md); needs the demo's outputs
 bench: demo
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python benchmarks/predict_vs_lmeval.py --threads $(CORES)
-	$(BIN)/python benchmarks/scoring_100k.py
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python perf/predict_vs_lmeval.py --threads $(CORES)
+	$(BIN)/python perf/scoring_100k.py
 
-# The GPU check (benchmarks/README.md): the test suite through vLLM and Unsloth on one CUDA GPU, then raw
-# vLLM on the same prompts -> benchmarks/results/gpu.json. Needs a CUDA GPU, PyPI and Python >= 3.11.
+# The GPU check (perf/README.md): the test suite through vLLM and Unsloth on one CUDA GPU, then raw
+# vLLM on the same prompts -> perf/results/gpu.json. Needs a CUDA GPU, PyPI and Python >= 3.11.
 GPU_VENV ?= .venv-gpu
 GPU_STAMP := $(GPU_VENV)/.tunebench-gpu-installed
 
 gpu-check: $(GPU_STAMP) $(CHARTJS)
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(GPU_VENV)/bin/python benchmarks/gpu_check.py --cores $(CORES)
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(GPU_VENV)/bin/python perf/gpu_check.py --cores $(CORES)
 
 $(GPU_STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(GPU_VENV)

@@ -9,11 +9,12 @@ from snakemake.utils import validate
 # generation 7-50x slower on 2 cores while another process kept one busy.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from tunebench.baseline import load_baseline  # noqa: E402
-from tunebench.config import System, check_targets, load_project  # noqa: E402
-from tunebench.errors import TunebenchError  # noqa: E402
-from tunebench.hub import HubSettings  # noqa: E402
-from tunebench.site import CHARTJS as CHARTJS_PATH  # noqa: E402
+from tunebench.compare.baseline import load_baseline  # noqa: E402
+from tunebench.core.loader import check_targets, load_project  # noqa: E402
+from tunebench.core.spec import System  # noqa: E402
+from tunebench.core.errors import TunebenchError  # noqa: E402
+from tunebench.hub.sync import HubSettings  # noqa: E402
+from tunebench.report.site import CHARTJS as CHARTJS_PATH  # noqa: E402
 
 CONFIG_FILE = ", ".join(map(str, workflow.configfiles)) or "configs/config.yaml"
 
@@ -218,7 +219,7 @@ def push_after_run():
     """hub.push_on_success: after every successful run, push (a no-op when nothing changed)."""
     if not HUB.push_on_success:
         return
-    from tunebench.hub import HubSkip, push
+    from tunebench.hub.sync import HubSkip, push
 
     try:
         push(workflow.basedir, PROJECT, HUB)

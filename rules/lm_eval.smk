@@ -17,7 +17,7 @@ rule lm_eval_run:
     log:
         f"{RESULTS}/logs/lm_eval_run/{{system}}/{{benchmark}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/lm_eval_run/{{system}}/{{benchmark}}.tsv"
+        f"{RESULTS}/timings/lm_eval_run/{{system}}/{{benchmark}}.tsv"
     conda:
         get_predict_env
     script:

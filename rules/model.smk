@@ -10,7 +10,7 @@ rule model_materialize:
     log:
         "logs/model_materialize/{model}.log",
     benchmark:
-        "logs/model_materialize/{model}.benchmark.tsv"
+        "logs/timings/model_materialize/{model}.tsv"
     conda:
         "../envs/tunebench.yaml"
     script:

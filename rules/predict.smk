@@ -22,7 +22,7 @@ rule predictions_generate:
     log:
         f"{RESULTS}/logs/predictions_generate/{{system}}/{{task}}/{{prompting}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/predictions_generate/{{system}}/{{task}}/{{prompting}}.tsv"
+        f"{RESULTS}/timings/predictions_generate/{{system}}/{{task}}/{{prompting}}.tsv"
     conda:
         get_predict_env
     script:

@@ -1,4 +1,4 @@
-from tunebench.plots import plot_names
+from tunebench.report.plots import plot_names
 
 PLOT_NAMES = plot_names(list(PROJECT.tasks) + list(PROJECT.benchmarks))
 

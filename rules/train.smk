@@ -22,7 +22,7 @@ rule adapter_train:
     log:
         f"{RESULTS}/logs/adapter_train/{{model}}/{{task}}-{{size}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/adapter_train/{{model}}/{{task}}-{{size}}.tsv"
+        f"{RESULTS}/timings/adapter_train/{{model}}/{{task}}-{{size}}.tsv"
     conda:
         TRAIN_ENV
     script:

@@ -1,9 +1,9 @@
 """Rule adapter_merge: base model + LoRA adapter -> one merged model folder."""
-from tunebench.job import model_input, run_job
+from tunebench.core.job import model_input, run_job
 
 
 def main(sm):
-    from tunebench.training import merge_adapter
+    from tunebench.train.lora import merge_adapter
 
     merge_adapter(model_input(sm), sm.input.adapter, sm.output[0])
 

@@ -1,9 +1,9 @@
 """Rule adapter_train: a LoRA adapter for one (model, task, train size)."""
-from tunebench.job import load_job_project, model_input, run_job
+from tunebench.core.job import load_job_project, model_input, run_job
 
 
 def main(sm):
-    from tunebench.training import train_adapter
+    from tunebench.train.lora import train_adapter
 
     project = load_job_project(sm)
     train_adapter(task=project.tasks[sm.wildcards.task], prompt_spec=project.prompts[sm.wildcards.task],

@@ -1,10 +1,10 @@
 """Rule agreement_check: the same model on two backends, compared cell by cell."""
-from tunebench.job import load_job_project, run_job
+from tunebench.core.job import load_job_project, run_job
 
 
 def main(sm):
-    from tunebench.agreement import agreement_report
-    from tunebench.atomic import write_json
+    from tunebench.compare.agreement import agreement_report
+    from tunebench.core.atomic import write_json
 
     project = load_job_project(sm)
     cells = [{"task": task, "prompting": p,

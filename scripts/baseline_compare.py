@@ -1,11 +1,11 @@
 """Rule baseline_compare: one system's scores against its stored baseline."""
-from tunebench.job import load_job_project, run_job
+from tunebench.core.job import load_job_project, run_job
 
 
 def main(sm):
-    from tunebench.atomic import read_json, write_json, write_text
-    from tunebench.baseline import compare_to_baseline, load_baseline
-    from tunebench.summary import gate_markdown
+    from tunebench.compare.baseline import compare_to_baseline, load_baseline
+    from tunebench.core.atomic import read_json, write_json, write_text
+    from tunebench.report.summary import gate_markdown
 
     project = load_job_project(sm)
     baseline_file = sm.input.get("baseline")

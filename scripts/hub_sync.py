@@ -1,13 +1,13 @@
 """Rules hub_push / hub_pull: the suite's artifacts to or from the configured Hub repo
-(tunebench.hub). Sync that is off, offline or not for this suite is a message, not an error."""
-from tunebench.job import run_job
+(tunebench.hub.sync). Sync that is off, offline or not for this suite is a message, not an error."""
+from tunebench.core.job import run_job
 
 
 def main(sm):
     import logging
 
-    from tunebench.hub import HubSkip, pull, push
-    from tunebench.job import load_job_project, project_root
+    from tunebench.core.job import load_job_project, project_root
+    from tunebench.hub.sync import HubSkip, pull, push
 
     project = load_job_project(sm)
     try:

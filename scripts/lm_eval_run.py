@@ -1,12 +1,12 @@
 """Rule lm_eval_run: one benchmark for one system through lm-evaluation-harness, watched."""
 from pathlib import Path
 
-from tunebench.config import System
-from tunebench.job import load_job_project, model_input, run_job
+from tunebench.core.job import load_job_project, model_input, run_job
+from tunebench.core.spec import System
 
 
 def main(sm):
-    from tunebench.lm_eval_run import run_lm_eval, vllm_model
+    from tunebench.benchmarks.run import run_lm_eval, vllm_model
 
     model = load_job_project(sm).models[System.parse(sm.wildcards.system).model]
     adapter = sm.input.get("adapter")

@@ -1,10 +1,10 @@
 """Rule lm_eval_score: lm-eval's files -> a tunebench score record."""
-from tunebench.job import run_job
+from tunebench.core.job import run_job
 
 
 def main(sm):
-    from tunebench.config import System
-    from tunebench.lm_eval_run import score_lm_eval
+    from tunebench.benchmarks.run import score_lm_eval
+    from tunebench.core.spec import System
 
     system = System.parse(sm.wildcards.system)
     score_lm_eval(run_dir=sm.input[0], out_path=sm.output[0], system=system.name, model=system.model,

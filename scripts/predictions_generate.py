@@ -1,9 +1,9 @@
 """Rule predictions_generate: one cell's predictions (system x task x prompting)."""
-from tunebench.job import load_job_project, model_input, run_job
+from tunebench.core.job import load_job_project, model_input, run_job
 
 
 def main(sm):
-    from tunebench.predict import generate_predictions
+    from tunebench.predict.generate import generate_predictions
 
     project = load_job_project(sm)
     generate_predictions(

@@ -1,9 +1,9 @@
 """Rule predictions_score: predictions + test split -> metrics with bootstrap CIs."""
-from tunebench.job import load_job_project, run_job
+from tunebench.core.job import load_job_project, run_job
 
 
 def main(sm):
-    from tunebench.scoring import score_predictions
+    from tunebench.scoring.score import score_predictions
 
     project = load_job_project(sm)
     score_predictions(task=project.tasks[sm.wildcards.task], predictions_path=sm.input.rows,

@@ -1,10 +1,10 @@
 """Rule site_build: the collected summary + site/src + Chart.js (npm) -> results/site/."""
-from tunebench.job import project_root, run_job
+from tunebench.core.job import project_root, run_job
 
 
 def main(sm):
-    from tunebench.atomic import read_json
-    from tunebench.site import build_site
+    from tunebench.core.atomic import read_json
+    from tunebench.report.site import build_site
 
     root = project_root(sm)
     names = build_site(read_json(sm.input.summary), sm.output.site, src_dir=root / "site" / "src",

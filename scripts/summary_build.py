@@ -1,13 +1,13 @@
 """Rule summary_build: the collected summary, its plots and the site -> results/summary.json and
 results/summary.md (the tables, with the plots embedded)."""
-from tunebench.job import run_job
+from tunebench.core.job import run_job
 
 
 def main(sm):
     from pathlib import Path
 
-    from tunebench.atomic import read_json
-    from tunebench.summary import with_artifacts, write_summary
+    from tunebench.core.atomic import read_json
+    from tunebench.report.summary import with_artifacts, write_summary
 
     summary = with_artifacts(read_json(sm.input.summary), results_dir=Path(sm.output.json).parent,
                              plots=list(sm.input.plots), site_dir=sm.input.site)

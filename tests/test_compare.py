@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tunebench.compare import DOWN, FLAT, UP, forgetting_report, paired_comparison
+from tunebench.compare.paired import DOWN, FLAT, UP, forgetting_report, paired_comparison
 
 LABELS = ["a", "b", "c"]
 BOOT = {"resamples": 500, "confidence": 0.95, "seed": 0}

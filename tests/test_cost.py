@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tunebench.cost import DAYS_PER_MONTH, cell_cost, load_pricing
+from tunebench.report.cost import DAYS_PER_MONTH, cell_cost, load_pricing
 
 PRICING = {
     "currency": "USD",

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tunebench.atomic import read_json, read_jsonl
-from tunebench.config import load_project_from_file, load_schema
-from tunebench.errors import DataError
-from tunebench.generators.tickets import INTENTS, NO_PRODUCT, generate
-from tunebench.prepare import capped_subset, prepare_splits, write_train_subset
-from tunebench.sources import fetch_raw, read_raw
+from tunebench.core.atomic import read_json, read_jsonl
+from tunebench.core.errors import DataError
+from tunebench.core.loader import load_project_from_file
+from tunebench.core.schema import load_schema
+from tunebench.data.generators.tickets import INTENTS, NO_PRODUCT, generate
+from tunebench.data.prepare import capped_subset, prepare_splits, write_train_subset
+from tunebench.data.sources import fetch_raw, read_raw
 
 
 def test_ticket_generator_is_deterministic_and_varied():

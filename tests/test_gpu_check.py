@@ -1,4 +1,4 @@
-"""The GPU check (benchmarks/gpu_check.py, `make gpu-check`) is never run by the test suite: here,
+"""The GPU check (perf/gpu_check.py, `make gpu-check`) is never run by the test suite: here,
 only its config layering and its refusal on a machine without CUDA."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from tunebench.config import load_project_from_file
+from tunebench.core.loader import load_project_from_file
 
 
 def test_the_gpu_check_config_layers_vllm_and_unsloth_onto_the_test_suite(repo_root):
@@ -26,7 +26,7 @@ def test_the_gpu_check_config_layers_vllm_and_unsloth_onto_the_test_suite(repo_r
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 def test_the_gpu_check_refuses_a_machine_without_cuda_in_one_sentence(repo_root, tmp_path):
     out = tmp_path / "gpu.json"
-    proc = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "gpu_check.py"), "--out", str(out)],
+    proc = subprocess.run([sys.executable, str(repo_root / "perf" / "gpu_check.py"), "--out", str(out)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("gpu_check: no CUDA GPU here") and proc.stderr.count("\n") == 1

@@ -24,8 +24,8 @@ import yaml
 from hub_standin import head_tree, read_file
 
 from conftest import copy_repo, files_containing, run
-from tunebench.atomic import read_jsonl
-from tunebench.hub import check_manifest, sync_files
+from tunebench.core.atomic import read_jsonl
+from tunebench.hub.sync import check_manifest, sync_files
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 TUNEBENCH = str(Path(sys.executable).with_name("tunebench"))
@@ -208,7 +208,7 @@ def tb(repo: Path, *args: str, env: dict | None = None) -> subprocess.CompletedP
 
 
 def test_what_travels_is_the_suites_own_results_without_work_folders(project_copy):
-    from tunebench.config import load_project_from_file
+    from tunebench.core.loader import load_project_from_file
 
     fake_results(project_copy)
     project = load_project_from_file(project_copy, overrides={"suite": "demo"})
@@ -222,8 +222,8 @@ def test_what_travels_is_the_suites_own_results_without_work_folders(project_cop
 @pytest.mark.parametrize("path", ["../../etc/cron.d/x", "/etc/passwd", "configs/config.yaml",
                                   "results/../Snakefile"])
 def test_a_manifest_cannot_write_outside_the_suites_folders(project_copy, path):
-    from tunebench.config import load_project_from_file
-    from tunebench.errors import TunebenchError
+    from tunebench.core.errors import TunebenchError
+    from tunebench.core.loader import load_project_from_file
 
     project = load_project_from_file(project_copy, overrides={"suite": "demo"})
     with pytest.raises(TunebenchError, match="outside this suite's folders"):
@@ -284,8 +284,8 @@ def test_the_test_suite_never_syncs_and_offline_or_unreachable_is_a_clear_skip(p
 
 
 def test_a_pulled_model_folder_gets_its_weights_back_on_first_use(tmp_path, tiny_llama_dir):
-    from tunebench.errors import SourceError
-    from tunebench.models import MODEL_MANIFEST, ensure_weights, materialize_model
+    from tunebench.core.errors import SourceError
+    from tunebench.data.models import MODEL_MANIFEST, ensure_weights, materialize_model
 
     folder = tmp_path / "resources/models/tiny"
     materialize_model({"kind": "local", "path": str(tiny_llama_dir)}, folder)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tunebench.ifbench import _offline_download, load_evaluation_lib, load_prompts, score_responses
+from tunebench.benchmarks.ifbench import _offline_download, load_evaluation_lib, load_prompts, score_responses
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tunebench.atomic import read_json, read_jsonl
-from tunebench.benchmarks import IFBENCH_METRICS, agg_inst_level, agg_prompt_level, read_local_rows
-from tunebench.errors import ConfigError
-from tunebench.ifbench import load_evaluation_lib, load_prompts
-from tunebench.lm_eval_run import StallError, run_lm_eval, score_lm_eval
+from tunebench.benchmarks.ifbench import load_evaluation_lib, load_prompts
+from tunebench.benchmarks.run import StallError, run_lm_eval, score_lm_eval
+from tunebench.benchmarks.tasks import IFBENCH_METRICS, agg_inst_level, agg_prompt_level, read_local_rows
+from tunebench.core.atomic import read_json, read_jsonl
+from tunebench.core.errors import ConfigError
 
 TESTS = str(Path(__file__).parent)
 BOOTSTRAP = {"resamples": 300, "confidence": 0.95, "seed": 0}
@@ -70,7 +70,7 @@ def test_lm_eval_ifbench_equals_ifbench_own_report(tmp_path, capsys):
 
 
 def test_unscorable_document_is_excluded_not_failed(tmp_path):
-    from tunebench.benchmarks import NOTES, build_task, ifbench_process_results
+    from tunebench.benchmarks.tasks import NOTES, build_task, ifbench_process_results
 
     build_task("ifbench", IFBENCH, nltk_dir=tmp_path)
     lib = load_evaluation_lib(tmp_path)
@@ -175,7 +175,7 @@ def test_the_heartbeat_says_when_requests_are_being_answered(tmp_path):
     they are planned until the last is answered (written at once, not at the next flush)."""
     from types import SimpleNamespace
 
-    from tunebench.lm_eval_worker import Heartbeat
+    from tunebench.benchmarks.worker import Heartbeat
 
     path = tmp_path / "heartbeat.json"
     heartbeat = Heartbeat(path, interval_s=3600)  # no flush by time: only forced writes land
@@ -280,7 +280,7 @@ def test_lm_eval_applies_a_lora_adapter_through_peft(tmp_path, tiny_llama_dir):
 KILLED_PARENT = """
 import sys
 sys.path.insert(0, sys.argv[2])
-from tunebench.lm_eval_run import run_lm_eval
+from tunebench.benchmarks.run import run_lm_eval
 spec = {"kind": "ifbench", "max_gen_toks": 16, "batch_size": 4, "chat_template": False, "timeout_s": 3}
 run_lm_eval(benchmark="ifbench", spec=spec, out_dir=sys.argv[1] + "/run", nltk_dir=sys.argv[1] + "/nltk",
             cache_dir=sys.argv[1] + "/cache", model={"name": "test-stub-stalls", "args": {"answer_first": 1}},

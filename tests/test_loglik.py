@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tunebench.atomic import read_json, read_jsonl
 from tunebench.backends.transformers_backend import TransformersBackend, plan_batches
-from tunebench.config import load_project_from_file
-from tunebench.errors import ConfigError
-from tunebench.predict import generate_predictions
+from tunebench.core.atomic import read_json, read_jsonl
+from tunebench.core.errors import ConfigError
+from tunebench.core.loader import load_project_from_file
+from tunebench.predict.generate import generate_predictions
 
 ITEMS = ("short", "a somewhat longer item text about a parcel", "x " * 20, "mid item", "y", "refund me now")
 
@@ -144,14 +144,14 @@ def test_loglik_needs_a_classification_task(repo_root, tmp_path):
 
 
 def test_benchmark_peers_agree_with_lm_eval_on_the_same_items(routing_split, tiny_llama_dir, tmp_path):
-    """benchmarks/predict_vs_lmeval.py on 4 items: our generation and label log-likelihoods are
+    """perf/predict_vs_lmeval.py on 4 items: our generation and label log-likelihoods are
     lm-eval's hf backend's (same answers, log-probs within float noise); only speed may differ."""
     import importlib.util
 
     from lm_eval.models.huggingface import HFLM
 
-    from tunebench.atomic import read_jsonl as read
-    from tunebench.prompting import PromptTemplate
+    from tunebench.core.atomic import read_jsonl as read
+    from tunebench.tasks.prompting import PromptTemplate
 
     path = Path(__file__).parents[1] / "benchmarks" / "predict_vs_lmeval.py"
     spec = importlib.util.spec_from_file_location("predict_vs_lmeval", path)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from tunebench.metrics import (
+from tunebench.scoring.metrics import (
     bootstrap_ci,
     classification_scores,
     exact_match,
@@ -141,7 +141,7 @@ OLD_EXTRACTION = {
 @pytest.mark.parametrize("chunk_elements", [None, 1, 37, 150, 10**6])
 def test_bootstrap_equals_the_plain_one_shot_computation_in_any_block_size(chunk_elements, monkeypatch):
     if chunk_elements:
-        monkeypatch.setattr("tunebench.metrics.CHUNK_ELEMENTS", chunk_elements)
+        monkeypatch.setattr("tunebench.scoring.metrics.CHUNK_ELEMENTS", chunk_elements)
     targets, preds = random_case(7, n=50)
     args = dict(labels=LABELS, resamples=300, confidence=0.9, seed=5)
     ours = bootstrap_ci(targets, preds, list(OLD_CLASSIFICATION), **args)

@@ -97,7 +97,7 @@ def test_snakemake_runs_an_api_model_with_costs_and_agreement_and_a_rerun_costs_
     import yaml
 
     from conftest import CANARY_SECRETS, copy_repo, files_containing, run
-    from tunebench.atomic import read_json, read_jsonl
+    from tunebench.core.atomic import read_json, read_jsonl
 
     repo = copy_repo(tmp_path / "repo")
     (repo / "configs/models/served-tiny.yaml").write_text(yaml.safe_dump({

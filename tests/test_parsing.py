@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tunebench.parsing import LABEL_PARSERS, PARSERS, first_label, first_line, label_mention
+from tunebench.tasks.parsing import LABEL_PARSERS, PARSERS, first_label, first_line, label_mention
 
 LABELS = ["billing", "refund", "damaged_item", "item", "transfer_timing", "transfer_timing_fee",
           "reverted_card_payment?"]
@@ -98,9 +98,9 @@ def test_the_task_schema_offers_exactly_the_parsers_there_are(repo_root):
 
 def test_every_configured_task_parses_its_own_targets(repo_root):
     """Each demo task's parser reads each of its own targets, as the prompt writes it, as itself."""
-    from tunebench.config import load_project_from_file
-    from tunebench.generators import GENERATORS
-    from tunebench.prompting import PromptTemplate
+    from tunebench.core.loader import load_project_from_file
+    from tunebench.data.generators import GENERATORS
+    from tunebench.tasks.prompting import PromptTemplate
 
     project = load_project_from_file(repo_root)
     assert project.tasks
@@ -177,7 +177,7 @@ def standin_run(tmp_path_factory):
     the default parser, scored and compared with that baseline by the workflow. Only the targets
     needed are built (no training, benchmarks, plots or dashboard)."""
     from conftest import copy_repo, run
-    from tunebench.atomic import write_json
+    from tunebench.core.atomic import write_json
 
     repo = copy_repo(tmp_path_factory.mktemp("standin") / "repo")
     server = StandIn(repo / "data/prepared/ticket_routing/test.jsonl")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tunebench.atomic import read_json, read_jsonl, write_jsonl
 from tunebench.backends.transformers_backend import TransformersBackend
-from tunebench.errors import ConfigError, SourceError
-from tunebench.models import MODEL_MANIFEST, materialize_model
-from tunebench.predict import generate_predictions
-from tunebench.scoring import score_predictions
+from tunebench.core.atomic import read_json, read_jsonl, write_jsonl
+from tunebench.core.errors import ConfigError, SourceError
+from tunebench.data.models import MODEL_MANIFEST, materialize_model
+from tunebench.predict.generate import generate_predictions
+from tunebench.scoring.score import score_predictions
 
 
 def test_backend_generates_with_left_padding_and_counts_tokens(tiny_llama_dir):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from tunebench.config import load_project_from_file
-from tunebench.parsing import first_label, first_line, label_mention
-from tunebench.predict import cut_at_stop
-from tunebench.prompting import PromptTemplate, draw_shots, prompt_hash
+from tunebench.core.loader import load_project_from_file
+from tunebench.predict.generate import cut_at_stop
+from tunebench.tasks.parsing import first_label, first_line, label_mention
+from tunebench.tasks.prompting import PromptTemplate, draw_shots, prompt_hash
 
 LABELS = ["billing", "refund", "damaged_item", "wrong_item"]
 

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from tunebench.resume import STALL_EXIT
+from tunebench.core.resume import STALL_EXIT
 
 PROMPTS = [f"Ticket {i}: my order {'is late ' * (i % 4)}please help" for i in range(7)]
 
@@ -50,7 +50,7 @@ def test_a_resumed_cell_generates_only_the_missing_batches_and_matches(tiny_llam
 
 HUNG = """
 import threading
-from tunebench.resume import Watchdog
+from tunebench.core.resume import Watchdog
 with Watchdog(0.5, 'm/t/0shot', kept='results/x/.0shot.jsonl.journal') as dog:
     dog.beat()
     threading.Event().wait()  # hung for good: only the watchdog ends this process
@@ -60,7 +60,7 @@ with Watchdog(0.5, 'm/t/0shot', kept='results/x/.0shot.jsonl.journal') as dog:
 # waiting until the watchdog has looked at the clock since it moved; then 1 s without a beat.
 PROGRESS_THEN_HANG = """
 import threading
-from tunebench.resume import Watchdog
+from tunebench.core.resume import Watchdog
 
 now, seen, looked = [0.0], threading.Condition(), [None]
 

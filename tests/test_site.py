@@ -15,10 +15,10 @@ import pytest
 from site_check import chromium, inspect_site
 
 from conftest import ROOT, run
-from tunebench.atomic import read_json
-from tunebench.plots import plot_names, render_plots
-from tunebench.publish import publish_branch, publish_folder
-from tunebench.site import CHARTJS, SecretInOutput, build_site
+from tunebench.core.atomic import read_json
+from tunebench.report.plots import plot_names, render_plots
+from tunebench.report.publish import publish_branch, publish_folder
+from tunebench.report.site import CHARTJS, SecretInOutput, build_site
 
 ARTIFACTS = Path(os.environ.get("TUNEBENCH_TEST_ARTIFACTS", ROOT / "build" / "test-artifacts"))
 needs_chromium = pytest.mark.skipif(chromium() is None, reason="no chromium: apt install chromium (make test does)")

@@ -17,7 +17,7 @@ import yaml
 from slurm_cluster import Unavailable, cluster
 
 from conftest import copy_repo, run
-from tunebench.atomic import read_json
+from tunebench.core.atomic import read_json
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tunebench.errors import SourceError
-from tunebench.sources import fetch_raw, package_file, read_raw
+from tunebench.core.errors import SourceError
+from tunebench.data.sources import fetch_raw, package_file, read_raw
 
 
 @pytest.fixture

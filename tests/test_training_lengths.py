@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from tunebench.atomic import write_jsonl
-from tunebench.config import _PRETOKENS, check_training_length, load_project_from_file
-from tunebench.errors import ConfigError
-from tunebench.training import TrainingError, train_adapter
+from tunebench.core.atomic import write_jsonl
+from tunebench.core.errors import ConfigError
+from tunebench.core.loader import _PRETOKENS, check_training_length, load_project_from_file
+from tunebench.train.lora import TrainingError, train_adapter
 
 HP = {"name": "tiny", "trainer": "peft", "lora": {"r": 4, "alpha": 8, "dropout": 0.0,
                                                    "target_modules": ["q_proj", "v_proj"]},

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import copy_repo, run
-from tunebench.atomic import read_json
+from tunebench.core.atomic import read_json
 
 pytestmark = pytest.mark.e2e
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))

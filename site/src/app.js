@@ -23,7 +23,7 @@
     body(id).append(el("div", { class: "empty" }, `Not run yet: ${what}`));
   }
   function fmt(v, digits = 3) { return v === null || v === undefined ? "–" : Number(v).toFixed(digits); }
-  // A p-value for people: "<0.001" below 0.001 (never a bare 0), else 3 significant digits (tunebench.gate.format_p).
+  // A p-value for people: "<0.001" below 0.001 (never a bare 0), else 3 significant digits (tunebench.compare.gate.format_p).
   function fmtP(p) {
     if (p === null || p === undefined) return "–";
     return p < 0.001 ? "<0.001" : String(Number(Number(p).toPrecision(3)));
@@ -245,7 +245,7 @@
     }
   }
 
-  // The same TCO as tunebench/cost.py, at any daily volume.
+  // The same TCO as tunebench/report/cost.py, at any daily volume.
   function tcoAt(row, costs, perDay) {
     if (row.cost_per_query_usd === null || row.tco_usd === null) return null;
     const days = costs.tco.months * DAYS_PER_MONTH;

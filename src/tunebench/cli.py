@@ -21,12 +21,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from tunebench.atomic import read_json
-from tunebench.errors import TunebenchError
+from tunebench.core.atomic import read_json
+from tunebench.core.errors import TunebenchError
 
 
 def _baseline_update(args) -> int:
-    from tunebench.baseline import baseline_from_results, write_baseline
+    from tunebench.compare.baseline import baseline_from_results, write_baseline
 
     results = _suite_results(args)
     systems = args.system
@@ -69,7 +69,7 @@ def _suite_results(args) -> Path:
     """--results when given, else the configured suite's results_dir (as the workflow writes it)."""
     if args.results:
         return Path(args.results)
-    from tunebench.config import load_project_from_file
+    from tunebench.core.loader import load_project_from_file
 
     overrides = _config_overrides(args.config)
     if args.suite:
@@ -84,7 +84,7 @@ def _suite_results(args) -> Path:
 
 
 def _gate(args) -> int:
-    from tunebench.gate import p_clause
+    from tunebench.compare.gate import p_clause
 
     results = _suite_results(args)
     folder = results / "comparisons"
@@ -142,7 +142,7 @@ def _gate(args) -> int:
 
 
 def _publish(args) -> int:
-    from tunebench.publish import publish_branch, publish_folder
+    from tunebench.report.publish import publish_branch, publish_folder
 
     site = Path(args.root) / args.site
     if args.to:
@@ -158,8 +158,8 @@ def _publish(args) -> int:
 def _hub(args) -> int:
     import logging
 
-    from tunebench.config import load_project_from_file
-    from tunebench.hub import HubSkip, pull, push
+    from tunebench.core.loader import load_project_from_file
+    from tunebench.hub.sync import HubSkip, pull, push
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx2").setLevel(logging.WARNING)

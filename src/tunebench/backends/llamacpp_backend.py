@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from tunebench.backends.transformers_backend import Generation
-from tunebench.errors import ConfigError
+from tunebench.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,12 @@ class LlamaCppBackend:
                  progress: bool = True, desc: str = "predict", journal: str | Path | None = None,
                  stall_timeout_s: float | None = None) -> list[Generation]:
         """One greedy answer per conversation; `journal` keeps finished items for a rerun after a
-        kill or a stall, `stall_timeout_s` is the watchdog's limit per item (tunebench.resume)."""
+        kill or a stall, `stall_timeout_s` is the watchdog's limit per item (tunebench.core.resume)."""
         from dataclasses import asdict
 
         from tqdm import tqdm
 
-        from tunebench.resume import Journal, Watchdog, journal_key, weights_identity
+        from tunebench.core.resume import Journal, Watchdog, journal_key, weights_identity
 
         done = Journal(journal, journal_key(conversations, max_new_tokens, stop, self.name,
                                             weights_identity(self.gguf_path)) if journal else "")

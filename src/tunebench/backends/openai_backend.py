@@ -24,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tunebench.atomic import read_json, write_json
-from tunebench.errors import TunebenchError
+from tunebench.core.atomic import read_json, write_json
+from tunebench.core.errors import TunebenchError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunebench.errors import ConfigError
+from tunebench.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +104,12 @@ class TransformersBackend:
                  extra_tokens: int, key: list, make, progress: bool, desc: str,
                  journal: str | Path | None, stall_timeout_s: float | None, result_type) -> list:
         """Run `make(batch) -> [result per item]` over length-sorted batches, with a journal of the
-        finished ones (tunebench.resume), a watchdog and a progress bar; results in input order."""
+        finished ones (tunebench.core.resume), a watchdog and a progress bar; results in input order."""
         from dataclasses import asdict
 
         from tqdm import tqdm
 
-        from tunebench.resume import Journal, Watchdog, journal_key, weights_identity
+        from tunebench.core.resume import Journal, Watchdog, journal_key, weights_identity
 
         order = sorted(range(n_items), key=lambda i: (lengths[i], i))
         batches = plan_batches(order, lengths, batch_size=batch_size, batch_tokens=batch_tokens,
@@ -164,7 +164,7 @@ class TransformersBackend:
         prompts go in large batches and long ones in small.
 
         `journal`: finished batches are kept there, and a rerun after a kill or a stall generates
-        only the others (tunebench.resume); `stall_timeout_s`: the watchdog's limit per batch.
+        only the others (tunebench.core.resume); `stall_timeout_s`: the watchdog's limit per batch.
         """
         torch = self.torch
         tok = self.tokenizer

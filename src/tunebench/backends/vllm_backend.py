@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from tunebench.backends.transformers_backend import Generation, check_lengths, render_messages
-from tunebench.errors import ConfigError
+from tunebench.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

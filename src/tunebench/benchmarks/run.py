@@ -1,0 +1,386 @@
+"""General benchmarks through lm-evaluation-harness itself (`simple_evaluate`, `log_samples=True`).
+
+`run_lm_eval` starts tunebench.benchmarks.worker in its own process and watches its heartbeat. A run
+whose requests make no progress for `stall_timeout_s` is killed; the documents that were complete
+are scored by lm-eval from the request cache (a replay run) and the result is marked partial, naming
+the task and document that stalled. The cache outlives the run, so a rerun generates only what is
+missing. The stall clock runs only while requests are being answered, restarting with each one
+answered: importing lm-eval, loading the model and building requests (slow on a busy machine) and
+scoring afterwards are each bounded by the much larger `phase_timeout_s` instead.
+
+`score_lm_eval` turns lm-eval's results_*.json and samples_*.jsonl into a tunebench score record
+(the same shape as a task's): per metric the value, lm-eval's stderr, a bootstrap CI over items
+where the per-item values allow one (a normal interval from lm-eval's stderr otherwise), n, the
+filter, and how many items were unscored and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from tunebench.benchmarks.tasks import TASK_TYPES, lm_eval_task_name, primary_metric
+from tunebench.core.atomic import atomic_dir, read_json, read_jsonl, write_json
+from tunebench.core.errors import TunebenchError
+
+log = logging.getLogger(__name__)
+
+
+class StallError(TunebenchError):
+    """The watchdog stopped a run that made no progress, and nothing was complete to keep."""
+
+
+class WorkerError(TunebenchError):
+    """The lm-eval process failed."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def resume_cache_path(cache_dir: str | Path, request_key: dict) -> Path:
+    """One request cache per (model, benchmark settings): a cache never answers for another model."""
+    digest = hashlib.sha256(json.dumps(request_key, sort_keys=True, default=str).encode()).hexdigest()
+    return Path(cache_dir) / f"requests-{digest[:16]}.db"
+
+
+def _model_identity(model: dict) -> dict:
+    """What makes the model's answers what they are (its folder's manifest, when it has one)."""
+    ident = {"name": model["name"], "args": model.get("args", {})}
+    for role, name in (("pretrained", "tunebench_model.json"), ("peft", "adapter_model.safetensors")):
+        folder = model.get("args", {}).get(role)
+        if folder and (Path(folder) / name).is_file():
+            ident[role] = hashlib.sha256((Path(folder) / name).read_bytes()).hexdigest() \
+                if name.endswith(".safetensors") else (Path(folder) / name).read_text(encoding="utf-8")
+    return ident
+
+
+def _read_heartbeat(path: Path) -> dict | None:
+    try:
+        return read_json(path)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _die_with_parent() -> None:
+    """In the worker, before exec: the kernel kills it when the job process dies (e.g. SIGKILLed by
+    Snakemake), since its own session keeps it out of the job's process group."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+
+
+def _spawn(request: dict, request_path: Path, log_path: str | None, pythonpath: list[str]) -> subprocess.Popen:
+    write_json(request_path, request)
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if request["spec"]["kind"] != "lm_eval":  # offline benchmarks read local files: never the Hub
+        env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    threads = str(request["threads"])
+    env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([*pythonpath, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    out = open(log_path, "a", encoding="utf-8") if log_path else None  # the child writes to it; closed here
+    try:
+        return subprocess.Popen([sys.executable, "-m", "tunebench.benchmarks.worker", str(request_path)],
+                                stdout=out, stderr=subprocess.STDOUT if out else None, env=env,
+                                start_new_session=True, preexec_fn=_die_with_parent)
+    finally:
+        if out:
+            out.close()
+
+
+PHASE_TIMEOUT_S = 3600  # the least time any one phase outside request execution may take
+
+
+def phase_limit(stall_timeout_s: float, phase_timeout_s: float | None) -> float:
+    """The limit on one phase outside request execution: by default the larger of an hour and four
+    stall limits (a raised stall limit, for a slow machine, raises it too); math.inf: none."""
+    return max(PHASE_TIMEOUT_S, 4 * stall_timeout_s) if phase_timeout_s is None else phase_timeout_s
+
+
+def _watch(proc: subprocess.Popen, heartbeat: Path, stall_timeout_s: float, phase_timeout_s: float,
+           label: str, poll_s: float = 0.5) -> dict | None:
+    """Wait for the worker; None when it ended by itself, else the heartbeat at the stall (with
+    `limit_s`, the limit that ran out). Any change of the heartbeat (phase, stage, requests answered)
+    is progress and restarts the clock; the limit is `stall_timeout_s` in the `requests` stage (see
+    tunebench.benchmarks.worker), `phase_timeout_s` in the others (start-up, finishing)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, desc=label, unit="req", disable=None, file=sys.stderr)
+    last_change, last_seen = time.monotonic(), None
+    try:
+        while proc.poll() is None:
+            time.sleep(poll_s)
+            beat = _read_heartbeat(heartbeat) or {"phase": "starting", "stage": "start-up", "done": 0,
+                                                   "total": 0, "pending": None, "docs_done": {}}
+            seen = (beat["phase"], beat.get("stage"), beat["done"], beat["total"])
+            if seen != last_seen:
+                last_change, last_seen = time.monotonic(), seen
+                if beat["total"] != bar.total:
+                    bar.total = beat["total"]
+                bar.n = beat["done"]
+                bar.set_postfix_str(beat["phase"], refresh=True)
+                continue
+            limit = stall_timeout_s if beat.get("stage") == "requests" else phase_timeout_s
+            if time.monotonic() - last_change > limit:
+                _kill_group(proc)
+                return {**beat, "limit_s": limit}
+    finally:
+        bar.close()
+    return None
+
+
+def _log_tail(log_path: str | None, lines: int = 25) -> str:
+    if not log_path or not Path(log_path).is_file():
+        return "(see the output above)"
+    return "\n".join(Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def hf_model(model_dir: str, adapter_dir: str | None = None, dtype: str = "float32") -> dict:
+    """lm-eval's hf backend on a model folder, with a LoRA adapter applied through its `peft=`."""
+    args = {"pretrained": str(Path(model_dir).resolve()), "dtype": dtype}
+    if adapter_dir:
+        args["peft"] = str(Path(adapter_dir).resolve())
+    return {"name": "hf", "args": args}
+
+
+def vllm_model(model_dir: str, adapter_dir: str | None = None, dtype: str = "bfloat16") -> dict:
+    """lm-eval's vllm backend (GPU) on a model folder, a LoRA adapter through its `lora_local_path`."""
+    args = {"pretrained": str(Path(model_dir).resolve()), "dtype": dtype, "seed": 0, "gpu_memory_utilization": 0.85}
+    if adapter_dir:
+        args.update(lora_local_path=str(Path(adapter_dir).resolve()), max_lora_rank=64)
+    return {"name": "vllm", "args": args}
+
+
+def run_lm_eval(*, benchmark: str, spec: dict, out_dir: str, nltk_dir: str, cache_dir: str,
+                model: dict | None = None, model_dir: str | None = None, adapter_dir: str | None = None,
+                limit: int | float | None,
+                threads: int = 1, stall_timeout_s: float = 900, phase_timeout_s: float | None = None,
+                log_path: str | None = None,
+                data_files: dict[str, str] | None = None, sandbox: dict | None = None,
+                imports: list[str] | None = None, pythonpath: list[str] | None = None) -> dict:
+    """Run one benchmark for one model with lm-eval in a watched worker; lm-eval's files land in
+    `out_dir` (atomically) with tunebench_meta.json beside them. `model`: an lm-eval model name and
+    args; by default the hf backend on `model_dir` (+ `adapter_dir`, a PEFT adapter).
+    `stall_timeout_s`: the longest wait for the next answered request; `phase_timeout_s`: for
+    any one phase before or after the requests (see `phase_limit`)."""
+    model = model or hf_model(model_dir, adapter_dir)
+    phase_timeout_s = phase_limit(stall_timeout_s, phase_timeout_s)
+    cache = resume_cache_path(cache_dir, {"model": _model_identity(model), "benchmark": benchmark,
+                                          "spec": spec, "limit": limit})
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    task_name = lm_eval_task_name(benchmark, spec)
+    started, t0 = _now(), time.perf_counter()
+    with atomic_dir(out_dir) as tmp:
+        work = tmp / "worker"
+        work.mkdir()
+        request = {
+            "mode": "run", "benchmark": benchmark, "spec": spec, "model": model, "limit": limit,
+            "batch_size": spec["batch_size"], "device": None, "threads": threads,
+            "chat_template": spec["chat_template"], "nltk_dir": str(Path(nltk_dir).resolve()),
+            "cache_db": str(cache.resolve()), "heartbeat": str(work / "heartbeat.json"),
+            "out_dir": str(tmp), "data_files": data_files, "sandbox": sandbox or {}, "imports": imports or [],
+        }
+        proc = _spawn(request, work / "request.json", log_path, pythonpath or [])
+        stalled = _watch(proc, work / "heartbeat.json", stall_timeout_s, phase_timeout_s, f"{benchmark} (lm-eval)")
+        partial = None
+        if stalled is None and proc.returncode != 0:
+            raise WorkerError(f"lm-eval failed on benchmark {benchmark!r} (exit status {proc.returncode}); "
+                              f"completed requests are kept in {cache} for a rerun:\n{_log_tail(log_path)}",
+                              fix="see the log above; rerun to continue from the completed requests")
+        if stalled is not None and stalled.get("stage") != "requests":
+            raise StallError(f"watchdog: lm-eval made no progress for {stalled['limit_s']:g} s in phase "
+                             f"{stalled['phase']!r} of benchmark {benchmark!r}, outside its requests "
+                             f"({stalled['done']} of {stalled['total']} were complete; they are kept "
+                             f"in {cache} for a rerun):\n{_log_tail(log_path)}",
+                             fix="see the log above for where it stopped; on a slow machine, raise "
+                                 "watchdog.stall_timeout_s in configs/config.yaml (a phase outside the "
+                                 f"requests may take {PHASE_TIMEOUT_S:g} s or four times that limit)")
+        if stalled is not None:
+            pending = stalled.get("pending") or {}
+            where = (f"lm-eval task {pending.get('task', task_name)}, document {pending['doc_id']}"
+                     if "doc_id" in pending else f"phase {stalled['phase']!r}")
+            docs = {t: sorted(ids) for t, ids in stalled.get("docs_done", {}).items() if ids}
+            kept = sum(len(ids) for ids in docs.values())
+            last = stalled.get("last_done")
+            if last:  # backends reorder requests (by length): the last one answered helps to find it
+                where += f"; the last completed was document {last['doc_id']}"
+            message = (f"watchdog: no progress for {stall_timeout_s:g} s in benchmark {benchmark!r} "
+                       f"(first incomplete: {where}); {stalled['done']} of {stalled['total']} requests "
+                       f"were complete")
+            if not kept:
+                raise StallError(message + "; nothing complete to keep",
+                                 fix=f"find why that item hangs (log: {log_path or 'stderr'}), or raise "
+                                     "watchdog.stall_timeout_s in configs/config.yaml")
+            log.warning("%s; scoring the %d complete document(s), marked partial", message, kept)
+            for stale in tmp.iterdir():
+                if stale.name != "worker":
+                    shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+            replay = {**request, "mode": "replay", "limit": None, "samples": docs,
+                      "heartbeat": str(work / "replay-heartbeat.json")}
+            proc = _spawn(replay, work / "replay-request.json", log_path, pythonpath or [])
+            if _watch(proc, work / "replay-heartbeat.json", stall_timeout_s, phase_timeout_s,
+                      f"{benchmark} (replay)") is not None or proc.returncode != 0:
+                raise StallError(message + "; scoring the complete documents failed too:\n" + _log_tail(log_path))
+            partial = {"stalled_at": pending or None, "phase": stalled["phase"], "documents_kept": kept,
+                       "requests_done": stalled["done"], "requests_total": stalled["total"],
+                       "stall_timeout_s": stall_timeout_s, "message": message,
+                       "resume": f"delete {out_dir} (or run snakemake with --forcerun lm_eval_run): the "
+                                 f"completed requests are answered from {cache}"}
+        notes = read_json(tmp / "tunebench_notes.json")
+        meta = {
+            "benchmark": benchmark, "kind": spec["kind"], "lm_eval_task": task_name, "limit": limit,
+            "spec": spec, "model": {"name": model["name"], "args": model.get("args", {})},
+            "threads": threads, "chat_template": spec["chat_template"], "partial": partial,
+            "unscored": notes["unscored"], "executions": notes["executions"],
+            "seconds": round(time.perf_counter() - t0, 2), "started_at": started, "finished_at": _now(),
+        }
+        write_json(tmp / "tunebench_meta.json", meta)
+        shutil.rmtree(work)
+    if partial is None:
+        cache.unlink(missing_ok=True)  # complete: nothing to resume
+    return meta
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring
+
+
+def _bootstrap(num: np.ndarray, den: np.ndarray, resamples: int, confidence: float, seed: int) -> dict:
+    """Ratio sum(num)/sum(den) with a percentile bootstrap over items."""
+    n = len(num)
+    value = float(num.sum() / den.sum()) if n and den.sum() else 0.0
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(resamples, n)) if n else np.zeros((resamples, 0), dtype=int)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        samples = num[idx].sum(axis=1) / den[idx].sum(axis=1) if n else np.array([value])
+    samples = np.nan_to_num(samples, nan=0.0)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(samples, [alpha, 1 - alpha])
+    return {"value": round(value, 6), "ci_low": round(float(lo), 6), "ci_high": round(float(hi), 6),
+            "stderr": round(float(samples.std(ddof=1)), 6) if n > 1 else 0.0,
+            "confidence": confidence, "resamples": resamples, "ci_method": "bootstrap"}
+
+
+def _normal(value: float, stderr: float | None, confidence: float) -> dict:
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    half = z * (stderr or 0.0)
+    return {"value": round(value, 6), "ci_low": round(max(0.0, value - half), 6),
+            "ci_high": round(min(1.0, value + half), 6) if value <= 1 else round(value + half, 6),
+            "stderr": stderr, "confidence": confidence, "resamples": None, "ci_method": "normal (lm-eval stderr)"}
+
+
+def _per_item(samples: list[dict], metric: str, filt: str) -> tuple[np.ndarray, np.ndarray, list] | None:
+    """(numerators, denominators, scored samples) when every scored item has a number or a list of
+    booleans for `metric` (lists: instruction-level ratios), else None."""
+    rows = [s for s in samples if s.get("filter", "none") == filt and metric in s]
+    scored = [s for s in rows if s[metric] is not None]
+    if not scored:
+        return None
+    values = [s[metric] for s in scored]
+    if all(isinstance(v, bool | int | float) for v in values):
+        return np.array(values, dtype=float), np.ones(len(values)), scored
+    if all(isinstance(v, list) for v in values):
+        return (np.array([float(sum(v)) for v in values]), np.array([float(len(v)) for v in values]), scored)
+    return None
+
+
+def _stderr(raw) -> float | None:
+    return float(raw) if isinstance(raw, int | float) and not math.isnan(raw) else None
+
+
+def score_lm_eval(*, run_dir: str, out_path: str, system: str, model: str, benchmark: str,
+                  bootstrap: dict, adapter: str | None = None) -> dict:
+    """lm-eval's files for one run -> a tunebench score record."""
+    run = Path(run_dir)
+    meta = read_json(run / "tunebench_meta.json")
+    results = read_json(sorted(run.rglob("results_*.json"))[-1])
+    task = meta["lm_eval_task"]
+    reported = results["results"][task]
+    leaf = task in results.get("configs", {}) and task not in results.get("groups", {})
+    samples = read_jsonl(sorted(run.rglob(f"samples_{task}_*.jsonl"))[-1]) if leaf else []
+    metrics, per_item = {}, {}
+    for key, raw in reported.items():
+        if "," not in key or key.split(",")[0].endswith("_stderr") or not isinstance(raw, int | float):
+            continue
+        metric, filt = key.split(",", 1)
+        if isinstance(raw, float) and math.isnan(raw):
+            continue
+        label = metric if filt == "none" else f"{metric},{filt}"
+        stderr = _stderr(reported.get(f"{metric}_stderr,{filt}"))
+        items = _per_item(samples, metric, filt) if leaf else None
+        stats = None
+        if items is not None:
+            num, den, scored = items
+            stats = _bootstrap(num, den, bootstrap["resamples"], bootstrap["confidence"], bootstrap["seed"])
+            if abs(stats["value"] - raw) > 1e-6:  # not a mean over items (e.g. a corpus-level F1)
+                log.warning("%s: %s is not a per-item mean (%.6f vs %.6f): normal interval",
+                            benchmark, label, raw, stats["value"])
+                stats = None
+            else:
+                stats["stderr"] = stderr if stderr is not None else stats["stderr"]
+                total = sum(1 for s in samples if s.get("filter", "none") == filt)
+                per_item[label] = ({s["doc_id"]: (float(num[i]), float(den[i])) for i, s in enumerate(scored)},
+                                   total)
+        if stats is None:
+            stats = _normal(float(raw), stderr, bootstrap["confidence"])
+        stats.update(metric=metric, filter=filt, lm_eval_value=raw)
+        metrics[label] = stats
+    if not metrics:
+        raise TunebenchError(f"lm-eval reported no numeric metric for {task!r} in {run}",
+                             fix="check the benchmark's task and metric_list")
+    primary = primary_metric(meta["spec"], list(metrics))
+    scored, n_total = per_item.get(primary, (None, None))
+    # per item: the primary metric's score, and numerator/denominator of every per-item metric
+    # (kept for paired comparisons, item by item, against another system)
+    items = [{"id": str(doc), "score": num / den if den else 0.0,
+              "values": {label: list(values[doc]) for label, (values, _) in per_item.items() if doc in values}}
+             for doc, (num, den) in (scored or {}).items()]
+    n_samples = results.get("n-samples", {}).get(task, {})
+    n = len(items) if scored is not None else int(n_samples.get("effective", 0))
+    unscored = (n_total - n) if n_total is not None else 0
+    shots = results.get("n-shot", {}).get(task, 0) or 0
+    spec = meta["spec"]
+    record = {
+        "system": system, "model": model, "adapter": adapter, "task": benchmark, "kind": spec["kind"],
+        "task_type": TASK_TYPES[spec["kind"]], "prompting": f"{shots}shot", "shots": shots,
+        "method": "lm-eval", "parser": f"lm-eval:{spec['kind']}", "n": n,
+        "chat_template": meta["chat_template"], "limit": meta["limit"], "lm_eval_task": task,
+        "primary_metric": primary, "metrics": metrics, "parse_failures": 0,
+        "unscored": {"count": unscored, "reasons": sorted(set(meta["unscored"].values()))},
+        "partial": meta["partial"],
+        "items": items,
+        "timing": {"latency_p50_s": None, "latency_p95_s": None, "tokens_in_mean": None,
+                   "tokens_out_mean": None, "items_per_s": round((n + unscored) / meta["seconds"], 3)
+                   if meta["seconds"] else None,
+                   "started_at": meta["started_at"], "finished_at": meta["finished_at"]},
+    }
+    write_json(out_path, record)
+    return record

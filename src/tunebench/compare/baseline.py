@@ -1,0 +1,117 @@
+"""Stored baselines (baselines/<system>.json) and comparisons against them.
+
+A baseline keeps, per score of a system (task or benchmark x prompting): every metric's value,
+interval and n, and the per-item outcomes, so a later run is compared item by item. It records the
+run id, date, suite, commit and config hash. Writing one never replaces another silently: the
+previous file is kept under baselines/history/<system>/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jsonschema
+
+from tunebench.compare.gate import FAIL, IMPROVED, PASS, gate_score
+from tunebench.core.atomic import read_json, write_json
+from tunebench.core.errors import TunebenchError
+
+SCHEMA = Path("configs") / "schema" / "baseline.schema.json"
+ITEM_KEYS = ("id", "score", "values", "target", "parsed")
+
+
+class BaselineError(TunebenchError):
+    """A baseline that is missing, malformed, or would be overwritten silently."""
+
+
+def _score_entry(score: dict) -> dict:
+    return {
+        "task": score["task"], "prompting": score["prompting"], "method": score["method"],
+        "primary_metric": score["primary_metric"], "n": score["n"],
+        "metrics": {m: {k: s.get(k) for k in ("value", "ci_low", "ci_high", "confidence")}
+                    for m, s in score["metrics"].items()},
+        "items": [{k: it[k] for k in ITEM_KEYS if k in it} for it in score["items"]],
+    }
+
+
+def baseline_from_results(results_dir: str | Path, system: str, run_id: str) -> dict:
+    """A baseline document from a finished run's scores and summary."""
+    results = Path(results_dir)
+    summary_path = results / "summary.json"
+    if not summary_path.is_file():
+        raise BaselineError(f"no finished run in {results}: {summary_path} does not exist",
+                            field="--results", fix="run the workflow first (make demo), or point --results at a run")
+    summary = read_json(summary_path)
+    scores = [read_json(p) for p in sorted((results / "scores" / system).glob("*/*.json"))]
+    if not scores:
+        known = sorted(p.name for p in (results / "scores").iterdir()) if (results / "scores").is_dir() else []
+        raise BaselineError(f"no scores for system {system!r} in {results}/scores", field="--system",
+                            fix=f"use one of: {', '.join(known) or '(none)'}")
+    prov = summary["provenance"]
+    return {
+        "schema_version": 1, "system": system, "model": scores[0]["model"], "adapter": scores[0]["adapter"],
+        "run_id": run_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "suite": summary["suite"], "git_commit": prov["git_commit"], "config_hash": prov["config_hash"],
+        "run_started_at": prov["started_at"],
+        "throughput": {f"{s['task']}/{s['prompting']}": s["timing"].get("items_per_s") for s in scores},
+        "scores": [_score_entry(s) for s in scores],
+    }
+
+
+def load_baseline(path: str | Path, root: str | Path = ".") -> dict:
+    """A baseline file, checked against its schema (one clear error naming the file and field)."""
+    from tunebench.core.schema import check_schema, load_schema
+
+    path = Path(path)
+    try:
+        doc = read_json(path)
+    except json.JSONDecodeError as exc:
+        raise BaselineError(f"not valid JSON (line {exc.lineno}: {exc.msg})", file=str(path),
+                            fix="restore it from baselines/history/ or write it again with `tunebench baseline update`"
+                            ) from None
+    check_schema(doc, load_schema(Path(root), "baseline.schema.json"), str(path))
+    return doc
+
+
+def write_baseline(doc: dict, baselines_dir: str | Path, *, root: str | Path = ".", replace: bool = False) -> Path:
+    """baselines/<system>.json; an existing one is archived under history/, never silently lost."""
+    folder = Path(baselines_dir)
+    target = folder / f"{doc['system']}.json"
+    if target.exists():
+        if not replace:
+            old = read_json(target)
+            raise BaselineError(f"{target} already holds run {old.get('run_id')!r} ({old.get('created_at')})",
+                                file=str(target), fix="pass --replace to archive it under "
+                                f"{folder / 'history' / doc['system']}/ and write the new one")
+        old = read_json(target)
+        stamp = str(old.get("created_at", "unknown")).replace(":", "").replace("+0000", "Z")
+        archive = folder / "history" / doc["system"] / f"{stamp}-{old.get('run_id', 'unknown')}.json"
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(target, archive)
+    jsonschema.validate(doc, read_json(Path(root) / SCHEMA))
+    write_json(target, doc)
+    return target
+
+
+def compare_to_baseline(baseline: dict | None, scores: list[dict], *, system: str, gates: dict,
+                        labels: dict[str, list[str] | None], bootstrap: dict, baseline_file: str) -> dict:
+    """Every score of `system` against the baseline: verdict rows and a count per verdict."""
+    if baseline is None:
+        return {"system": system, "baseline": None, "rows": [], "counts": {},
+                "note": f"no baseline yet: write one with `tunebench baseline update --system {system} --run-id ID`"}
+    stored = {(s["task"], s["prompting"]): s for s in baseline["scores"]}
+    rows, missing = [], []
+    for score in sorted(scores, key=lambda s: (s["task"], s["prompting"])):
+        base = stored.get((score["task"], score["prompting"]))
+        if base is None:
+            missing.append(f"{score['task']}/{score['prompting']}")
+            continue
+        rows += gate_score(base, score, gates=gates, labels=labels.get(score["task"]), bootstrap=bootstrap)
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in (PASS, FAIL, IMPROVED)}
+    return {"system": system, "baseline": {"file": baseline_file, "run_id": baseline["run_id"],
+                                           "created_at": baseline["created_at"], "suite": baseline["suite"]},
+            "rows": rows, "counts": counts, "not_in_baseline": missing,
+            "gate": FAIL if counts[FAIL] else PASS}

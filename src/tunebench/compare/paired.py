@@ -1,0 +1,135 @@
+"""Did fine-tuning help, and what did it break: each fine-tuned system against its base model, per
+task or benchmark and metric, on the same items.
+
+Every comparison is paired: the items both systems were scored on are resampled together (paired
+bootstrap), so the interval of the difference reflects the items' shared difficulty, not two
+independent intervals. The arrow follows the interval: ↗ when it lies above zero, ↘ below, →
+when it contains zero (the change is within noise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from tunebench.scoring.metrics import (
+    NO_ANSWER,
+    classification_rows,
+    confusion_counts,
+    item_scores,
+    pair_codes,
+    resample_chunks,
+)
+
+UP, DOWN, FLAT = "↗", "↘", "→"
+
+
+def _statistics(score: dict, ids: list[str], labels: list[str] | None) -> tuple[list[str], Callable]:
+    """The metrics a score supports on those items, and f(index, metrics) -> metric -> the metric
+    over the items of each row of `index` (resamples x items, positions in ids)."""
+    by_id = {str(it["id"]): it for it in score["items"]}
+    rows = [by_id[i] for i in ids]
+    if score["method"] == "lm-eval":
+        ratios = {}
+        for label in score["metrics"]:
+            if all(label in r.get("values", {}) for r in rows):
+                ratios[label] = (np.array([r["values"][label][0] for r in rows], dtype=float),
+                                 np.array([r["values"][label][1] for r in rows], dtype=float))
+
+        def ratio(index: np.ndarray, metrics: list[str]) -> dict[str, np.ndarray]:
+            sums = {m: (np.take(num, index).sum(axis=1), np.take(den, index).sum(axis=1))
+                    for m, (num, den) in ratios.items() if m in metrics}
+            return {m: num / np.maximum(den, 1e-12) for m, (num, den) in sums.items()}
+
+        return list(ratios), ratio
+    if labels:
+        codes = {label: i for i, label in enumerate(labels)}
+        y_true = np.array([codes[r["target"]] for r in rows], dtype=int)
+        y_pred = np.array([codes.get(r["parsed"], NO_ANSWER) if r["parsed"] is not None else NO_ANSWER
+                           for r in rows], dtype=int)
+        pairs = pair_codes(y_true, y_pred, len(labels))
+        return list(score["metrics"]), lambda index, metrics: classification_rows(
+            confusion_counts(pairs, len(labels), index), metrics, len(ids))
+    texts = ([r["target"] for r in rows], [r["parsed"] for r in rows])
+    values = {metric: item_scores(*texts, metric) for metric in score["metrics"]}
+    return list(values), lambda index, metrics: {m: np.take(values[m], index).mean(axis=1) for m in metrics}
+
+
+def paired_comparison(base: dict, tuned: dict, *, labels: list[str] | None, resamples: int = 1000,
+                      confidence: float = 0.95, seed: int = 0) -> list[dict]:
+    """One row per metric both scores have: values on the shared items, the difference with its
+    paired-bootstrap interval, and the arrow. The resamples are drawn in blocks (bounded memory)."""
+    tuned_ids = {str(it["id"]) for it in tuned["items"]}
+    ids = [str(it["id"]) for it in base["items"] if str(it["id"]) in tuned_ids]
+    if not ids:
+        return []
+    (names_a, a), (names_b, b) = _statistics(base, ids, labels), _statistics(tuned, ids, labels)
+    metrics = [m for m in names_a if m in names_b]
+    n = len(ids)
+    everything = np.arange(n)[None, :]
+    base_values, tuned_values = a(everything, metrics), b(everything, metrics)
+    blocks = []
+    for index in resample_chunks(np.random.default_rng(seed), n, resamples):
+        sa, sb = a(index, metrics), b(index, metrics)
+        blocks.append({m: sb[m] - sa[m] for m in metrics})
+    alpha = (1 - confidence) / 2
+    rows = []
+    for metric in metrics:
+        base_value, tuned_value = float(base_values[metric][0]), float(tuned_values[metric][0])
+        deltas = np.concatenate([d[metric] for d in blocks]) if blocks else np.empty(0)
+        lo, hi = np.quantile(deltas, [alpha, 1 - alpha])
+        delta = tuned_value - base_value
+        # two-sided bootstrap p-value: how often the resampled difference lands on the other side of 0
+        p = min(1.0, 2 * min((deltas <= 0).mean(), (deltas >= 0).mean())) if delta != 0 else 1.0
+        rows.append({
+            "metric": metric, "primary": metric == base["primary_metric"],
+            "base": round(base_value, 6), "finetuned": round(tuned_value, 6),
+            "delta_pp": round(100 * delta, 3),
+            "delta_rel_pct": round(100 * delta / base_value, 2) if base_value else None,
+            "ci_low_pp": round(100 * float(lo), 3), "ci_high_pp": round(100 * float(hi), 3),
+            "delta_sd_pp": round(100 * float(deltas.std(ddof=1)), 3),
+            "p_value": round(float(p), 4), "confidence": confidence,
+            "direction": UP if lo > 0 else DOWN if hi < 0 else FLAT,
+            "n_paired": n, "n_base": len(base["items"]), "n_finetuned": len(tuned["items"]),
+            "test": "paired bootstrap over items",
+        })
+    return rows
+
+
+def forgetting_report(scores: list[dict], systems: dict[str, dict], labels: dict[str, list[str] | None],
+                      bootstrap: dict) -> list[dict]:
+    """Per fine-tuned system: its own task against every prompting of the base model, and every
+    general benchmark against the base; then how many metrics went up, down, and the mean change."""
+    by_key = {(s["system"], s["task"], s["prompting"]): s for s in scores}
+    reports = []
+    for system, info in systems.items():
+        if info["adapter"] is None:
+            continue
+        base_system, own_task = info["model"], info["task"]
+        rows = []
+        for (sys_name, task, prompting), tuned in sorted(by_key.items()):
+            if sys_name != system:
+                continue
+            general = task != own_task
+            # own task: against every prompting of the base (0-shot, 5-shot); benchmarks: like for like
+            bases = [s for (b, t, p), s in sorted(by_key.items())
+                     if b == base_system and t == task and (not general or p == prompting)]
+            for base in bases:
+                for row in paired_comparison(base, tuned, labels=labels.get(task), **bootstrap):
+                    rows.append({"task": task, "role": "general" if general else "target",
+                                 "base_prompting": base["prompting"], "finetuned_prompting": prompting, **row})
+        rows.sort(key=lambda r: (r["role"] != "target", r["task"], r["base_prompting"], not r["primary"]))
+        general_primary = [r for r in rows if r["role"] == "general" and r["primary"]]
+        reports.append({
+            "system": system, "base_system": base_system, "adapter": info["adapter"], "task": own_task,
+            "rows": rows,
+            "general": {
+                "improved": sum(r["direction"] == UP for r in general_primary),
+                "regressed": sum(r["direction"] == DOWN for r in general_primary),
+                "unchanged": sum(r["direction"] == FLAT for r in general_primary),
+                "mean_delta_pp": round(float(np.mean([r["delta_pp"] for r in general_primary])), 3)
+                if general_primary else None,
+            },
+        })
+    return reports

@@ -1,0 +1,339 @@
+"""Load and check the whole configuration before any job runs.
+
+`load_project` reads the workflow config (already loaded by Snakemake), every task and model it
+names, and their prompt templates; validates each against its JSON schema in configs/schema/; fills
+schema defaults; and raises one ConfigError naming the file, the field and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tunebench.core.errors import ConfigError
+from tunebench.core.schema import check_schema, fill_defaults, load_schema, read_yaml
+from tunebench.core.spec import Model, Project, Task
+from tunebench.tasks.parsing import LABEL_PARSERS
+
+TASK_DIR = Path("configs") / "tasks"
+MODEL_DIR = Path("configs") / "models"
+TRAINING_DIR = Path("configs") / "training"
+
+# Variables each part of a prompt template may use.
+PROMPT_VARIABLES = {
+    "system": {"labels"},
+    "user": {"input", "labels"},
+    "assistant": {"target", "labels"},
+}
+
+
+def _rel(root: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _resolve_named(root: Path, folder: Path, names: list[str], kind: str, config_file: str,
+                   key: str) -> dict[str, tuple[Path, dict]]:
+    known = sorted(p.stem for p in (root / folder).glob("*.yaml"))
+    out = {}
+    for i, name in enumerate(names):
+        path = root / folder / f"{name}.yaml"
+        if not path.is_file():
+            raise ConfigError(
+                f"unknown {kind} {name!r}: there is no {folder / (name + '.yaml')}",
+                file=config_file, field=f"{key}[{i}]",
+                fix=f"use one of: {', '.join(known) or '(none yet)'}; or add {folder}/{name}.yaml",
+            )
+        shown = _rel(root, path)
+        doc = read_yaml(path, shown)
+        if not isinstance(doc, dict):
+            raise ConfigError(f"expected a mapping of fields, got {type(doc).__name__}", file=shown,
+                              field="(top level)", fix=f"write the {kind} as `field: value` lines")
+        out[name] = (path, doc)
+    return out
+
+
+def _checked_docs(root: Path, folder: Path, names: list[str], kind: str, config_file: str, schema: dict):
+    """(name, path, doc, shown path) per named file: schema-checked, defaults filled."""
+    for name, (path, doc) in _resolve_named(root, folder, names, kind, config_file, f"{kind}s").items():
+        shown = _rel(root, path)
+        check_schema(doc, schema, shown)
+        fill_defaults(doc, schema)
+        if doc["name"] != name:
+            raise ConfigError(f"name {doc['name']!r} differs from the file name {name!r}", file=shown,
+                              field="name", fix=f"set `name: {name}` or rename the file")
+        yield name, path, doc, shown
+
+
+def load_prompt(root: Path, path: Path, schema: dict) -> dict:
+    import jinja2
+    import jinja2.meta
+
+    shown = _rel(root, path)
+    if not path.is_file():
+        raise ConfigError("prompt template file not found", file=shown,
+                          fix="create it or point the task's `prompt:` at an existing file")
+    doc = read_yaml(path, shown)
+    check_schema(doc, schema, shown)
+    env = jinja2.Environment()
+    for part, allowed in PROMPT_VARIABLES.items():
+        if part not in doc:
+            continue
+        try:
+            used = jinja2.meta.find_undeclared_variables(env.parse(doc[part]))
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"template syntax error on line {exc.lineno}: {exc.message}",
+                              file=shown, field=part, fix="fix the Jinja2 syntax") from None
+        unknown = sorted(used - allowed)
+        if unknown:
+            raise ConfigError(
+                f"unknown template variable(s) {', '.join(unknown)}", file=shown, field=part,
+                fix=f"use only {', '.join('{{ ' + v + ' }}' for v in sorted(allowed))} here",
+            )
+    return doc
+
+
+def load_project(root: str | Path, config: dict, config_file: str = "configs/config.yaml") -> Project:
+    root = Path(root).resolve()
+    check_schema(config, load_schema(root, "config.schema.yaml"), config_file)
+    fill_defaults(config, load_schema(root, "config.schema.yaml"))
+
+    suite_name = config["suite"]
+    if suite_name not in config["suites"]:
+        raise ConfigError(f"unknown suite {suite_name!r}", file=config_file, field="suite",
+                          fix=f"use one of: {', '.join(config['suites'])} (e.g. --config suite=test)")
+    dirs = {}
+    for name, suite in config["suites"].items():
+        d = suite["results_dir"].rstrip("/")
+        if d in dirs:
+            raise ConfigError(f"suites {dirs[d]!r} and {name!r} share results_dir {d!r}",
+                              file=config_file, field=f"suites.{name}.results_dir",
+                              fix="give every suite its own results_dir so runs never overwrite each other")
+        dirs[d] = name
+
+    task_schema = load_schema(root, "task.schema.yaml")
+    model_schema = load_schema(root, "model.schema.yaml")
+    prompt_schema = load_schema(root, "prompt.schema.yaml")
+
+    from tunebench.data.generators import GENERATORS
+
+    tasks, prompts = {}, {}
+    for name, path, doc, shown in _checked_docs(root, TASK_DIR, config["tasks"], "task", config_file,
+                                                 task_schema):
+        src = doc["source"]
+        if src["kind"] == "generated" and src["generator"] not in GENERATORS:
+            raise ConfigError(f"unknown generator {src['generator']!r}", file=shown,
+                              field="source.generator", fix=f"use one of: {', '.join(sorted(GENERATORS))}")
+        metrics = doc["metrics"]
+        allowed = {"classification": {"accuracy", "macro_f1", "weighted_f1"},
+                   "extraction": {"token_f1", "exact_match"}}[doc["type"]]
+        bad = [m for m in metrics if m not in allowed]
+        if bad:
+            raise ConfigError(f"metric(s) {', '.join(bad)} do not apply to a {doc['type']} task",
+                              file=shown, field="metrics", fix=f"use: {', '.join(sorted(allowed))}")
+        parser = doc.get("parser") or ("first_label" if doc["type"] == "classification" else "first_line")
+        if parser in LABEL_PARSERS and doc["type"] != "classification":
+            raise ConfigError(f"parser {parser} needs a classification task", file=shown,
+                              field="parser", fix="use first_line for extraction tasks")
+        split = doc["split"]
+        if split["val"] + split["test"] >= 0.95:
+            raise ConfigError(f"val + test = {split['val'] + split['test']:.2f} leaves too little to train on",
+                              file=shown, field="split", fix="keep val + test below 0.95")
+        if doc.get("method") == "loglik" and doc["type"] != "classification":
+            raise ConfigError("method loglik scores a task's labels, and this task has none "
+                              f"(type {doc['type']})", file=shown, field="method",
+                              fix="remove `method: loglik` (extraction tasks generate)")
+        prompt_path = (root / doc["prompt"]).resolve()
+        prompts[name] = load_prompt(root, prompt_path, prompt_schema)
+        tasks[name] = Task(
+            name=name, type=doc["type"], source=src, fields=doc["fields"],
+            labels=tuple(doc["labels"]) if "labels" in doc else None,
+            expected_rows=doc.get("expected_rows"), split=split,
+            train_sizes=tuple(doc["train_sizes"]), prompt_file=prompt_path, parser=parser,
+            metrics=tuple(metrics), generation=doc["generation"], file=path, spec=doc,
+            method=doc.get("method", "generate"),
+        )
+        if src["kind"] == "local":
+            from tunebench.data.prepare import check_local_source
+
+            check_local_source(tasks[name], root, load_schema(root, "row.schema.json"))
+
+    models = {}
+    for name, path, doc, shown in _checked_docs(root, MODEL_DIR, config["models"], "model", config_file,
+                                                model_schema):
+        if (doc["source"]["kind"] == "api") != (doc["backend"] == "openai"):
+            raise ConfigError(f"source kind {doc['source']['kind']!r} and backend {doc['backend']!r} do not fit",
+                              file=shown, field="backend",
+                              fix="an api source needs `backend: openai`; weights (package, hub, local) need "
+                                  "`backend: transformers`, `llamacpp` (a GGUF) or `vllm` (a CUDA GPU)")
+        if doc["backend"] == "llamacpp":
+            src = doc["source"]
+            if src["kind"] != "package" and not src.get("gguf_file"):
+                raise ConfigError("backend llamacpp runs a GGUF file and this source names none", file=shown,
+                                  field="source.gguf_file",
+                                  fix="add `gguf_file: <name>.gguf`, or use backend transformers for an HF folder")
+            from tunebench.backends.llamacpp_backend import INSTALL_HINT, available
+
+            if not available():
+                raise ConfigError("backend llamacpp needs llama-cpp-python, which is not installed", file=shown,
+                                  field="backend", fix=INSTALL_HINT)
+        src = doc["source"]
+        if src["kind"] == "local":
+            from tunebench.data.models import local_model_folder
+
+            local_model_folder(src, root, shown)
+        models[name] = Model(
+            name=name, source=doc["source"], backend=doc["backend"], dtype=doc["dtype"],
+            chat_template=doc["chat_template"], batch_size=doc["batch_size"],
+            max_input_tokens=doc["max_input_tokens"], file=path, spec=doc,
+        )
+
+    for name, suite in config["suites"].items():
+        for i, bench in enumerate(suite.get("benchmarks") or []):
+            if bench not in config["benchmarks"]:
+                raise ConfigError(f"unknown benchmark {bench!r}", file=config_file,
+                                  field=f"suites.{name}.benchmarks[{i}]",
+                                  fix=f"use one of: {', '.join(config['benchmarks']) or '(none configured)'}; "
+                                      f"or add it under `benchmarks:`")
+    for name, spec in config["benchmarks"].items():
+        if spec["kind"] == "local" and spec["output_type"] == "multiple_choice" and "choices" not in spec["fields"]:
+            raise ConfigError("a multiple_choice benchmark needs the column of its answer options",
+                              file=config_file, field=f"benchmarks.{name}.fields.choices",
+                              fix="add `choices: <column>` (a list of options per row)")
+        if spec["kind"] == "local" and spec.get("num_fewshot") and not spec.get("fewshot_path"):
+            raise ConfigError("in-context examples need their own file", file=config_file,
+                              field=f"benchmarks.{name}.num_fewshot",
+                              fix="add `fewshot_path:` (never drawn from the scored items) or set num_fewshot: 0")
+
+    chosen = config["suites"][suite_name].get("benchmarks")
+    for name in (config["benchmarks"] if chosen is None else chosen):
+        spec = config["benchmarks"][name]
+        if spec["kind"] != "local":
+            continue
+        from tunebench.benchmarks.tasks import read_local_rows
+
+        for key in ("path", "fewshot_path"):  # every row, before any job (and the model) starts
+            if spec.get(key):
+                read_local_rows(root / spec[key], spec, config_file, f"benchmarks.{name}.{key}")
+
+    training = None
+    for i, name in enumerate(config["finetune"]["tasks"]):
+        if name not in tasks:
+            raise ConfigError(f"cannot fine-tune on {name!r}: it is not one of this run's tasks",
+                              file=config_file, field=f"finetune.tasks[{i}]",
+                              fix=f"use one of: {', '.join(tasks)}; or list it under `tasks:`")
+    if config["finetune"]["tasks"]:
+        training_schema = load_schema(root, "training.schema.yaml")
+        name = config["finetune"]["training"]
+        path = root / TRAINING_DIR / f"{name}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in (root / TRAINING_DIR).glob("*.yaml"))
+            raise ConfigError(f"unknown training setup {name!r}: there is no {TRAINING_DIR / (name + '.yaml')}",
+                              file=config_file, field="finetune.training",
+                              fix=f"use one of: {', '.join(known)}; or add {TRAINING_DIR}/{name}.yaml")
+        shown = _rel(root, path)
+        training = read_yaml(path, shown)
+        check_schema(training, training_schema, shown)
+        fill_defaults(training, training_schema)
+        cap = config["suites"][suite_name].get("training_max_steps")
+        if cap:
+            training = {**training, "max_steps": min(cap, training["max_steps"]) if training["max_steps"] > 0 else cap}
+        for task_name in config["finetune"]["tasks"]:
+            check_training_length(tasks[task_name], prompts[task_name], training, shown)
+
+    from tunebench.report.cost import check_api_prices, load_pricing
+
+    pricing = load_pricing(root, config["pricing"], config_file)
+    check_api_prices(pricing, [m for m, spec in models.items() if spec.is_api], config["pricing"])
+    for i, pair in enumerate(config["agreement"]["pairs"]):
+        for j, name in enumerate(pair):
+            if name not in models:
+                raise ConfigError(f"agreement pair names {name!r}, which is not one of this run's models",
+                                  file=config_file, field=f"agreement.pairs[{i}][{j}]",
+                                  fix=f"use one of: {', '.join(models)}; or list it under `models:`")
+        if pair[0] == pair[1]:
+            raise ConfigError("an agreement pair needs two different model entries", file=config_file,
+                              field=f"agreement.pairs[{i}]", fix="name the same model on two backends")
+
+    clash = sorted(set(config["benchmarks"]) & set(tasks))
+    if clash:
+        raise ConfigError(f"{clash[0]!r} is both a task and a benchmark", file=config_file,
+                          field="tasks", fix="rename the task: results of both would share one folder")
+    return Project(root=root, config=config, config_file=config_file, suite_name=suite_name,
+                   suite=config["suites"][suite_name], tasks=tasks, models=models, prompts=prompts,
+                   training=training, pricing=pricing)
+
+
+def check_targets(project: Project, targets) -> None:
+    """A target under another suite's results folder (`results/summary.json` while suite `test` writes
+    to results/test) is no output of this run: Snakemake would only say MissingRuleException."""
+    dirs = {name: s["results_dir"].rstrip("/") for name, s in project.config["suites"].items()}
+    for target in targets:
+        path = Path(target)
+        if path.is_absolute():
+            try:
+                path = path.relative_to(project.root)
+            except ValueError:
+                continue
+        text = path.as_posix()
+        owners = [name for name, d in dirs.items() if text == d or text.startswith(d + "/")]
+        if not owners:
+            continue
+        owner = max(owners, key=lambda name: len(dirs[name]))
+        if owner == project.suite_name:
+            continue
+        rest = text[len(dirs[owner]):].lstrip("/")
+        mine = f"{project.results_dir}/{rest}" if rest else project.results_dir
+        raise ConfigError(f"the target {target} is an output of suite {owner!r} ({dirs[owner]}/), but this run's "
+                          f"suite is {project.suite_name!r}, which writes to {project.results_dir}/",
+                          file=project.config_file, field="suite",
+                          fix=f"ask for {mine} (this suite), or run suite {owner} with --config suite={owner}")
+
+
+# Byte-pair tokenizers (GPT-2 style, SmolLM2, Llama 3, Qwen) first split text into runs of letters,
+# of digits and of other symbols, and never merge across those runs: counting the runs gives a lower
+# bound on the token count without loading any tokenizer.
+_PRETOKENS = re.compile(r"[^\W\d_]+|\d+|(?:[^\w\s]|_)+")
+
+
+def check_training_length(task: Task, prompt_spec: dict, training: dict, training_file: str) -> None:
+    """A training example longer than `max_length` loses its answer to truncation: stop at load when
+    the prompt template alone (with the longest label as the answer, and an empty input) is already
+    longer. The training job checks every example exactly with the model's tokenizer."""
+    from tunebench.tasks.prompting import PromptTemplate
+
+    template = PromptTemplate.from_spec(prompt_spec)
+    labels = list(task.labels or [])
+    longest = max(labels, key=lambda label: len(_PRETOKENS.findall(label)), default="x")
+    texts = [m["content"] for m in template.messages({"input": ""}, [], labels)] + [template.answer(longest, labels)]
+    at_least = sum(len(_PRETOKENS.findall(text)) for text in texts)
+    limit = training.get("max_length", 512)
+    if at_least >= limit:
+        raise ConfigError(
+            f"a {task.name} training example is at least {at_least} tokens before its input (prompt "
+            f"template {task.prompt_file.name} with {len(labels)} labels), longer than max_length {limit}: "
+            "every example would lose its answer", file=training_file, field="max_length",
+            fix=f"raise `max_length` to at least {_round_up(at_least * 2)} (the template plus a typical "
+                "input), or shorten the prompt template")
+
+
+def _round_up(n: int, step: int = 64) -> int:
+    return -(-n // step) * step
+
+
+def load_project_from_file(root: str | Path, config_path: str | Path | list | None = None,
+                           overrides: dict | None = None) -> Project:
+    """Load configs/config.yaml (or other files, merged in order as `snakemake --configfile` merges
+    them) the way the Snakefile does; for tools and tests."""
+    from snakemake.utils import update_config
+
+    root = Path(root).resolve()
+    paths = config_path if isinstance(config_path, list) else [config_path or "configs/config.yaml"]
+    paths = [Path(p) if Path(p).is_absolute() else root / p for p in paths]
+    config: dict = {}
+    for path in paths:
+        update_config(config, read_yaml(path, _rel(root, path.resolve())) or {})
+    config.update(overrides or {})
+    return load_project(root, config, ", ".join(_rel(root, p.resolve()) for p in paths))

