@@ -5,8 +5,8 @@ import sys
 
 from snakemake.utils import min_version
 
-from tunebench.config import read_yaml
-from tunebench.errors import TunebenchError
+from tunebench.core.schema import read_yaml
+from tunebench.core.errors import TunebenchError
 
 min_version("9.0")
 
