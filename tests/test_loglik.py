@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tunebench.backends.transformers_backend import TransformersBackend, plan_batches
+from tunebench.backends.batching import plan_batches
+from tunebench.backends.transformers_backend import TransformersBackend
 from tunebench.core.atomic import read_json, read_jsonl
 from tunebench.core.errors import ConfigError
 from tunebench.core.loader import load_project_from_file
@@ -153,7 +154,7 @@ def test_benchmark_peers_agree_with_lm_eval_on_the_same_items(routing_split, tin
     from tunebench.core.atomic import read_jsonl as read
     from tunebench.tasks.prompting import PromptTemplate
 
-    path = Path(__file__).parents[1] / "benchmarks" / "predict_vs_lmeval.py"
+    path = Path(__file__).parents[1] / "perf" / "predict_vs_lmeval.py"
     spec = importlib.util.spec_from_file_location("predict_vs_lmeval", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

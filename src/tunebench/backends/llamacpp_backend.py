@@ -13,7 +13,7 @@ import logging
 import time
 from pathlib import Path
 
-from tunebench.backends.transformers_backend import Generation
+from tunebench.backends.base import BackendBase, BackendContext, Conversation, Generation
 from tunebench.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,8 @@ def available() -> bool:
     return True
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(BackendBase):
+    """Whole conversations in: the GGUF's own chat template renders them."""
     name = "llamacpp"
     device = "cpu"
 
@@ -45,7 +46,13 @@ class LlamaCppBackend:
         self.n_ctx = n_ctx
         self.chat_template = self.llm.metadata.get("tokenizer.chat_template")
 
-    def complete(self, conversations: list[list[dict]], *, max_new_tokens: int, stop: list[str] | None,
+    @classmethod
+    def from_context(cls, ctx: BackendContext) -> LlamaCppBackend:
+        from tunebench.data.models import GGUF_NAME
+
+        return cls(Path(ctx.model_dir or "") / GGUF_NAME, threads=ctx.threads or 1, n_ctx=ctx.model.max_input_tokens)
+
+    def complete(self, conversations: list[Conversation], *, max_new_tokens: int, stop: list[str] | None,
                  progress: bool = True, desc: str = "predict", journal: str | Path | None = None,
                  stall_timeout_s: float | None = None) -> list[Generation]:
         """One greedy answer per conversation; `journal` keeps finished items for a rerun after a
@@ -55,6 +62,8 @@ class LlamaCppBackend:
         from tqdm import tqdm
 
         from tunebench.core.resume import Journal, Watchdog, journal_key, weights_identity
+
+        stop = stop or None  # [] and None mean the same: one spelling in the journal key
 
         done = Journal(journal, journal_key(conversations, max_new_tokens, stop, self.name,
                                             weights_identity(self.gguf_path)) if journal else "")
@@ -80,3 +89,6 @@ class LlamaCppBackend:
         return Generation(text=r["choices"][0]["message"]["content"] or "",
                           tokens_in=usage["prompt_tokens"], tokens_out=usage["completion_tokens"],
                           latency_s=round(time.perf_counter() - t0, 4), batch_size=1)
+
+    def close(self) -> None:
+        self.llm.close()

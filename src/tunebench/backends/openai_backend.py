@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tunebench.backends.base import BackendBase, BackendContext, Conversation, Generation
 from tunebench.core.atomic import read_json, write_json
 from tunebench.core.errors import TunebenchError
 
@@ -39,7 +40,7 @@ class CircuitOpen(BackendError):
 
 
 @dataclass(frozen=True)
-class APIResult:
+class APIResult:  # as stored in the answer cache
     text: str
     tokens_in: int | None
     tokens_out: int | None
@@ -48,14 +49,17 @@ class APIResult:
     cached: bool = False
 
 
-class OpenAIBackend:
+class OpenAIBackend(BackendBase):
     name = "openai"
+    device = "remote"
+    row_fields = ("ttft_s", "cached")
 
     def __init__(self, *, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4,
                  max_retries: int = 3, timeout_s: float = 60.0, cache_dir: str | Path | None = None,
                  breaker_failures: int = 5, stream: bool = True):
         import openai
 
+        self.endpoint = base_url  # as configured, for the meta file
         self.base_url, self.model, self.stream = base_url.rstrip("/"), model, stream
         self.concurrency, self.breaker_failures = concurrency, breaker_failures
         # Local servers accept any key; a real API answers 401, which names the variable to set.
@@ -67,6 +71,20 @@ class OpenAIBackend:
         self._lock = threading.Lock()
         self._consecutive_failures = 0
         self._warned_usage = False
+
+    @classmethod
+    def from_context(cls, ctx: BackendContext) -> OpenAIBackend:
+        m = ctx.model
+        return cls(base_url=m.source["base_url"], model=m.source["model"],
+                   api_key_env=m.source.get("api_key_env", "OPENAI_API_KEY"), concurrency=m.concurrency,
+                   stream=m.stream, cache_dir=ctx.cache_dir)
+
+    def run_meta(self) -> dict:
+        return {**super().run_meta(), "endpoint": self.endpoint, "requests_sent": self.requests_sent,
+                "cache_hits": self.cache_hits}
+
+    def close(self) -> None:
+        self.client.close()
 
     def request_key(self, messages: list[dict], params: dict) -> str:
         blob = json.dumps({"base_url": self.base_url, "model": self.model, "messages": messages,
@@ -126,9 +144,19 @@ class OpenAIBackend:
             write_json(path, {"model": self.model, "base_url": self.base_url, "result": asdict(result)})
         return result
 
-    def complete(self, conversations: list[list[dict]], *, max_new_tokens: int, stop: list[str] | None = None,
-                 progress: bool = True, desc: str = "api") -> list[APIResult]:
-        """Greedy answers to each conversation, in input order."""
+    def complete(self, conversations: list[Conversation], *, max_new_tokens: int, stop: list[str] | None = None,
+                 progress: bool = True, desc: str = "api", journal: str | Path | None = None,
+                 stall_timeout_s: float | None = None) -> list[Generation]:
+        """Greedy answers to each conversation, in input order. No journal: every answer is cached
+        as it arrives, so a rerun sends only what is missing."""
+        return [Generation(text=r.text, tokens_in=r.tokens_in, tokens_out=r.tokens_out, latency_s=r.latency_s,
+                           ttft_s=r.ttft_s, cached=r.cached)
+                for r in self.answers(conversations, max_new_tokens=max_new_tokens, stop=stop, progress=progress,
+                                      desc=desc)]
+
+    def answers(self, conversations: list[Conversation], *, max_new_tokens: int, stop: list[str] | None = None,
+                progress: bool = True, desc: str = "api") -> list[APIResult]:
+        """Greedy answers to each conversation, in input order, as the endpoint (or the cache) gave them."""
         from tqdm import tqdm
 
         params = {"max_tokens": max_new_tokens, "temperature": 0.0}

@@ -8,53 +8,30 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
+from tunebench.backends.base import (
+    BackendBase,
+    BackendContext,
+    Conversation,
+    Generation,
+    Scored,
+    check_lengths,
+    render_messages,
+)
+from tunebench.backends.batching import MIN_SHARED_PREFIX, cache_argument, plan_batches, shared_prefix_length
 from tunebench.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Generation:
-    text: str
-    tokens_in: int
-    tokens_out: int
-    latency_s: float  # wall time of the batch this item was generated in
-    batch_size: int
-
-
-@dataclass(frozen=True)
-class Scored:
-    logprobs: list[float]  # per continuation, in the order given
-    tokens_in: int
-    latency_s: float  # wall time of the batch this item was scored in
-    batch_size: int
-
-
-def render_messages(tokenizer, messages: list[dict], use_chat_template: bool) -> str:
-    """The exact text the model sees (shared by the backends that hold an HF tokenizer)."""
-    if use_chat_template:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return "\n\n".join(m["content"] for m in messages) + "\n"
-
-
-def check_lengths(lengths: list[int], max_input_tokens: int) -> None:
-    """Prompts longer than the model's limit are an error, never silently truncated."""
-    too_long = [i for i, n in enumerate(lengths) if n > max_input_tokens]
-    if too_long:
-        raise ConfigError(f"{len(too_long)} prompt(s) exceed max_input_tokens={max_input_tokens} "
-                          f"(longest {max(lengths)} tokens)", field="max_input_tokens",
-                          fix="raise max_input_tokens in the model's config, or use fewer shots")
-
-
-class TransformersBackend:
+class TransformersBackend(BackendBase):
     name = "transformers"
+    supports_loglik = True
 
     def __init__(self, model_dir: str | Path, *, dtype: str = "float32", threads: int | None = None,
                  chat_template: bool = True, max_input_tokens: int = 4096,
-                 adapter_dir: str | Path | None = None):
+                 adapter_dir: str | Path | None = None, batch_size: int = 8, batch_tokens: int | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -77,10 +54,42 @@ class TransformersBackend:
         self.use_chat_template = chat_template and self.tokenizer.chat_template is not None
         self.max_input_tokens = max_input_tokens
         self.weights = (model_dir, adapter_dir, dtype)  # what a journal's batches must come from
+        self.batch_size, self.batch_tokens = batch_size, batch_tokens  # for complete() and score_labels()
+        self.last_prefix: dict = {}
+
+    @classmethod
+    def from_context(cls, ctx: BackendContext) -> TransformersBackend:
+        m = ctx.model
+        return cls(ctx.model_dir or "", dtype=m.dtype, threads=ctx.threads, chat_template=m.chat_template,
+                   max_input_tokens=m.max_input_tokens, adapter_dir=ctx.adapter_dir, batch_size=m.batch_size,
+                   batch_tokens=m.batch_tokens)
 
     def render(self, messages: list[dict]) -> str:
         """The exact text the model sees."""
         return render_messages(self.tokenizer, messages, self.use_chat_template)
+
+    def prompt_text(self, conversation: Conversation) -> str:
+        return self.render(conversation)
+
+    def shared_prefix_tokens(self) -> int | None:
+        return self.last_prefix.get("tokens")
+
+    def complete(self, conversations: list[Conversation], *, max_new_tokens: int, stop: list[str],
+                 progress: bool = True, desc: str = "predict", journal: str | Path | None = None,
+                 stall_timeout_s: float | None = None) -> list[Generation]:
+        return self.generate([self.render(c) for c in conversations], max_new_tokens=max_new_tokens, stop=stop,
+                             batch_size=self.batch_size, batch_tokens=self.batch_tokens, progress=progress,
+                             desc=desc, journal=journal, stall_timeout_s=stall_timeout_s)
+
+    def score_labels(self, conversations: list[Conversation], answers: list[str], *, progress: bool = True,
+                     desc: str = "score", journal: str | Path | None = None,
+                     stall_timeout_s: float | None = None) -> list[Scored]:
+        # a label's tokens after the prompt are the same for every item: the first item's turn shows them
+        continuations = [self.answer_text(conversations[0], a) for a in answers] if conversations else []
+        return self.score_continuations([self.render(c) for c in conversations], continuations,
+                                        batch_size=self.batch_size, batch_tokens=self.batch_tokens,
+                                        progress=progress, desc=desc, journal=journal,
+                                        stall_timeout_s=stall_timeout_s)
 
     def _prepare(self, prompts: list[str], share_prefix: bool, extra_tokens: int):
         """Token ids, lengths, the shared prefix length and its KV cache (computed once)."""
@@ -290,47 +299,3 @@ class TransformersBackend:
                              extra_tokens=total, key=[prompts, continuations, n_prefix, "loglik"], make=make,
                              progress=progress, desc=desc, journal=journal, stall_timeout_s=stall_timeout_s,
                              result_type=Scored)
-
-
-def plan_batches(order: list[int], lengths: list[int], *, batch_size: int, batch_tokens: int | None,
-                 extra_tokens: int) -> list[list[int]]:
-    """Consecutive batches of the length-sorted `order`: at most `batch_size` items, and with
-    `batch_tokens`, at most that many tokens (rows x (longest prompt + extra_tokens)) each; an
-    item longer than the budget goes alone."""
-    batches: list[list[int]] = []
-    for i in order:
-        if batches:
-            last = batches[-1]
-            rows = len(last) + 1
-            longest = max(lengths[i], max(lengths[j] for j in last))
-            if rows <= batch_size and (batch_tokens is None or rows * (longest + extra_tokens) <= batch_tokens):
-                last.append(i)
-                continue
-        batches.append([i])
-    return batches
-
-
-def cache_argument(model) -> str:
-    """The name under which `model`'s forward pass, and so `generate`, takes a KV cache, and its
-    output returns one. transformers 5.0 knows only `past_key_values`; later 5.x releases renamed it
-    `cache` and warn (FutureWarning) when `past_key_values` is passed: the forward pass drops it in
-    5.40, `generate` in 6.0. The pinned range is transformers>=5.0,<6, so the name is read once from
-    the signature of the model's forward (`generate` hands its cache to it under the same name)."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-MIN_SHARED_PREFIX = 32  # below this, reusing a prefix cache is not worth the copy
-
-
-def shared_prefix_length(ids: list[list[int]]) -> int:
-    """Tokens every prompt starts with, leaving each prompt at least one token of its own."""
-    first = ids[0]
-    n = min(len(x) for x in ids) - 1
-    for other in ids[1:]:
-        j = 0
-        while j < n and other[j] == first[j]:
-            j += 1
-        n = j
-    return max(n, 0)

@@ -27,19 +27,26 @@ import logging
 import time
 from pathlib import Path
 
-from tunebench.backends.transformers_backend import Generation, check_lengths, render_messages
+from tunebench.backends.base import (
+    BackendBase,
+    BackendContext,
+    Conversation,
+    Generation,
+    check_lengths,
+    render_messages,
+)
 from tunebench.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-class VLLMBackend:
+class VLLMBackend(BackendBase):
     name = "vllm"
     device = "cuda"
 
     def __init__(self, model_dir: str | Path, *, dtype: str = "bfloat16", chat_template: bool = True,
                  max_input_tokens: int = 4096, max_new_tokens: int = 256, adapter_dir: str | Path | None = None,
-                 gpu_memory_utilization: float = 0.85, seed: int = 0):
+                 gpu_memory_utilization: float = 0.85, seed: int = 0, batch_size: int = 8):
         try:
             from vllm import LLM
         except ImportError as exc:
@@ -55,10 +62,30 @@ class VLLMBackend:
         self.use_chat_template = chat_template and getattr(self.tokenizer, "chat_template", None) is not None
         self.max_input_tokens = max_input_tokens
         self.adapter_dir = adapter_dir
-        self.last_prefix = {"tokens": None}  # vLLM's own prefix caching handles shared prefixes
+        self.batch_size = batch_size  # for complete(); vLLM batches by itself
+
+    @classmethod
+    def from_context(cls, ctx: BackendContext) -> VLLMBackend:
+        m = ctx.model
+        return cls(ctx.model_dir or "", dtype=m.dtype, chat_template=m.chat_template,
+                   max_input_tokens=m.max_input_tokens, max_new_tokens=ctx.max_new_tokens,
+                   adapter_dir=ctx.adapter_dir, batch_size=m.batch_size)
 
     def render(self, messages: list[dict]) -> str:
         return render_messages(self.tokenizer, messages, self.use_chat_template)
+
+    def prompt_text(self, conversation: Conversation) -> str:
+        return self.render(conversation)
+
+    def shared_prefix_tokens(self) -> int | None:
+        return None  # vLLM's own prefix caching handles shared prefixes
+
+    def complete(self, conversations: list[Conversation], *, max_new_tokens: int, stop: list[str],
+                 progress: bool = True, desc: str = "predict", journal: str | Path | None = None,
+                 stall_timeout_s: float | None = None) -> list[Generation]:
+        """No journal: the cell is one vLLM call."""
+        return self.generate([self.render(c) for c in conversations], max_new_tokens=max_new_tokens, stop=stop,
+                             batch_size=self.batch_size, progress=progress, desc=desc)
 
     def generate(self, prompts: list[str], *, max_new_tokens: int, stop: list[str], batch_size: int,
                  progress: bool = True, desc: str = "predict") -> list[Generation]:
