@@ -11,6 +11,7 @@ import logging
 import random
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 
@@ -18,6 +19,7 @@ from tunebench.core.atomic import read_jsonl, write_json, write_jsonl
 from tunebench.core.errors import DataError
 from tunebench.core.spec import Task
 from tunebench.data.sources import read_raw, sha256_file
+from tunebench.tasks import task_type
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ def to_rows(task: Task, raw_rows: list[dict], raw_name: str, row_schema: dict) -
         if f_id is not None and f_id not in raw:
             raise DataError(f"{where} has no id column {f_id!r}", file=raw_name, field="fields.id",
                             fix="set fields.id to an existing column, or to null to number rows")
-        row = {
+        row: dict[str, Any] = {
             "id": str(raw[f_id]) if f_id is not None else f"{task.name}-{i:06d}",
             "input": str(raw[f_in]),
             "target": str(raw[f_tgt]),
@@ -146,7 +148,8 @@ def prepare_splits(task: Task, raw_dir: str | Path, out_paths: dict[str, str], m
     rows = check_rows(task, read_raw(raw_dir), str(raw_dir), row_schema,
                       refetch=f"delete {raw_dir} and rerun to fetch it again")
     split = task.split
-    stratify = split["stratify"] and task.type == "classification"
+    kind = task_type(task.type)
+    stratify = split["stratify"] and kind.stratify
     parts = stratified_split(rows, split["val"], split["test"], split["seed"], stratify)
     for name in SPLITS:
         if not parts[name]:
@@ -156,14 +159,14 @@ def prepare_splits(task: Task, raw_dir: str | Path, out_paths: dict[str, str], m
         missing = sorted(set(task.labels) - {r["target"] for r in parts["train"]})
         if missing:
             log.warning("labels with no training example: %s", ", ".join(missing))
-    manifest = {"task": task.name, "rows": len(rows), "splits": {}}
+    manifest: dict[str, Any] = {"task": task.name, "rows": len(rows), "splits": {}}
     for name in SPLITS:
         write_jsonl(out_paths[name], parts[name])
         manifest["splits"][name] = {
             "rows": len(parts[name]),
             "sha256": sha256_file(Path(out_paths[name])),
             "labels": dict(sorted(Counter(r["target"] for r in parts[name]).items()))
-            if task.type == "classification" else None,
+            if kind.labelled else None,
         }
     write_json(manifest_path, manifest)
     log.info("prepared %s: %s", task.name, {k: v["rows"] for k, v in manifest["splits"].items()})
@@ -175,5 +178,5 @@ def write_train_subset(task: Task, train_path: str, n: int, out_path: str) -> in
     if n > len(rows):
         raise DataError(f"train size {n} exceeds the {len(rows)} training rows", file=str(task.file),
                         field="train_sizes", fix=f"use sizes up to {len(rows)}, or `full`")
-    subset = capped_subset(rows, n, task.split["seed"], task.split["stratify"] and task.type == "classification")
+    subset = capped_subset(rows, n, task.split["seed"], task.split["stratify"] and task_type(task.type).stratify)
     return write_jsonl(out_path, subset)

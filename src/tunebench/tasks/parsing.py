@@ -57,7 +57,7 @@ def _match(answer: str, labels: Sequence[str]) -> str | None:
     for form in forms:
         if form in exact:
             return exact[form]
-    stripped = {}
+    stripped: dict[str, list[str]] = {}
     for label in labels:
         stripped.setdefault(_norm(label.rstrip(TRAILING)), []).append(label)
     found = stripped.get(forms[-1], [])

@@ -57,7 +57,7 @@ def draw_shots(train: list[dict], k: int, seed: int, task: str, stratify: bool) 
         by_label.setdefault(row["target"], []).append(row)
     labels = sorted(by_label)
     rng.shuffle(labels)
-    shots = []
+    shots: list[dict] = []
     while len(shots) < min(k, len(pool)):
         for label in labels:
             if len(shots) == k:

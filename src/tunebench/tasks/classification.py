@@ -1,0 +1,31 @@
+"""Classification: the target is one of the task's `labels`; metrics from the label confusion."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from tunebench.tasks.parsing import PARSERS
+from tunebench.tasks.registry import NO_ANSWER, ItemScores, TaskType, register_task_type
+
+if TYPE_CHECKING:
+    from tunebench.core.spec import Task
+
+
+@register_task_type
+class Classification(TaskType):
+    name = "classification"
+    metrics = ("accuracy", "macro_f1", "weighted_f1")
+    default_parser = "first_label"
+    parsers = frozenset(PARSERS)
+    labelled = True
+    stratify = True
+
+    def score_items(self, task: Task, targets: Sequence[str], parsed: Sequence[str | None]) -> ItemScores:
+        # The bootstrap computes these metrics from label codes, so no per-item values.
+        return ItemScores([float(p == t) for p, t in zip(parsed, targets)], None)
+
+    def miss(self, target: str, parsed: str | None) -> str | None:
+        if parsed == target:
+            return None
+        return NO_ANSWER if parsed is None else "other_label"

@@ -1,0 +1,99 @@
+"""Task types: what a task's config may say and how its answers are scored, one module per type.
+
+A type is a `TaskType` subclass registered by name (`@register_task_type`); the task config's `type:`
+names it. Config checks, split preparation, few-shot drawing and scoring ask the type instead of
+testing its name, so a new type is its own module plus an entry in the task schema's `type` enum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, TypeVar
+
+from tunebench.core.errors import ConfigError
+from tunebench.tasks.parsing import LABEL_PARSERS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from tunebench.core.spec import Task
+
+NO_ANSWER = "no_answer"  # a wrong answer's kind when the parser found none
+
+
+class ItemScores(NamedTuple):
+    scores: list[float]  # each item's score, as the score record lists it
+    values: dict[str, np.ndarray] | None  # per-item metric values for the bootstrap; None: from label codes
+
+
+class TaskType:
+    """One kind of task. Subclasses set the class attributes and implement `score_items` and `miss`."""
+
+    name: ClassVar[str]
+    metrics: ClassVar[tuple[str, ...]]  # those a task may list (its first is its primary metric)
+    default_parser: ClassVar[str]
+    parsers: ClassVar[frozenset[str]]  # those a task may choose with `parser:`
+    labelled: ClassVar[bool]  # targets come from the task's `labels`: label parsers, `method: loglik`
+    stratify: ClassVar[bool]  # splits, train caps and few-shot draws keep the targets' proportions
+
+    @property
+    def prompt_variables(self) -> dict[str, frozenset[str]]:
+        """Variables each part of the prompt template may use."""
+        extra = {"labels"} if self.labelled else set()
+        return {"system": frozenset(extra), "user": frozenset({"input", *extra}),
+                "assistant": frozenset({"target", *extra})}
+
+    def check(self, doc: Mapping, shown: str) -> str:
+        """Check a schema-valid task config against this type; return the parser it uses."""
+        if self.labelled and "labels" not in doc:
+            raise ConfigError(f"a {self.name} task needs its label set", file=shown, field="labels",
+                              fix="add `labels:` (the answers a target may be)")
+        bad = [m for m in doc["metrics"] if m not in self.metrics]
+        if bad:
+            raise ConfigError(f"metric(s) {', '.join(bad)} do not apply to a {self.name} task",
+                              file=shown, field="metrics", fix=f"use: {', '.join(sorted(self.metrics))}")
+        parser = doc.get("parser") or self.default_parser
+        if parser not in self.parsers or (parser in LABEL_PARSERS and not self.labelled):
+            problem = (f"parser {parser} needs the task's labels, and a {self.name} task has none"
+                       if parser in LABEL_PARSERS and not self.labelled
+                       else f"parser {parser} does not apply to a {self.name} task")
+            raise ConfigError(problem, file=shown, field="parser",
+                              fix=f"use {' or '.join(sorted(self.parsers))} for {self.name} tasks")
+        if doc.get("method") == "loglik" and not self.labelled:
+            raise ConfigError("method loglik scores a task's labels, and this task has none "
+                              f"(type {self.name})", file=shown, field="method",
+                              fix=f"remove `method: loglik` ({self.name} tasks generate)")
+        return parser
+
+    def score_items(self, task: Task, targets: Sequence[str], parsed: Sequence[str | None]) -> ItemScores:
+        raise NotImplementedError
+
+    def miss(self, target: str, parsed: str | None) -> str | None:
+        """The kind of a wrong answer (NO_ANSWER, or a type's own word); None when it is right."""
+        raise NotImplementedError
+
+
+T = TypeVar("T", bound=type[TaskType])
+_TYPES: dict[str, TaskType] = {}
+
+
+def register_task_type(cls: T) -> T:
+    """Class decorator: make the type known by its `name` (a later registration replaces it)."""
+    _TYPES[cls.name] = cls()
+    return cls
+
+
+def unregister_task_type(name: str) -> None:
+    _TYPES.pop(name, None)
+
+
+def task_type(name: str) -> TaskType:
+    try:
+        return _TYPES[name]
+    except KeyError:
+        raise KeyError(f"no task type {name!r} is registered (known: {', '.join(sorted(_TYPES))}); "
+                       "define it with @register_task_type in tunebench/tasks/") from None
+
+
+def task_type_names() -> list[str]:
+    return sorted(_TYPES)
