@@ -15,13 +15,13 @@ BOOT = {"resamples": 500, "confidence": 0.95, "seed": 0}
 def task_score(system, correct: list[bool], prompting="0shot", ids=None):
     ids = ids or [f"i{k}" for k in range(len(correct))]
     items = [{"id": i, "target": "a", "parsed": "a" if ok else "b", "score": float(ok)} for i, ok in zip(ids, correct)]
-    return {"system": system, "task": "routing", "prompting": prompting, "method": "generate",
+    return {"system": system, "task": "routing", "prompting": prompting, "source": "task", "method": "generate",
             "primary_metric": "accuracy", "metrics": {"accuracy": {}, "macro_f1": {}}, "items": items}
 
 
 def bench_score(system, passed: list[int]):
     items = [{"id": str(k), "score": float(p), "values": {"pass@1": [float(p), 1.0]}} for k, p in enumerate(passed)]
-    return {"system": system, "task": "humaneval", "prompting": "0shot", "method": "lm-eval",
+    return {"system": system, "task": "humaneval", "prompting": "0shot", "source": "benchmark",
             "primary_metric": "pass@1", "metrics": {"pass@1": {}}, "items": items}
 
 

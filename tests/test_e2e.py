@@ -56,7 +56,7 @@ def test_test_suite_writes_a_valid_summary_in_its_own_namespace(demo_run):
     humaneval = [c for c in summary["cells"] if c["task"] == "humaneval" and c["system"] == BASE]
     assert [c["metric"] for c in humaneval] == ["pass@1"]
     for cell in ifbench + humaneval:  # through lm-eval: stderr, n, and unscored prompts counted apart
-        assert cell["method"] == "lm-eval" and cell["n"] + cell["unscored"] == 5 and cell["stderr"] >= 0
+        assert cell["source"] == "benchmark" and cell["n"] + cell["unscored"] == 5 and cell["stderr"] >= 0
         assert cell["partial"] is False and cell["ci_method"] == "bootstrap"
     for name in ("ifbench", "humaneval"):
         assert summary["provenance"]["benchmarks"][name]["chat_template"] is True  # recorded, on by default

@@ -252,7 +252,7 @@ def test_gate_reads_the_configured_suites_results_dir(project_copy, tmp_path):
 
 def test_p_values_below_0_001_are_shown_as_such_and_json_keeps_the_number(repo_root):
     from tunebench.compare.gate import format_p
-    from tunebench.report.summary import comparison_markdown, gate_markdown
+    from tunebench.report.markdown import comparison_markdown, gate_markdown
 
     assert [format_p(p) for p in (0.0, 1e-12, 0.00099, 0.001, 0.0123, 0.05, 1.0, None)] == [
         "<0.001", "<0.001", "<0.001", "0.001", "0.0123", "0.05", "1", "-"]

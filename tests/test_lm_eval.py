@@ -250,7 +250,7 @@ def test_lm_eval_on_tiny_llama_with_chat_template(tmp_path, tiny_llama_dir):
     assert meta["chat_template"] is True and meta["limit"] == 2 and meta["model"]["name"] == "hf"
     record = score(tmp_path, "ifbench")
     assert record["n"] + record["unscored"]["count"] == 2
-    assert record["method"] == "lm-eval" and record["prompting"] == "0shot"
+    assert record["source"] == "benchmark" and "method" not in record and record["prompting"] == "0shot"
     prompt = read_jsonl(next((tmp_path / "run").rglob("samples_*.jsonl")))[0]["arguments"]["gen_args_0"]["arg_0"]
     assert prompt.startswith("<|im_start|>")  # the chat template was applied
 

@@ -16,6 +16,7 @@ from tunebench.scoring.metrics import (
     exact_match,
     item_scores,
     normalize_answer,
+    ratio_bootstrap,
     resample_chunks,
     token_f1,
 )
@@ -167,6 +168,35 @@ def test_resample_blocks_continue_the_one_shot_stream(n):
         blocks = list(resample_chunks(np.random.default_rng(11), n, 23, chunk_elements=3 * n))
         assert [len(b) for b in blocks] == [3] * 7 + [2]
         assert np.array_equal(np.concatenate(blocks), np.random.default_rng(11).integers(0, n, size=(23, n)))
+
+
+def reference_ratio_bootstrap(num, den, resamples, confidence, seed):
+    """The benchmarks' bootstrap as it was written before it moved here: one (resamples x n) draw."""
+    n = len(num)
+    value = float(num.sum() / den.sum()) if n and den.sum() else 0.0
+    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n)) if n else np.zeros((resamples, 0), dtype=int)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        samples = num[idx].sum(axis=1) / den[idx].sum(axis=1) if n else np.array([value])
+    samples = np.nan_to_num(samples, nan=0.0)
+    lo, hi = np.quantile(samples, [(1 - confidence) / 2, 1 - (1 - confidence) / 2])
+    return {"value": round(value, 6), "ci_low": round(float(lo), 6), "ci_high": round(float(hi), 6),
+            "stderr": round(float(samples.std(ddof=1)), 6) if n > 1 else 0.0,
+            "confidence": confidence, "resamples": resamples, "ci_method": "bootstrap"}
+
+
+@pytest.mark.parametrize("chunk_elements", [None, 1, 37, 10**6])
+def test_ratio_bootstrap_equals_the_one_shot_draw_in_any_block_size(chunk_elements, monkeypatch):
+    if chunk_elements:
+        monkeypatch.setattr("tunebench.scoring.metrics.CHUNK_ELEMENTS", chunk_elements)
+    rng = np.random.default_rng(2)
+    for n in (0, 1, 2, 16, 301):
+        den = rng.integers(0, 4, n).astype(float)  # zero weights: a resample of only those counts 0
+        cases = [(rng.integers(0, 2, n).astype(float), np.ones(n)), (np.minimum(rng.integers(0, 4, n), den), den),
+                 (np.zeros(n), np.ones(n))]
+        for num, den_ in cases:
+            for resamples, confidence, seed in ((300, 0.9, 5), (1000, 0.95, 0)):
+                args = dict(resamples=resamples, confidence=confidence, seed=seed)
+                assert ratio_bootstrap(num, den_, **args) == reference_ratio_bootstrap(num, den_, **args)
 
 
 def test_bootstrap_edge_cases_keep_their_behaviour():

@@ -95,8 +95,8 @@ def reference_record(task, paths, max_items=None, bootstrap=BOOT):
     }
 
 
-RECORD_KEYS = ["system", "model", "adapter", "task", "task_type", "prompting", "shots", "method", "parser", "backend",
-               "device", "n", "primary_metric", "metrics", "parse_failures", "items", "timing"]
+RECORD_KEYS = ["source", "system", "model", "adapter", "task", "task_type", "prompting", "shots", "method", "parser",
+               "backend", "device", "n", "primary_metric", "metrics", "parse_failures", "items", "timing"]
 TIMING_KEYS = ["latency_p50_s", "latency_p95_s", "tokens_in_mean", "tokens_out_mean", "ttft_p50_s", "ttft_p95_s",
                "items_per_s", "tokens_out_per_s", "started_at", "finished_at"]
 # computed by the implementation before vectorisation, on write_cell(..., 120, seed=4, api=True)
@@ -225,18 +225,18 @@ def test_paired_comparison_equals_the_plain_loop_in_any_block_size(monkeypatch, 
     rng = random.Random(3)
     labels = ["a", "b", "c", "d"]
 
-    def cell(seed, method="generate"):
+    def cell(seed, source="task"):
         g = random.Random(seed)
         items = []
         for k in range(90):
             t = g.choice(labels[:3])
             item = {"id": f"i{k}", "target": t, "parsed": g.choice([t, t, None, "zz", *labels]), "score": 0.0}
-            if method == "lm-eval":
+            if source == "benchmark":
                 item["values"] = {"acc": [g.choice([0.0, 0.5, 1.0]), g.choice([1.0, 2.0])]}
             items.append(item)
         items = [it for it in items if rng.random() < 0.95]
-        return {"method": method, "primary_metric": "accuracy", "items": items,
-                "metrics": {"acc": {}} if method == "lm-eval" else {"accuracy": {}, "macro_f1": {}}}
+        return {"source": source, "primary_metric": "accuracy", "items": items,
+                "metrics": {"acc": {}} if source == "benchmark" else {"accuracy": {}, "macro_f1": {}}}
 
     def accuracy(rows):
         return sum(r["parsed"] == r["target"] for r in rows) / len(rows)
@@ -261,7 +261,7 @@ def test_paired_comparison_equals_the_plain_loop_in_any_block_size(monkeypatch, 
         reference_paired(base["items"], tuned["items"], accuracy, **boot)
     assert (rows["macro_f1"]["ci_low_pp"], rows["macro_f1"]["ci_high_pp"], rows["macro_f1"]["delta_sd_pp"]) == \
         reference_paired(base["items"], tuned["items"], macro_f1, **boot)
-    base, tuned = cell(1, "lm-eval"), cell(2, "lm-eval")
+    base, tuned = cell(1, "benchmark"), cell(2, "benchmark")
     (row,) = paired_comparison(base, tuned, labels=None, **boot)
     assert (row["ci_low_pp"], row["ci_high_pp"], row["delta_sd_pp"]) == \
         reference_paired(base["items"], tuned["items"], ratio, **boot)

@@ -85,7 +85,7 @@ def test_every_method_a_task_may_name_is_one_the_summary_schema_accepts(repo_roo
     methods = set(task_schema["properties"]["method"]["enum"])
     summary_schema = read_json(repo_root / "configs/schema/summary.schema.json")
     cell = summary_schema["properties"]["cells"]["items"]["properties"]
-    assert methods | {"lm-eval"} == set(cell["method"]["enum"])
+    assert methods == set(cell["method"]["enum"])
 
 
 def test_a_target_in_another_suites_folder_names_the_right_one(user_project):

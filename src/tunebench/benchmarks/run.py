@@ -9,9 +9,9 @@ answered: importing lm-eval, loading the model and building requests (slow on a 
 scoring afterwards are each bounded by the much larger `phase_timeout_s` instead.
 
 `score_lm_eval` turns lm-eval's results_*.json and samples_*.jsonl into a tunebench score record
-(the same shape as a task's): per metric the value, lm-eval's stderr, a bootstrap CI over items
-where the per-item values allow one (a normal interval from lm-eval's stderr otherwise), n, the
-filter, and how many items were unscored and why.
+(tunebench.core.records, source benchmark): per metric the value, lm-eval's stderr, a bootstrap CI
+over items where the per-item values allow one (a normal interval from lm-eval's stderr otherwise),
+n, the filter, and how many items were unscored and why.
 """
 
 from __future__ import annotations
@@ -28,12 +28,15 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from tunebench.benchmarks.tasks import TASK_TYPES, lm_eval_task_name, primary_metric
 from tunebench.core.atomic import atomic_dir, read_json, read_jsonl, write_json
 from tunebench.core.errors import TunebenchError
+from tunebench.core.records import BENCHMARK, ScoreRecord
+from tunebench.scoring.metrics import ratio_bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -271,22 +274,6 @@ def run_lm_eval(*, benchmark: str, spec: dict, out_dir: str, nltk_dir: str, cach
 # scoring
 
 
-def _bootstrap(num: np.ndarray, den: np.ndarray, resamples: int, confidence: float, seed: int) -> dict:
-    """Ratio sum(num)/sum(den) with a percentile bootstrap over items."""
-    n = len(num)
-    value = float(num.sum() / den.sum()) if n and den.sum() else 0.0
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(resamples, n)) if n else np.zeros((resamples, 0), dtype=int)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        samples = num[idx].sum(axis=1) / den[idx].sum(axis=1) if n else np.array([value])
-    samples = np.nan_to_num(samples, nan=0.0)
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(samples, [alpha, 1 - alpha])
-    return {"value": round(value, 6), "ci_low": round(float(lo), 6), "ci_high": round(float(hi), 6),
-            "stderr": round(float(samples.std(ddof=1)), 6) if n > 1 else 0.0,
-            "confidence": confidence, "resamples": resamples, "ci_method": "bootstrap"}
-
-
 def _normal(value: float, stderr: float | None, confidence: float) -> dict:
     from statistics import NormalDist
 
@@ -318,7 +305,7 @@ def _stderr(raw) -> float | None:
 
 def score_lm_eval(*, run_dir: str, out_path: str, system: str, model: str, benchmark: str,
                   bootstrap: dict, adapter: str | None = None) -> dict:
-    """lm-eval's files for one run -> a tunebench score record."""
+    """lm-eval's files for one run -> its score record (source benchmark; see tunebench.core.records)."""
     run = Path(run_dir)
     meta = read_json(run / "tunebench_meta.json")
     results = read_json(sorted(run.rglob("results_*.json"))[-1])
@@ -326,7 +313,8 @@ def score_lm_eval(*, run_dir: str, out_path: str, system: str, model: str, bench
     reported = results["results"][task]
     leaf = task in results.get("configs", {}) and task not in results.get("groups", {})
     samples = read_jsonl(sorted(run.rglob(f"samples_{task}_*.jsonl"))[-1]) if leaf else []
-    metrics, per_item = {}, {}
+    metrics: dict[str, dict] = {}
+    per_item: dict[str, tuple[dict[Any, tuple[float, float]], int]] = {}  # label -> (doc -> (num, den), total)
     for key, raw in reported.items():
         if "," not in key or key.split(",")[0].endswith("_stderr") or not isinstance(raw, int | float):
             continue
@@ -335,11 +323,12 @@ def score_lm_eval(*, run_dir: str, out_path: str, system: str, model: str, bench
             continue
         label = metric if filt == "none" else f"{metric},{filt}"
         stderr = _stderr(reported.get(f"{metric}_stderr,{filt}"))
-        items = _per_item(samples, metric, filt) if leaf else None
+        columns = _per_item(samples, metric, filt) if leaf else None
         stats = None
-        if items is not None:
-            num, den, scored = items
-            stats = _bootstrap(num, den, bootstrap["resamples"], bootstrap["confidence"], bootstrap["seed"])
+        if columns is not None:
+            num, den, scored = columns
+            stats = ratio_bootstrap(num, den, resamples=bootstrap["resamples"], confidence=bootstrap["confidence"],
+                                    seed=bootstrap["seed"])
             if abs(stats["value"] - raw) > 1e-6:  # not a mean over items (e.g. a corpus-level F1)
                 log.warning("%s: %s is not a per-item mean (%.6f vs %.6f): normal interval",
                             benchmark, label, raw, stats["value"])
@@ -357,30 +346,30 @@ def score_lm_eval(*, run_dir: str, out_path: str, system: str, model: str, bench
         raise TunebenchError(f"lm-eval reported no numeric metric for {task!r} in {run}",
                              fix="check the benchmark's task and metric_list")
     primary = primary_metric(meta["spec"], list(metrics))
-    scored, n_total = per_item.get(primary, (None, None))
+    primary_values, n_total = per_item.get(primary, (None, None))
     # per item: the primary metric's score, and numerator/denominator of every per-item metric
     # (kept for paired comparisons, item by item, against another system)
     items = [{"id": str(doc), "score": num / den if den else 0.0,
               "values": {label: list(values[doc]) for label, (values, _) in per_item.items() if doc in values}}
-             for doc, (num, den) in (scored or {}).items()]
+             for doc, (num, den) in (primary_values or {}).items()]
     n_samples = results.get("n-samples", {}).get(task, {})
-    n = len(items) if scored is not None else int(n_samples.get("effective", 0))
+    n = len(items) if primary_values is not None else int(n_samples.get("effective", 0))
     unscored = (n_total - n) if n_total is not None else 0
     shots = results.get("n-shot", {}).get(task, 0) or 0
     spec = meta["spec"]
-    record = {
-        "system": system, "model": model, "adapter": adapter, "task": benchmark, "kind": spec["kind"],
-        "task_type": TASK_TYPES[spec["kind"]], "prompting": f"{shots}shot", "shots": shots,
-        "method": "lm-eval", "parser": f"lm-eval:{spec['kind']}", "n": n,
-        "chat_template": meta["chat_template"], "limit": meta["limit"], "lm_eval_task": task,
-        "primary_metric": primary, "metrics": metrics, "parse_failures": 0,
-        "unscored": {"count": unscored, "reasons": sorted(set(meta["unscored"].values()))},
-        "partial": meta["partial"],
-        "items": items,
-        "timing": {"latency_p50_s": None, "latency_p95_s": None, "tokens_in_mean": None,
-                   "tokens_out_mean": None, "items_per_s": round((n + unscored) / meta["seconds"], 3)
-                   if meta["seconds"] else None,
-                   "started_at": meta["started_at"], "finished_at": meta["finished_at"]},
-    }
+    record = ScoreRecord(
+        source=BENCHMARK, system=system, model=model, adapter=adapter, task=benchmark, kind=spec["kind"],
+        task_type=TASK_TYPES[spec["kind"]], prompting=f"{shots}shot", shots=shots,
+        method=None, parser=f"lm-eval:{spec['kind']}", n=n,
+        chat_template=meta["chat_template"], limit=meta["limit"], lm_eval_task=task,
+        primary_metric=primary, metrics=metrics, parse_failures=0,
+        unscored={"count": unscored, "reasons": sorted(set(meta["unscored"].values()))},
+        partial=meta["partial"],
+        items=items,
+        timing={"latency_p50_s": None, "latency_p95_s": None, "tokens_in_mean": None,
+                "tokens_out_mean": None, "items_per_s": round((n + unscored) / meta["seconds"], 3)
+                if meta["seconds"] else None,
+                "started_at": meta["started_at"], "finished_at": meta["finished_at"]},
+    ).to_dict()
     write_json(out_path, record)
     return record

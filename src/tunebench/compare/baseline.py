@@ -18,6 +18,7 @@ import jsonschema
 from tunebench.compare.gate import FAIL, IMPROVED, PASS, gate_score
 from tunebench.core.atomic import read_json, write_json
 from tunebench.core.errors import TunebenchError
+from tunebench.core.records import TASK, record_source
 
 SCHEMA = Path("configs") / "schema" / "baseline.schema.json"
 ITEM_KEYS = ("id", "score", "values", "target", "parsed")
@@ -29,7 +30,8 @@ class BaselineError(TunebenchError):
 
 def _score_entry(score: dict) -> dict:
     return {
-        "task": score["task"], "prompting": score["prompting"], "method": score["method"],
+        "task": score["task"], "prompting": score["prompting"], "source": record_source(score),
+        **({"method": score["method"]} if record_source(score) == TASK else {}),
         "primary_metric": score["primary_metric"], "n": score["n"],
         "metrics": {m: {k: s.get(k) for k in ("value", "ci_low", "ci_high", "confidence")}
                     for m, s in score["metrics"].items()},

@@ -17,6 +17,7 @@ from statistics import NormalDist
 import numpy as np
 
 from tunebench.compare.paired import paired_comparison
+from tunebench.core.records import BENCHMARK, record_source
 
 PASS, FAIL, IMPROVED = "PASS", "FAIL", "IMPROVED"
 P_FLOOR = 0.001  # p-values below it are shown as "<0.001" (JSON keeps the number)
@@ -79,7 +80,7 @@ def _z(alpha: float, power: float) -> float:
 def _binary_values(score: dict, metric: str, ids: list[str]) -> np.ndarray | None:
     """Per-item 0/1 outcomes of `metric` when it is a plain proportion, else None."""
     by_id = {str(it["id"]): it for it in score["items"]}
-    if score["method"] == "lm-eval":
+    if record_source(score) == BENCHMARK:
         vals = [by_id[i].get("values", {}).get(metric) for i in ids]
         if any(v is None or v[1] != 1 or v[0] not in (0, 1) for v in vals):
             return None

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from tunebench.core.records import BENCHMARK, record_source
 from tunebench.scoring.metrics import (
     NO_ANSWER,
     classification_rows,
@@ -30,7 +31,7 @@ def _statistics(score: dict, ids: list[str], labels: list[str] | None) -> tuple[
     over the items of each row of `index` (resamples x items, positions in ids)."""
     by_id = {str(it["id"]): it for it in score["items"]}
     rows = [by_id[i] for i in ids]
-    if score["method"] == "lm-eval":
+    if record_source(score) == BENCHMARK:  # per item a numerator and denominator per metric
         ratios = {}
         for label in score["metrics"]:
             if all(label in r.get("values", {}) for r in rows):

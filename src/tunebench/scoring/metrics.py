@@ -3,7 +3,8 @@
 Classification: accuracy, macro-F1, weighted-F1 (sklearn semantics: the labels are those present
 in the targets or predictions of the sample; an unparsable prediction counts as a miss of its
 target and creates no class). Extraction: SQuAD-style token-F1 and exact match.
-Intervals: percentile bootstrap over items, with a fixed seed, so reruns give identical CIs. The
+Intervals: percentile bootstrap over items, with a fixed seed, so reruns give identical CIs (a
+ratio of per-item sums, `ratio_bootstrap`, for benchmarks whose items weigh differently). The
 resample indices are drawn in blocks of rows (the very numbers of one big draw, in bounded memory)
 and each block is scored at once: one offset bincount of (target, prediction) pairs per block for
 classification, a gather of the per-item scores for extraction.
@@ -173,7 +174,7 @@ def bootstrap_ci(targets: Sequence[str], predictions: Sequence[str | None], metr
     out: dict[str, dict] = {}
 
     def summarize(value: float, samples: np.ndarray | None) -> dict:
-        lo, hi = (np.quantile(samples, [alpha, 1 - alpha]) if n else (value, value))
+        lo, hi = (np.quantile(samples, [alpha, 1 - alpha]) if n and samples is not None else (value, value))
         return {"value": round(float(value), 6), "ci_low": round(float(lo), 6),
                 "ci_high": round(float(hi), 6), "confidence": confidence, "resamples": resamples}
 
@@ -204,3 +205,24 @@ def bootstrap_ci(targets: Sequence[str], predictions: Sequence[str | None], metr
     for metric in metrics:
         out[metric] = summarize(values[metric].mean(), _concat(samples[metric]))
     return out
+
+
+def ratio_bootstrap(num: np.ndarray, den: np.ndarray, *, resamples: int, confidence: float, seed: int) -> dict:
+    """sum(num) / sum(den) with its percentile bootstrap over items (a per-item mean when den is
+    all ones; instruction-level ratios otherwise) and the resamples' standard deviation. The
+    resamples are those of bootstrap_ci for the same seed and n, drawn in blocks."""
+    n = len(num)
+    value = float(num.sum() / den.sum()) if n and den.sum() else 0.0
+    if n:
+        parts = []
+        for index in resample_chunks(np.random.default_rng(seed), n, resamples):
+            with np.errstate(invalid="ignore", divide="ignore"):  # an all-zero resample: 0/0 counts as 0
+                parts.append(np.take(num, index).sum(axis=1) / np.take(den, index).sum(axis=1))
+        samples = np.nan_to_num(_concat(parts), nan=0.0)
+    else:
+        samples = np.array([value])
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(samples, [alpha, 1 - alpha])
+    return {"value": round(value, 6), "ci_low": round(float(lo), 6), "ci_high": round(float(hi), 6),
+            "stderr": round(float(samples.std(ddof=1)), 6) if n > 1 else 0.0,
+            "confidence": confidence, "resamples": resamples, "ci_method": "bootstrap"}

@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from tunebench.core.atomic import read_json, write_text
 from tunebench.core.errors import DataError
+from tunebench.core.records import TASK, ScoreRecord
 from tunebench.core.spec import Task
-from tunebench.scoring.metrics import bootstrap_ci, item_scores
+from tunebench.scoring.metrics import bootstrap_ci
+from tunebench.tasks import task_type
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ def _json_values(values: list) -> list[str]:
     return json.dumps(values, ensure_ascii=False, separators=("\0", ": "))[1:-1].split("\0") if values else []
 
 
-def record_json(record: dict) -> str:
+def record_json(record: dict[str, Any]) -> str:
     """json.dumps(record, indent=2, ensure_ascii=False), the text write_json writes, with the per-item
     list (flat dicts with the same keys) encoded column by column: the indenting encoder is pure
     Python and takes about a second for 100k items."""
@@ -89,35 +92,30 @@ def record_json(record: dict) -> str:
 
 def score_predictions(*, task: Task, predictions_path: str, meta_path: str, test_path: str,
                       max_items: int | None, bootstrap: dict, out_path: str) -> dict:
+    """The cell's score record (source task; see tunebench.core.records), written to out_path."""
     preds = read_predictions(predictions_path)
     meta = read_json(meta_path)
     cell = join_predictions(read_items(test_path, max_items), preds, predictions_path)
     ids, targets, parsed = cell["id"].to_list(), cell["target"].to_list(), cell["parsed"].to_list()
-    scored_by = "token_f1" if task.primary_metric == "token_f1" else "exact_match"  # an item's score
-    values = None if task.type == "classification" else {
-        m: item_scores(targets, parsed, m) for m in dict.fromkeys([*task.metrics, scored_by])}
+    scores, values = task_type(task.type).score_items(task, targets, parsed)
     cis = bootstrap_ci(targets, parsed, task.metrics, labels=task.labels,
                        resamples=bootstrap["resamples"], confidence=bootstrap["confidence"],
                        seed=bootstrap["seed"], item_values=values)
-    if task.type == "classification":
-        scores = [float(p == t) for p, t in zip(parsed, targets)]
-    else:
-        scores = values[scored_by].tolist()
     per_item = [{"id": i, "target": t, "parsed": p, "score": round(s, 6)}
                 for i, t, p, s in zip(ids, targets, parsed, scores)]
 
     def known(column: str) -> np.ndarray:  # an endpoint may not report usage: count what is known
         return cell[column].drop_nulls().to_numpy()
 
-    record = {
-        "system": meta["system"], "model": meta["model"], "adapter": meta["adapter"],
-        "task": task.name, "task_type": task.type, "prompting": meta["prompting"],
-        "shots": meta["shots"], "method": meta["method"], "parser": task.parser,
-        "backend": meta.get("backend"), "device": meta.get("device"),
-        "n": cell.height, "primary_metric": task.primary_metric, "metrics": cis,
-        "parse_failures": cell["parsed"].null_count(),
-        "items": per_item,
-        "timing": {
+    record = ScoreRecord(
+        source=TASK, system=meta["system"], model=meta["model"], adapter=meta["adapter"],
+        task=task.name, task_type=task.type, prompting=meta["prompting"],
+        shots=meta["shots"], method=meta["method"], parser=task.parser,
+        backend=meta.get("backend"), device=meta.get("device"),
+        n=cell.height, primary_metric=task.primary_metric, metrics=cis,
+        parse_failures=cell["parsed"].null_count(),
+        items=per_item,
+        timing={
             "latency_p50_s": _percentile(cell["latency_s"].to_numpy(), 50),
             "latency_p95_s": _percentile(cell["latency_s"].to_numpy(), 95),
             "tokens_in_mean": _mean(known("tokens_in")),
@@ -128,7 +126,7 @@ def score_predictions(*, task: Task, predictions_path: str, meta_path: str, test
             "tokens_out_per_s": meta.get("tokens_out_per_s"),
             "started_at": meta["started_at"], "finished_at": meta["finished_at"],
         },
-    }
+    ).to_dict()
     write_text(out_path, record_json(record) + "\n")  # = write_json(out_path, record)
     primary = cis[task.primary_metric]
     log.info("%s %s %s: %s = %.3f [%.3f, %.3f] (n=%d)", meta["system"], task.name, meta["prompting"],
