@@ -25,7 +25,7 @@ from hub_standin import head_tree, read_file
 
 from conftest import copy_repo, files_containing, run
 from tunebench.core.atomic import read_jsonl
-from tunebench.hub.sync import check_manifest, sync_files
+from tunebench.hub.manifest import check_manifest, sync_files
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 TUNEBENCH = str(Path(sys.executable).with_name("tunebench"))
