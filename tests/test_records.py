@@ -106,3 +106,33 @@ def test_a_malformed_record_names_the_file_and_field(tmp_path, tasks, schema):
     with pytest.raises(ConfigError) as err:
         read_score(tmp_path / "bad.json", schema)
     assert err.value.field == "lm_eval_task"
+
+
+def test_the_summary_carries_source_and_renders_a_benchmark_as_before(tmp_path, tasks, repo_root):
+    from tunebench.core.spec import System
+    from tunebench.report.markdown import markdown
+    from tunebench.report.summary import SummaryInputs, build_summary
+
+    routing = tasks[0]
+    paths = write_cell(tmp_path, routing, 30, seed=3)
+    score(routing, paths)
+    benchmark_record(tmp_path)
+    write_json(tmp_path / "manifest.json", {"splits": {"test": {"rows": 30}}})
+    inputs = SummaryInputs.read(
+        score_paths=[paths["score.json"], str(tmp_path / "bench.json")],
+        prepared_manifests={routing.name: str(tmp_path / "manifest.json")}, model_dirs={},
+        tasks={routing.name: routing}, suite="demo", config_hash="0" * 64, root=repo_root,
+        systems={"m+t-1": System.parse("m+t-1")}, bootstrap=BOOT)
+    assert [s.source for s in inputs.scores] == ["task", "benchmark"]
+    summary = build_summary(inputs)  # checked against summary.schema.json
+    by_source = {c["source"]: c for c in summary["cells"] if c["primary"]}
+    assert by_source["task"]["method"] == "generate" and "cost_per_query_usd" not in by_source["task"]
+    assert "method" not in by_source["benchmark"] and by_source["benchmark"]["ci_method"] == "bootstrap"
+    assert list(summary["provenance"]["benchmarks"]) == ["ifbench"]
+    text = markdown(summary)
+    assert "| m+t-1 | 0shot | 0.333 [" in text and " | lm-eval | 12 | 0 |" in text
+    # a summary collected before `source` existed renders the same
+    legacy = {**summary, "cells": [{k: v for k, v in c.items() if k != "source"}
+                                   | ({"method": "lm-eval"} if c["source"] == "benchmark" else {})
+                                   for c in summary["cells"]]}
+    assert markdown(legacy) == text
