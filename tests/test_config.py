@@ -167,7 +167,7 @@ def test_online_benchmarks_name_tasks_in_lm_evals_registry(repo_root):
     from lm_eval.tasks import TaskManager
 
     project = load_project_from_file(repo_root)
-    online = {n: b["task"] for n, b in project.config["benchmarks"].items() if b["kind"] == "lm_eval"}
+    online = {n: b["task"] for n, b in project.benchmark_specs.items() if b["kind"] == "lm_eval"}
     assert set(online.values()) >= {"ifeval", "gsm8k", "hellaswag", "mmlu"}
     known = set(TaskManager().all_tasks)
     assert set(online.values()) <= known
@@ -189,28 +189,77 @@ def test_unknown_benchmark_in_a_suite(repo_root):
     suites["quick"]["benchmarks"] = ["ifeval", "ifevall"]
     err = expect_error(repo_root, {"suites": suites})
     assert err.field == "suites.quick.benchmarks[1]" and "ifeval" in err.fix
+    assert "add configs/benchmarks/ifevall.yaml and list it under `benchmarks:`" in err.fix
 
 
-@pytest.mark.parametrize("spec, field, fix", [
-    ({"kind": "lm_eval"}, "benchmarks.x.task", "add `task:`"),
-    ({"kind": "ifbench", "limit": 1.5}, "benchmarks.x.limit", "a fraction (0 < x < 1)"),
+def test_a_suite_may_run_only_listed_benchmarks(repo_root):
+    """A benchmark file alone runs nowhere: the config's list says which exist in the run."""
+    every = load_project_from_file(repo_root).config["benchmarks"]
+    err = expect_error(repo_root, {"benchmarks": [b for b in every if b != "mmlu"]})
+    assert (err.file, err.field) == ("configs/config.yaml", "suites.full.benchmarks[5]")
+    assert "list it under `benchmarks:` (configs/benchmarks/mmlu.yaml exists)" in err.fix
+
+
+def test_a_benchmark_is_one_file_named_like_it(repo_root):
+    project = load_project_from_file(repo_root)
+    for name, spec in project.benchmark_specs.items():
+        doc = yaml.safe_load((repo_root / f"configs/benchmarks/{name}.yaml").read_text())
+        assert doc["name"] == name
+        assert "name" not in spec and "description" not in spec  # what it runs, not what documents it
+    assert sorted(project.benchmark_specs) == sorted(p.stem for p in (repo_root / "configs/benchmarks").glob("*.yaml"))
+
+
+def write_benchmark(repo: Path, name: str, doc: dict, listed: bool = True) -> None:
+    (repo / f"configs/benchmarks/{name}.yaml").write_text(yaml.safe_dump({"name": name, **doc}, sort_keys=False))
+    if listed:
+        edit_yaml(repo / "configs/config.yaml", lambda d: d["benchmarks"].append(name))
+
+
+@pytest.mark.parametrize("doc, field, fix", [
+    ({"kind": "lm_eval"}, "task", "add `task:`"),
+    ({"kind": "ifbench", "limit": 1.5}, "limit", "a fraction (0 < x < 1)"),
     ({"kind": "local", "path": "q.jsonl", "output_type": "multiple_choice",
-      "fields": {"input": "q", "target": "a"}}, "benchmarks.x.fields.choices", "choices: <column>"),
+      "fields": {"input": "q", "target": "a"}}, "fields.choices", "choices: <column>"),
     ({"kind": "local", "path": "q.jsonl", "output_type": "generate_until", "num_fewshot": 3,
-      "fields": {"input": "q", "target": "a"}}, "benchmarks.x.num_fewshot", "fewshot_path"),
-    ({"kind": "mmlu"}, "benchmarks.x.kind", "lm_eval"),
+      "fields": {"input": "q", "target": "a"}}, "num_fewshot", "fewshot_path"),
+    ({"kind": "mmlu"}, "kind", "lm_eval"),
+    ({"kind": "ifbench", "limits": 5}, "(top level)", "allowed fields: batch_size"),
+    ({"name": "y", "kind": "ifbench"}, "name", "set `name: x` or rename the file"),
 ])
-def test_bad_benchmark_entries(repo_root, spec, field, fix):
-    benchmarks = {**load_project_from_file(repo_root).config["benchmarks"], "x": spec}
-    err = expect_error(repo_root, {"benchmarks": benchmarks})
-    assert err.field == field and fix in err.fix
+def test_bad_benchmark_files(project_copy, doc, field, fix):
+    write_benchmark(project_copy, "x", doc)
+    err = expect_error(project_copy)
+    assert (err.file, err.field) == ("configs/benchmarks/x.yaml", field) and fix in err.fix
+
+
+def test_a_listed_benchmark_without_its_file(repo_root):
+    every = load_project_from_file(repo_root).config["benchmarks"]
+    err = expect_error(repo_root, {"benchmarks": [*every, "mbpp"]})
+    assert (err.file, err.field) == ("configs/config.yaml", f"benchmarks[{len(every)}]")
+    assert "there is no configs/benchmarks/mbpp.yaml" in err.problem and "humaneval" in err.fix
+
+
+def test_a_benchmark_and_a_task_of_one_name(project_copy):
+    write_benchmark(project_copy, "ticket_routing", {"kind": "ifbench"})
+    err = expect_error(project_copy)
+    assert (err.file, err.field) == ("configs/config.yaml", "benchmarks[6]")
+    assert "both a task and a benchmark" in err.problem
+    assert "configs/tasks/ticket_routing.yaml" in err.fix and "configs/benchmarks/ticket_routing.yaml" in err.fix
+
+
+def test_a_config_with_the_old_benchmark_map_says_what_changed(repo_root):
+    err = expect_error(repo_root, {"benchmarks": {"ifbench": {"kind": "ifbench"}}})
+    assert (err.file, err.field) == ("configs/config.yaml", "benchmarks")
+    assert "`benchmarks: [ifbench]`" in err.fix and "configs/benchmarks/<name>.yaml" in err.fix
 
 
 def add_local_benchmark(repo: Path, rows: list[dict]) -> None:
     (repo / "quiz.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_benchmark(repo, "quiz", {"kind": "local", "path": "quiz.jsonl", "output_type": "multiple_choice",
+                                   "fields": {"input": "q", "choices": "options", "target": "a"}}, listed=False)
+    every = yaml.safe_load((repo / "configs/config.yaml").read_text())["benchmarks"]
     (repo / "extra.yaml").write_text(yaml.safe_dump({
-        "benchmarks": {"quiz": {"kind": "local", "path": "quiz.jsonl", "output_type": "multiple_choice",
-                                "fields": {"input": "q", "choices": "options", "target": "a"}}},
+        "benchmarks": [*every, "quiz"],
         "suites": {"demo": {"benchmarks": ["ifbench", "quiz"]}},
     }))
 
@@ -229,7 +278,8 @@ def test_a_bad_local_row_stops_snakemake_before_any_job(project_copy):
                                        {"q": "3+3?", "options": ["6", "7"], "a": "8"}])
     proc = run([SNAKEMAKE, "--cores", "1", "--configfile", "configs/config.yaml", "extra.yaml"], cwd=project_copy)
     assert proc.returncode != 0
-    assert "field `benchmarks.quiz.path`" in proc.stderr and "line 2: target '8' is neither a choice" in proc.stderr
+    assert "configs/benchmarks/quiz.yaml: field `path`" in proc.stderr
+    assert "line 2: target '8' is neither a choice" in proc.stderr
     assert "Fix:" in proc.stderr and "Traceback" not in proc.stderr
     assert not (project_copy / "resources").exists() and not (project_copy / "data").exists()  # nothing ran
 

@@ -208,7 +208,7 @@ def test_local_multiple_choice_benchmark_through_config_alone(tmp_path):
             "fields": {"input": "question", "choices": "options", "target": "answer"}, "max_gen_toks": 8,
             "timeout_s": 3, "prompt": "Question: {{question}}\nAnswer:"}
     data = write_rows(tmp_path / "quiz.jsonl", LOCAL_MC)
-    read_local_rows(Path(data), spec, "configs/config.yaml", "benchmarks.quiz.path")
+    read_local_rows(Path(data), spec, "configs/benchmarks/quiz.yaml", "path")
     run_stub(tmp_path, "quiz", spec, "test-stub-choices", data_files={"test": data})
     record = score(tmp_path, "quiz")
     assert set(record["metrics"]) == {"acc", "acc_norm"}
@@ -228,18 +228,20 @@ def test_local_generation_benchmark_exact_match(tmp_path):
     assert record["metrics"]["exact_match"]["value"] == pytest.approx(0.5)  # "yes" == "Yes", ignore case
 
 
-@pytest.mark.parametrize(("rows", "message"), [
-    ([{"question": "q", "options": ["a", "b"]}], r"line 1: the row has no field 'answer' \(target\)"),
-    ([{"question": "q", "options": ["a", "b"], "answer": "c"}], r"line 1: target 'c' is neither a choice"),
-    ([{"question": "q", "options": "a b", "answer": 0}], r"must be a list of at least 2 choices"),
+@pytest.mark.parametrize(("rows", "message", "field"), [
+    ([{"question": "q", "options": ["a", "b"]}], r"line 1: the row has no field 'answer' \(target\)",
+     "fields.target"),
+    ([{"question": "q", "options": ["a", "b"], "answer": "c"}], r"line 1: target 'c' is neither a choice", "path"),
+    ([{"question": "q", "options": "a b", "answer": 0}], r"must be a list of at least 2 choices", "path"),
 ])
-def test_local_rows_are_checked_before_any_compute(tmp_path, rows, message):
+def test_local_rows_are_checked_before_any_compute(tmp_path, rows, message, field):
     spec = {"kind": "local", "output_type": "multiple_choice",
             "fields": {"input": "question", "choices": "options", "target": "answer"}}
     with pytest.raises(ConfigError, match=message) as err:
-        read_local_rows(Path(write_rows(tmp_path / "bad.jsonl", rows)), spec, "configs/config.yaml",
-                        "benchmarks.quiz.path")
-    assert "configs/config.yaml" in str(err.value) and "Fix:" in str(err.value)
+        read_local_rows(Path(write_rows(tmp_path / "bad.jsonl", rows)), spec, "configs/benchmarks/quiz.yaml",
+                        "path")
+    assert (err.value.file, err.value.field) == ("configs/benchmarks/quiz.yaml", field)
+    assert "Fix:" in str(err.value)
 
 
 def test_lm_eval_on_tiny_llama_with_chat_template(tmp_path, tiny_llama_dir):

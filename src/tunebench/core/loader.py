@@ -18,6 +18,10 @@ from tunebench.tasks.parsing import LABEL_PARSERS
 TASK_DIR = Path("configs") / "tasks"
 MODEL_DIR = Path("configs") / "models"
 TRAINING_DIR = Path("configs") / "training"
+BENCHMARK_DIR = Path("configs") / "benchmarks"
+# What a benchmark file documents rather than runs: not part of the spec its lm-eval runs get, so
+# editing it reruns nothing.
+BENCHMARK_DOC_FIELDS = ("name", "description")
 
 # Variables each part of a prompt template may use.
 PROMPT_VARIABLES = {
@@ -97,6 +101,7 @@ def load_prompt(root: Path, path: Path, schema: dict) -> dict:
 
 def load_project(root: str | Path, config: dict, config_file: str = "configs/config.yaml") -> Project:
     root = Path(root).resolve()
+    _refuse_benchmark_map(config, config_file)
     check_schema(config, load_schema(root, "config.schema.yaml"), config_file)
     fill_defaults(config, load_schema(root, "config.schema.yaml"))
 
@@ -190,33 +195,7 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
             max_input_tokens=doc["max_input_tokens"], file=path, spec=doc,
         )
 
-    for name, suite in config["suites"].items():
-        for i, bench in enumerate(suite.get("benchmarks") or []):
-            if bench not in config["benchmarks"]:
-                raise ConfigError(f"unknown benchmark {bench!r}", file=config_file,
-                                  field=f"suites.{name}.benchmarks[{i}]",
-                                  fix=f"use one of: {', '.join(config['benchmarks']) or '(none configured)'}; "
-                                      f"or add it under `benchmarks:`")
-    for name, spec in config["benchmarks"].items():
-        if spec["kind"] == "local" and spec["output_type"] == "multiple_choice" and "choices" not in spec["fields"]:
-            raise ConfigError("a multiple_choice benchmark needs the column of its answer options",
-                              file=config_file, field=f"benchmarks.{name}.fields.choices",
-                              fix="add `choices: <column>` (a list of options per row)")
-        if spec["kind"] == "local" and spec.get("num_fewshot") and not spec.get("fewshot_path"):
-            raise ConfigError("in-context examples need their own file", file=config_file,
-                              field=f"benchmarks.{name}.num_fewshot",
-                              fix="add `fewshot_path:` (never drawn from the scored items) or set num_fewshot: 0")
-
-    chosen = config["suites"][suite_name].get("benchmarks")
-    for name in (config["benchmarks"] if chosen is None else chosen):
-        spec = config["benchmarks"][name]
-        if spec["kind"] != "local":
-            continue
-        from tunebench.benchmarks.tasks import read_local_rows
-
-        for key in ("path", "fewshot_path"):  # every row, before any job (and the model) starts
-            if spec.get(key):
-                read_local_rows(root / spec[key], spec, config_file, f"benchmarks.{name}.{key}")
+    benchmarks = load_benchmarks(root, config, config_file, tasks)
 
     training = None
     for i, name in enumerate(config["finetune"]["tasks"]):
@@ -257,13 +236,65 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
             raise ConfigError("an agreement pair needs two different model entries", file=config_file,
                               field=f"agreement.pairs[{i}]", fix="name the same model on two backends")
 
-    clash = sorted(set(config["benchmarks"]) & set(tasks))
-    if clash:
-        raise ConfigError(f"{clash[0]!r} is both a task and a benchmark", file=config_file,
-                          field="tasks", fix="rename the task: results of both would share one folder")
     return Project(root=root, config=config, config_file=config_file, suite_name=suite_name,
                    suite=config["suites"][suite_name], tasks=tasks, models=models, prompts=prompts,
-                   training=training, pricing=pricing)
+                   training=training, pricing=pricing, benchmark_specs=benchmarks)
+
+
+def _refuse_benchmark_map(config: dict, config_file: str) -> None:
+    """Configs written before benchmarks were files of their own say so plainly, not as a type error."""
+    old = config.get("benchmarks")
+    if isinstance(old, dict):
+        raise ConfigError("a mapping of benchmark entries, but benchmarks are files of their own now "
+                          "and the config lists their names", file=config_file, field="benchmarks",
+                          fix=f"write `benchmarks: [{', '.join(old)}]` and move each entry to "
+                              f"{BENCHMARK_DIR}/<name>.yaml with `name: <name>` (like {BENCHMARK_DIR}/ifbench.yaml)")
+
+
+def load_benchmarks(root: Path, config: dict, config_file: str, tasks: dict[str, Task]) -> dict[str, dict]:
+    """Every benchmark the config lists (configs/benchmarks/<name>.yaml), checked, as the spec its
+    lm-eval runs get (defaults filled); the suite's local data files are read row by row."""
+    schema = load_schema(root, "benchmark.schema.yaml")
+    benchmarks: dict[str, dict] = {}
+    for name, _path, doc, shown in _checked_docs(root, BENCHMARK_DIR, config["benchmarks"], "benchmark",
+                                                 config_file, schema):
+        if name in tasks:
+            raise ConfigError(f"{name!r} is both a task and a benchmark", file=config_file,
+                              field=f"benchmarks[{config['benchmarks'].index(name)}]",
+                              fix=f"rename one of {TASK_DIR / name}.yaml and {shown} (the file and its `name:`): "
+                                  "results of both would share one folder")
+        local = doc["kind"] == "local"
+        if local and doc["output_type"] == "multiple_choice" and "choices" not in doc["fields"]:
+            raise ConfigError("a multiple_choice benchmark needs the column of its answer options",
+                              file=shown, field="fields.choices",
+                              fix="add `choices: <column>` (a list of options per row)")
+        if local and doc.get("num_fewshot") and not doc.get("fewshot_path"):
+            raise ConfigError("in-context examples need their own file", file=shown, field="num_fewshot",
+                              fix="add `fewshot_path:` (never drawn from the scored items) or set num_fewshot: 0")
+        benchmarks[name] = {k: v for k, v in doc.items() if k not in BENCHMARK_DOC_FIELDS}
+
+    for suite_name, suite in config["suites"].items():
+        for i, bench in enumerate(suite.get("benchmarks") or []):
+            if bench not in benchmarks:
+                where = BENCHMARK_DIR / f"{bench}.yaml"
+                add = (f"list it under `benchmarks:` ({where} exists)" if (root / where).is_file()
+                       else f"add {where} and list it under `benchmarks:`")
+                raise ConfigError(f"unknown benchmark {bench!r}", file=config_file,
+                                  field=f"suites.{suite_name}.benchmarks[{i}]",
+                                  fix=f"use one of: {', '.join(benchmarks) or '(none configured)'}; or {add}")
+
+    chosen = config["suites"][config["suite"]].get("benchmarks")
+    for name in (benchmarks if chosen is None else chosen):
+        spec = benchmarks[name]
+        if spec["kind"] != "local":
+            continue
+        from tunebench.benchmarks.tasks import read_local_rows
+
+        shown = _rel(root, root / BENCHMARK_DIR / f"{name}.yaml")
+        for key in ("path", "fewshot_path"):  # every row, before any job (and the model) starts
+            if spec.get(key):
+                read_local_rows(root / spec[key], spec, shown, key)
+    return benchmarks
 
 
 def check_targets(project: Project, targets) -> None:

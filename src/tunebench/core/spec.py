@@ -92,6 +92,9 @@ class Project:
     prompts: dict[str, dict]
     training: dict | None = None  # configs/training/<finetune.training>.yaml, checked
     pricing: dict | None = None  # configs/pricing.yaml (or config `pricing`), checked
+    # configs/benchmarks/<name>.yaml of every benchmark the config lists, checked, defaults filled,
+    # without the fields that only document it (name, description)
+    benchmark_specs: dict[str, dict] = field(default_factory=dict)
 
     @property
     def training_file(self) -> str:
@@ -132,7 +135,7 @@ class Project:
     def benchmarks(self) -> dict[str, dict]:
         """The benchmarks this suite runs (all configured ones unless the suite lists some)."""
         chosen = self.suite.get("benchmarks")
-        every = self.config["benchmarks"]
+        every = self.benchmark_specs
         return {name: every[name] for name in (every if chosen is None else chosen)}
 
     def benchmark_limit(self, name: str) -> int | float | None:
@@ -152,6 +155,7 @@ class Project:
                 "tasks": {n: t.spec for n, t in sorted(self.tasks.items())},
                 "models": {n: m.spec for n, m in sorted(self.models.items())},
                 "prompts": {n: p for n, p in sorted(self.prompts.items())},
+                "benchmarks": {n: b for n, b in sorted(self.benchmark_specs.items())},
             },
             sort_keys=True,
             default=str,
