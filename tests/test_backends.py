@@ -250,3 +250,39 @@ def test_vllm_backend_wiring_with_a_mocked_vllm_engine_no_gpu(monkeypatch, tiny_
         ("answer 0", len(expected[0]), 2, 2), ("answer 1", len(expected[1]), 2, 2)]
     assert out[0].latency_s == out[1].latency_s >= 0  # the call's wall time: vLLM reports no per-request time
     assert backend.generate([], max_new_tokens=16, stop=[], batch_size=8, progress=False) == []
+
+
+def test_a_vllm_cell_through_generate_predictions_with_a_mocked_engine_no_gpu(monkeypatch, tiny_llama_dir,
+                                                                              routing_split, tmp_path):
+    """The registry builds the vLLM backend from the model's settings and the task's generation
+    limit; rows hash the rendered prompt; a loglik task is generated (vLLM scores no labels)."""
+    from transformers import AutoTokenizer
+
+    from tunebench.core.atomic import read_jsonl
+    from tunebench.predict.generate import generate_predictions
+    from tunebench.tasks.prompting import prompt_hash
+
+    calls = {}
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    for name, module in _fake_vllm_0_33(tokenizer, calls).items():
+        monkeypatch.setitem(sys.modules, name, module)
+    project, task = routing_split
+    model = dataclasses.replace(project.models["smollm2-135m-instruct"], name="v", backend="vllm", dtype="bfloat16",
+                                max_input_tokens=1024)
+    meta = generate_predictions(
+        task=dataclasses.replace(task, method="loglik"), model=model, model_dir=tiny_llama_dir,
+        prompt_spec=project.prompts[task.name], train_path=tmp_path / "train.jsonl",
+        test_path=tmp_path / "test.jsonl", shots=2, fewshot_seed=1, max_items=3, threads=1,
+        out_rows=str(tmp_path / "v.jsonl"), out_meta=str(tmp_path / "v.meta.json"), system="v", prompting="2shot",
+        progress=False, adapter_dir=tmp_path / "adapter")
+    assert calls["engine"]["max_model_len"] == 1024 + task.generation["max_new_tokens"]
+    assert calls["engine"]["dtype"] == "bfloat16" and calls["lora"].lora_path == str(tmp_path / "adapter")
+    assert calls["params"].stop == task.generation["stop"]
+    assert (meta["backend"], meta["device"], meta["method"]) == ("vllm", "cuda", "generate")
+    assert meta["chat_template"] is True and meta["shared_prefix_tokens"] is None
+    rows = read_jsonl(tmp_path / "v.jsonl")
+    prompts = [tokenizer.decode(ids) for ids in calls["seen"]]
+    assert [r["prompt_hash"] for r in rows] == [prompt_hash(p) for p in prompts]
+    assert [(r["output"], r["tokens_out"], r["batch_size"]) for r in rows] == [(f"answer {i}", 2, 3) for i in range(3)]
+    assert list(rows[0]) == ["id", "prompt_hash", "output", "parsed", "latency_s", "tokens_in", "tokens_out",
+                             "batch_size"]

@@ -161,3 +161,51 @@ def test_snakemake_runs_an_api_model_with_costs_and_agreement_and_a_rerun_costs_
             for r in rerun["costs"]["rows"] if r["system"] == "served-tiny"]
     assert same == [(r["prompting"], r["value"], r["latency_p50_s"], r["ttft_p50_s"], r["cost_per_query_usd"],
                      r["tco_usd"]) for r in summary["costs"]["rows"] if r["system"] == "served-tiny"]
+
+
+def test_an_api_cell_through_generate_predictions_records_ttft_cache_and_endpoint(routing_split, tmp_path,
+                                                                                   monkeypatch):
+    """No server needed: the transport is replaced, so this checks what generate_predictions makes
+    of the backend's answers (rows hash the messages sent, carry ttft_s and cached; the meta names
+    the endpoint and counts requests and cache hits) and that a rerun is answered from the cache."""
+    import dataclasses
+    import json
+
+    from tunebench.backends.openai_backend import APIResult
+    from tunebench.core.atomic import read_jsonl
+    from tunebench.predict.generate import generate_predictions
+
+    def fake_call(self, messages, params):
+        with self._lock:
+            self.requests_sent += 1
+        return APIResult(text=f" refund\n{len(messages)}", tokens_in=11, tokens_out=2, latency_s=0.5, ttft_s=0.1)
+
+    monkeypatch.setattr(OpenAIBackend, "_call", fake_call)
+    monkeypatch.chdir(tmp_path)  # the answer cache lives under resources/ of the working directory
+    project, task = routing_split
+    model = dataclasses.replace(project.models["smollm2-135m-instruct"], name="fake-api", backend="openai",
+                                source={"kind": "api", "base_url": "http://127.0.0.1:9/v1/", "model": "m"})
+
+    def cell(name):
+        meta = generate_predictions(
+            task=dataclasses.replace(task, method="loglik"), model=model, model_dir=None,
+            prompt_spec=project.prompts[task.name], train_path=tmp_path / "train.jsonl",
+            test_path=tmp_path / "test.jsonl", shots=2, fewshot_seed=1, max_items=3, threads=1,
+            out_rows=str(tmp_path / f"{name}.jsonl"), out_meta=str(tmp_path / f"{name}.meta.json"), system="fake-api",
+            prompting="2shot", progress=False)
+        return meta, read_jsonl(tmp_path / f"{name}.jsonl")
+
+    meta, rows = cell("first")
+    assert (meta["backend"], meta["device"], meta["method"]) == ("openai", "remote", "generate")
+    assert (meta["endpoint"], meta["requests_sent"], meta["cache_hits"]) == ("http://127.0.0.1:9/v1/", 3, 0)
+    assert list(meta)[list(meta).index("shared_prefix_tokens"):][:5] == [
+        "shared_prefix_tokens", "endpoint", "requests_sent", "cache_hits", "n"]
+    for row in rows:
+        assert list(row)[-2:] == ["ttft_s", "cached"] and row["ttft_s"] == 0.1 and row["cached"] is False
+        assert row["parsed"] == "refund" and row["tokens_in"] == 11 and row["batch_size"] == 1
+    assert rows[0]["prompt_hash"] != rows[1]["prompt_hash"]
+    stored = json.loads(next((tmp_path / "resources/api_cache/fake-api").rglob("*.json")).read_text())
+    assert stored["base_url"] == "http://127.0.0.1:9/v1"  # the cache keys on the normalized endpoint
+    meta, again = cell("again")
+    assert (meta["requests_sent"], meta["cache_hits"]) == (0, 3)
+    assert [r["output"] for r in again] == [r["output"] for r in rows] and all(r["cached"] for r in again)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from tunebench.backends.base import BackendBase, BackendContext, Conversation, Generation
 from tunebench.core.errors import ConfigError
@@ -41,7 +42,7 @@ class LlamaCppBackend(BackendBase):
             raise ConfigError("backend llamacpp needs llama-cpp-python, which is not installed",
                               field="backend", fix=INSTALL_HINT) from exc
         self.gguf_path = Path(gguf_path)
-        self.llm = Llama(model_path=str(self.gguf_path), n_ctx=n_ctx, n_threads=threads,
+        self.llm: Any = Llama(model_path=str(self.gguf_path), n_ctx=n_ctx, n_threads=threads,
                          n_threads_batch=threads, seed=seed, verbose=False)
         self.n_ctx = n_ctx
         self.chat_template = self.llm.metadata.get("tokenizer.chat_template")
@@ -70,11 +71,13 @@ class LlamaCppBackend(BackendBase):
         out = []
         with Watchdog(stall_timeout_s, desc, kept=journal) as dog:
             for number, messages in enumerate(tqdm(conversations, desc=desc, unit="item", disable=not progress)):
-                if number in done.done:
-                    out.append(Generation(**done.done[number]))
+                kept: Any = done.done.get(number)  # one item's Generation as a dict (the journal holds any JSON)
+                if kept is not None:
+                    out.append(Generation(**kept))
                     continue
                 out.append(self._answer(messages, max_new_tokens, stop))
-                done.add(number, asdict(out[-1]))
+                entry: Any = asdict(out[-1])
+                done.add(number, entry)
                 dog.beat()
         return out
 

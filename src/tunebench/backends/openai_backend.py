@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from tunebench.backends.base import BackendBase, BackendContext, Conversation, Generation
 from tunebench.core.atomic import read_json, write_json
@@ -63,7 +64,7 @@ class OpenAIBackend(BackendBase):
         self.base_url, self.model, self.stream = base_url.rstrip("/"), model, stream
         self.concurrency, self.breaker_failures = concurrency, breaker_failures
         # Local servers accept any key; a real API answers 401, which names the variable to set.
-        self.client = openai.OpenAI(base_url=self.base_url, api_key=os.environ.get(api_key_env) or "not-set",
+        self.client: Any = openai.OpenAI(base_url=self.base_url, api_key=os.environ.get(api_key_env) or "not-set",
                                     max_retries=max_retries, timeout=timeout_s)
         self.api_key_env = api_key_env
         self.cache_dir = Path(cache_dir) if cache_dir else None
@@ -159,7 +160,7 @@ class OpenAIBackend(BackendBase):
         """Greedy answers to each conversation, in input order, as the endpoint (or the cache) gave them."""
         from tqdm import tqdm
 
-        params = {"max_tokens": max_new_tokens, "temperature": 0.0}
+        params: dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": 0.0}
         if stop:
             params["stop"] = list(stop)
         results: list[APIResult | None] = [None] * len(conversations)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from tunebench.backends.base import (
     BackendBase,
@@ -39,11 +40,11 @@ class TransformersBackend(BackendBase):
             torch.set_num_threads(threads)
         self.torch = torch
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(str(model_dir))
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=getattr(torch, dtype))
+        self.model: Any = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=getattr(torch, dtype))
         if adapter_dir is not None:
             from peft import PeftModel
 
@@ -243,7 +244,8 @@ class TransformersBackend(BackendBase):
         total = sum(len(c) for c in conts)
         ids, lengths, n_prefix, prefix_cache = self._prepare(prompts, share_prefix, max(len(c) for c in conts))
         # where each continuation's tokens sit in the continuation block, and their relative positions
-        offsets, rel = [], []
+        offsets: list[int] = []
+        rel: list[int] = []
         for c in conts:
             offsets.append(len(rel))
             rel += list(range(len(c)))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from tunebench.backends.base import (
     BackendBase,
@@ -55,10 +56,10 @@ class VLLMBackend(BackendBase):
                                   "(envs/vllm.yaml)") from exc
         # model, dtype, seed, gpu_memory_utilization: LLM's own keywords; enable_lora, max_lora_rank,
         # max_model_len: EngineArgs fields, passed through LLM's **kwargs
-        self.llm = LLM(model=str(model_dir), dtype=dtype, seed=seed, enable_lora=adapter_dir is not None,
+        self.llm: Any = LLM(model=str(model_dir), dtype=dtype, seed=seed, enable_lora=adapter_dir is not None,
                        max_lora_rank=64, max_model_len=max_input_tokens + max_new_tokens,
                        gpu_memory_utilization=gpu_memory_utilization)
-        self.tokenizer = self.llm.get_tokenizer()
+        self.tokenizer: Any = self.llm.get_tokenizer()
         self.use_chat_template = chat_template and getattr(self.tokenizer, "chat_template", None) is not None
         self.max_input_tokens = max_input_tokens
         self.adapter_dir = adapter_dir

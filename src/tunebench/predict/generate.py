@@ -49,7 +49,8 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path | No
                           stratify=task_type(task.type).stratify)
     template = PromptTemplate.from_spec(prompt_spec)
     gen = task.generation
-    conversations = [template.messages(item, examples, task.labels) for item in items]
+    labels = list(task.labels or [])
+    conversations = [template.messages(item, examples, labels) for item in items]
     desc = f"{system}/{task.name}/{prompting}"
     backend_cls = backend_for(model.backend)
     method = task.method if backend_cls.supports_loglik else "generate"
@@ -57,7 +58,6 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path | No
         log.warning("%s: task %s asks for method %s; backend %s can only generate, so it does", desc,
                     task.name, task.method, model.backend)
     journal = Path(out_rows).with_name(f".{Path(out_rows).name}.journal")  # finished batches, for a rerun
-    resumable = {"journal": journal, "stall_timeout_s": stall_timeout_s}
     ctx = BackendContext(model=model, model_dir=Path(model_dir) if model_dir else None,
                          adapter_dir=Path(adapter_dir) if adapter_dir else None, threads=threads,
                          max_new_tokens=gen["max_new_tokens"], cache_dir=Path("resources") / "api_cache" / model.name)
@@ -69,14 +69,16 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path | No
         t0 = time.perf_counter()
         logprobs: list[list[float]] | None = None  # per item and label, when labels are scored
         if method == "loglik":
-            answers = [template.answer(label, task.labels) for label in task.labels or ()]
-            scored = backend.score_labels(conversations, answers, progress=progress, desc=desc, **resumable)
+            answers = [template.answer(label, labels) for label in labels]
+            scored = backend.score_labels(conversations, answers, progress=progress, desc=desc, journal=journal,
+                                          stall_timeout_s=stall_timeout_s)
             logprobs = [s.logprobs for s in scored]
             outputs = [Generation(text=answers[argmax(s.logprobs)], tokens_in=s.tokens_in, tokens_out=0,
                                   latency_s=s.latency_s, batch_size=s.batch_size) for s in scored]
         else:
             outputs = backend.complete(conversations, max_new_tokens=gen["max_new_tokens"], stop=gen["stop"],
-                                       progress=progress, desc=desc, **resumable)
+                                       progress=progress, desc=desc, journal=journal,
+                                       stall_timeout_s=stall_timeout_s)
         gen_s = time.perf_counter() - t0
         rows = prediction_rows(task, items, prompts, outputs, backend.row_fields, logprobs)
         meta = {
