@@ -3,7 +3,7 @@ from tunebench.core.job import run_job
 
 
 def main(sm):
-    from tunebench.benchmarks.run import score_lm_eval
+    from tunebench.benchmarks.score import score_lm_eval
     from tunebench.core.spec import System
 
     system = System.parse(sm.wildcards.system)

@@ -9,7 +9,7 @@ import json
 import pytest
 from test_scoring import score, write_cell
 
-from tunebench.benchmarks.run import score_lm_eval
+from tunebench.benchmarks.score import score_lm_eval
 from tunebench.core.atomic import read_json, write_json, write_jsonl
 from tunebench.core.errors import ConfigError
 from tunebench.core.loader import load_project_from_file

@@ -1,6 +1,6 @@
 """The score record: what scoring one cell produces, for a task of the project (`source: task`,
 tunebench.scoring.score) and for a general benchmark run through lm-eval (`source: benchmark`,
-tunebench.benchmarks.run). One type, one schema (configs/schema/score.schema.json); consumers ask
+tunebench.benchmarks.score). One type, one schema (configs/schema/score.schema.json); consumers ask
 `source`, never the method, which means only how answers were produced (generate or loglik).
 
 The per-item list is kept as plain dicts: a cell may hold 100k items, and the comparisons index
