@@ -98,7 +98,7 @@ def stage(name: str, folder: Path) -> dict:
 
     from tunebench.core.atomic import read_json, read_jsonl
     from tunebench.core.spec import System
-    from tunebench.report.summary import build_summary
+    from tunebench.report.summary import SummaryInputs, build_summary
     from tunebench.scoring.score import score_predictions
 
     project = _project()
@@ -113,12 +113,12 @@ def stage(name: str, folder: Path) -> dict:
         extra["metrics"] = record["metrics"]
     elif name in ("summary", "summary_paired"):
         kinds = GOAL_CELLS if name == "summary" else list(CELLS)
-        summary = build_summary(
+        summary = build_summary(SummaryInputs.read(
             score_paths=[str(folder / f"{kind}.score.json") for kind in kinds],
             prepared_manifests={CELLS[kind]: str(folder / f"{CELLS[kind]}.manifest.json") for kind in kinds},
             model_dirs={}, tasks=project.tasks, suite="benchmark", config_hash="0" * 64, root=ROOT,
             schema=read_json(ROOT / "configs" / "schema" / "summary.schema.json"), bootstrap=BOOTSTRAP,
-            systems={SYSTEMS[kind]: System.parse(SYSTEMS[kind]) for kind in kinds})
+            systems={SYSTEMS[kind]: System.parse(SYSTEMS[kind]) for kind in kinds}))
         n = sum(c["n"] for c in summary["cells"] if c["primary"])
         extra["cells"] = len(summary["cells"])
         extra["comparisons"] = [{k: r[k] for k in ("metric", "base", "finetuned", "delta_pp", "ci_low_pp", "ci_high_pp",
