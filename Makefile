@@ -113,3 +113,4 @@ publish: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/snakemake --lint
+	$(BIN)/mypy

@@ -27,8 +27,8 @@ include: "rules/model.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/predict.smk"
-include: "rules/lm_eval.smk"
-include: "rules/gate.smk"
+include: "rules/benchmarks.smk"
+include: "rules/compare.smk"
 include: "rules/report.smk"
 include: "rules/summary.smk"
 include: "rules/hub.smk"
@@ -36,7 +36,7 @@ include: "rules/hub.smk"
 
 rule all:
     input:
-        f"{RESULTS}/summary.json",
+        LAYOUT.summary(),
     default_target: True
 
 

@@ -104,7 +104,7 @@ def cell_prompts(project, model, task_name: str, prompting: str) -> tuple[list[s
     """The cell's rendered prompts, built as tunebench.predict.generate builds them (the rows' hashes must match)."""
     from transformers import AutoTokenizer
 
-    from tunebench.backends.transformers_backend import render_messages
+    from tunebench.backends.base import render_messages
     from tunebench.core.atomic import read_jsonl
     from tunebench.predict.generate import eval_items
     from tunebench.tasks.prompting import PromptTemplate, draw_shots

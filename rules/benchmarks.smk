@@ -5,19 +5,21 @@ rule lm_eval_run:
         unpack(get_adapter),
         model=get_model_dir,
     output:
-        directory(f"{RESULTS}/lm_eval/{{system}}/{{benchmark}}"),
+        directory(LAYOUT.lm_eval_dir()),
     params:
         run=get_lm_eval_spec,
+        model=lambda wildcards: PROJECT.models[get_system_model(wildcards)].to_param("backend", "dtype"),
+        nltk_dir=NLTK_DIR,
         # the request cache of a stalled or failed run, so a rerun generates only what is missing
-        cache_dir=lambda wildcards: f"{RESULTS}/lm_eval/.resume/{wildcards.system}/{wildcards.benchmark}",
+        cache_dir=lambda wildcards: LAYOUT.lm_eval_cache(wildcards.system, wildcards.benchmark),
     threads: config["threads"]["lm_eval"]
     resources:
         mem_mb=3000,
         gpu=get_predict_gpus,
     log:
-        f"{RESULTS}/logs/lm_eval_run/{{system}}/{{benchmark}}.log",
+        LAYOUT.log("lm_eval_run", "{system}/{benchmark}"),
     benchmark:
-        f"{RESULTS}/timings/lm_eval_run/{{system}}/{{benchmark}}.tsv"
+        LAYOUT.timing("lm_eval_run", "{system}/{benchmark}")
     conda:
         get_predict_env
     script:
@@ -29,11 +31,11 @@ rule lm_eval_score:
     input:
         rules.lm_eval_run.output,
     output:
-        f"{RESULTS}/scores/{{system}}/{{benchmark}}/lm_eval.json",
+        LAYOUT.benchmark_score(),
     params:
         bootstrap=config["bootstrap"],
     log:
-        f"{RESULTS}/logs/lm_eval_score/{{system}}/{{benchmark}}.log",
+        LAYOUT.log("lm_eval_score", "{system}/{benchmark}"),
     conda:
         "../envs/tunebench.yaml"
     script:

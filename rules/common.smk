@@ -3,14 +3,13 @@ import os
 import re
 import sys
 
-from snakemake.utils import validate
-
 # Before torch loads in any job (jobs inherit this environment): spinning OpenMP threads made
 # generation 7-50x slower on 2 cores while another process kept one busy.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from tunebench.compare.baseline import load_baseline  # noqa: E402
 from tunebench.core.loader import check_targets, load_project  # noqa: E402
+from tunebench.core.layout import NLTK as NLTK_DIR  # noqa: E402
 from tunebench.core.spec import System  # noqa: E402
 from tunebench.core.errors import TunebenchError  # noqa: E402
 from tunebench.hub.sync import HubSettings  # noqa: E402
@@ -18,19 +17,20 @@ from tunebench.report.site import CHARTJS as CHARTJS_PATH  # noqa: E402
 
 CONFIG_FILE = ", ".join(map(str, workflow.configfiles)) or "configs/config.yaml"
 
-# One clear message naming the file, the field and the fix, before any job is planned.
+# One clear message naming the file, the field and the fix, before any job is planned. This is the
+# only place the project is loaded and checked (schemas, defaults filled into `config`, every task,
+# model, prompt and local data file): jobs get what they need through their rule's params.
 try:
     PROJECT = load_project(workflow.basedir, config, CONFIG_FILE)
     for _system in PROJECT.systems:  # a stored baseline is input too: check it now, not after the compute
-        if os.path.isfile(f"baselines/{_system}.json"):
-            load_baseline(f"baselines/{_system}.json", workflow.basedir)
+        if os.path.isfile(PROJECT.layout.baseline(_system)):
+            load_baseline(PROJECT.layout.baseline(_system), workflow.basedir)
     if os.path.basename(sys.argv[0]) == "snakemake":  # the command line's targets, as Snakemake reads them
         from snakemake.cli import get_argument_parser
 
         check_targets(PROJECT, get_argument_parser().parse_known_args(sys.argv[1:])[0].targets or [])
 except TunebenchError as exc:
     sys.exit(f"tunebench: {exc}")
-validate(config, "../configs/schema/config.schema.yaml")
 
 # Chart.js comes from `make install` (npm ci), not from a rule: a run needs no network at all.
 CHARTJS = f"site/{CHARTJS_PATH.as_posix()}"
@@ -39,7 +39,7 @@ if not os.path.isfile(os.path.join(workflow.basedir, CHARTJS)):
              f"({CHARTJS} is missing), and the dashboard needs it\n"
              "  Fix: run `make install` (npm ci --prefix site, from the lock file), then rerun")
 
-RESULTS = PROJECT.results_dir
+LAYOUT = PROJECT.layout  # every path below comes from it (tunebench.core.layout)
 HUB = HubSettings.from_config(config)  # rules/hub.smk
 MAX_ITEMS = PROJECT.suite["max_eval_items"]
 SYSTEMS = PROJECT.systems  # base models, then base + LoRA adapter per (model, task, train size)
@@ -66,26 +66,56 @@ wildcard_constraints:
     b=_one_of(PROJECT.models),
 
 
-def _spec(obj, *drop):
-    return {k: v for k, v in obj.spec.items() if k not in ("description", *drop)}
-
-
-def get_model_source(wildcards):
-    model = PROJECT.models[wildcards.model]
-    return {"source": model.source, "dtype": model.dtype}
+# Typed specs travel to jobs as params: the plain fields each job reads, which are also what makes
+# Snakemake rerun exactly the jobs whose spec changed (Task.to_param / Task.from_param).
+TASK_DATA = ("type", "source", "fields", "labels", "expected_rows", "split", "file")
+TASK_PREDICT = ("type", "labels", "parser", "generation", "method")
+TASK_SCORE = ("type", "labels", "metrics", "parser")
 
 
 def get_task_source(wildcards):
     return PROJECT.tasks[wildcards.task].source
 
 
-def get_split_params(wildcards):
-    task = PROJECT.tasks[wildcards.task]
-    return {k: task.spec.get(k) for k in ("type", "fields", "labels", "expected_rows", "split")}
+def get_task_data(wildcards):
+    return PROJECT.tasks[wildcards.task].to_param(*TASK_DATA)
+
+
+def get_task_predict(wildcards):
+    return PROJECT.tasks[wildcards.task].to_param(*TASK_PREDICT)
+
+
+def get_task_score(wildcards):
+    return PROJECT.tasks[wildcards.task].to_param(*TASK_SCORE)
+
+
+def get_task_labels(wildcards=None):
+    """Every task's labels (None for extraction): comparisons pair items by label."""
+    return {name: list(task.labels) if task.labels else None for name, task in PROJECT.tasks.items()}
+
+
+def get_prompt_spec(wildcards):
+    return PROJECT.prompts[wildcards.task]
+
+
+def get_model_param(wildcards):
+    return PROJECT.models[wildcards.model].to_param()
 
 
 def get_system_model(wildcards):
     return System.parse(wildcards.system).model
+
+
+def get_system_model_param(wildcards):
+    """The model a system runs on (its source only for an API model: where local weights came from
+    is the model folder's business, an input)."""
+    model = PROJECT.models[get_system_model(wildcards)]
+    param = model.to_param()
+    if not model.is_api:
+        param.pop("source")
+    param.pop("description")
+    param.pop("file")
+    return param
 
 
 def get_model_dir(wildcards):
@@ -98,13 +128,12 @@ def get_adapter(wildcards):
     system = System.parse(wildcards.system)
     if system.adapter is None:
         return {}
-    return {"adapter": f"{RESULTS}/adapters/{system.model}/{system.adapter}"}
+    return {"adapter": LAYOUT.adapter_dir(system.model, system.adapter)}
 
 
 def get_train_file(wildcards):
-    if wildcards.size == "full":
-        return f"data/prepared/{wildcards.task}/train.jsonl"
-    return f"data/prepared/{wildcards.task}/train-{wildcards.size}.jsonl"
+    split = "train" if wildcards.size == "full" else f"train-{wildcards.size}"
+    return LAYOUT.prepared(wildcards.task, split)
 
 
 def get_prompt_file(wildcards):
@@ -115,16 +144,6 @@ def get_prompt_file(wildcards):
         return str(path.relative_to(os.getcwd()))
     except ValueError:
         return str(path)
-
-
-def get_predict_spec(wildcards):
-    """Everything that changes a cell's predictions: a change reruns just that cell."""
-    task = PROJECT.tasks[wildcards.task]
-    return {
-        "task": {k: task.spec.get(k) for k in ("type", "labels", "parser", "generation", "method")},
-        "model": _spec(PROJECT.models[get_system_model(wildcards)],
-                       *([] if PROJECT.models[get_system_model(wildcards)].is_api else ["source"])),
-    }
 
 
 def _system_backend(wildcards):
@@ -146,13 +165,13 @@ def get_agreement_cells(wildcards):
     for side, model in zip("ab", (wildcards.a, wildcards.b)):
         for task in PROJECT.tasks:
             for prompting in PROJECT.promptings:
-                files[f"score_{side}_{task}_{prompting}"] = f"{RESULTS}/scores/{model}/{task}/{prompting}.json"
-                files[f"rows_{side}_{task}_{prompting}"] = f"{RESULTS}/predictions/{model}/{task}/{prompting}.jsonl"
+                files[f"score_{side}_{task}_{prompting}"] = LAYOUT.task_score(model, task, prompting)
+                files[f"rows_{side}_{task}_{prompting}"] = LAYOUT.prediction_rows(model, task, prompting)
     return files
 
 
 def get_agreement_files(wildcards):
-    return [f"{RESULTS}/agreement/{a}__{b}.json" for a, b in config["agreement"]["pairs"]]
+    return [LAYOUT.agreement(a, b) for a, b in config["agreement"]["pairs"]]
 
 
 def get_pricing(wildcards):
@@ -162,10 +181,6 @@ def get_pricing(wildcards):
 
 def get_shots(wildcards):
     return int(wildcards.prompting.removesuffix("shot"))
-
-
-def get_score_spec(wildcards):
-    return {"metrics": list(PROJECT.tasks[wildcards.task].metrics)}
 
 
 def get_lm_eval_spec(wildcards):
@@ -190,7 +205,7 @@ def get_benchmark_data(wildcards):
 
 def get_baseline_file(wildcards):
     """baselines/<system>.json when one is stored (updating it reruns the comparison)."""
-    path = f"baselines/{wildcards.system}.json"
+    path = LAYOUT.baseline(wildcards.system)
     return {"baseline": path} if os.path.isfile(path) else {}
 
 
@@ -202,8 +217,8 @@ def score_files_of(name, system):
     promptings = ["0shot"] if system.task else PROJECT.promptings
     # lm-eval runs models it can load itself (hf, vllm); llama.cpp and API systems answer task cells
     benchmarks = list(PROJECT.benchmarks) if PROJECT.models[system.model].trainable else []
-    return [f"{RESULTS}/scores/{name}/{task}/{p}.json" for task in tasks for p in promptings] + [
-        f"{RESULTS}/scores/{name}/{b}/lm_eval.json" for b in benchmarks
+    return [LAYOUT.task_score(name, task, p) for task in tasks for p in promptings] + [
+        LAYOUT.benchmark_score(name, b) for b in benchmarks
     ]
 
 

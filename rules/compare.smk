@@ -4,14 +4,35 @@ rule baseline_compare:
         unpack(get_baseline_file),
         scores=get_system_score_files,
     output:
-        json=f"{RESULTS}/comparisons/{{system}}.json",
-        md=f"{RESULTS}/comparisons/{{system}}.md",
+        json=LAYOUT.comparison(),
+        md=LAYOUT.comparison(ext="md"),
     params:
+        labels=get_task_labels(),
         gates=config["gates"],
         bootstrap=config["bootstrap"],
     log:
-        f"{RESULTS}/logs/baseline_compare/{{system}}.log",
+        LAYOUT.log("baseline_compare", "{system}"),
     conda:
         "../envs/tunebench.yaml"
     script:
         "../scripts/baseline_compare.py"
+
+
+rule agreement_check:
+    """The same model on two backends over the same items: agreement rate and score difference."""
+    input:
+        unpack(get_agreement_cells),
+    output:
+        LAYOUT.agreement(),
+    params:
+        tasks=list(PROJECT.tasks),
+        promptings=PROJECT.promptings,
+        labels=get_task_labels(),
+        min_rate=config["agreement"]["min_rate"],
+        bootstrap=config["bootstrap"],
+    log:
+        LAYOUT.log("agreement_check", "{a}__{b}"),
+    conda:
+        "../envs/tunebench.yaml"
+    script:
+        "../scripts/agreement_check.py"

@@ -1,11 +1,11 @@
 rule raw_fetch:
     """A task's raw rows, untouched, from its source (generated, package, hub or local)."""
     output:
-        directory("data/raw/{task}"),
+        directory(LAYOUT.raw()),
     params:
         source=get_task_source,
     log:
-        "logs/raw_fetch/{task}.log",
+        LAYOUT.shared_log("raw_fetch", "{task}"),
     conda:
         "../envs/tunebench.yaml"
     script:
@@ -15,16 +15,16 @@ rule raw_fetch:
 rule split_prepare:
     """Raw rows -> checked, stratified train/val/test JSONL with a manifest of counts."""
     input:
-        raw="data/raw/{task}",
+        raw=LAYOUT.raw(),
     output:
-        train="data/prepared/{task}/train.jsonl",
-        val="data/prepared/{task}/val.jsonl",
-        test="data/prepared/{task}/test.jsonl",
-        manifest="data/prepared/{task}/manifest.json",
+        train=LAYOUT.prepared(split="train"),
+        val=LAYOUT.prepared(split="val"),
+        test=LAYOUT.prepared(split="test"),
+        manifest=LAYOUT.prepared(split="manifest"),
     params:
-        spec=get_split_params,
+        task=get_task_data,
     log:
-        "logs/split_prepare/{task}.log",
+        LAYOUT.shared_log("split_prepare", "{task}"),
     conda:
         "../envs/tunebench.yaml"
     script:
@@ -34,11 +34,13 @@ rule split_prepare:
 rule train_subset:
     """A training cap (e.g. 500): stratified, and smaller caps are subsets of larger ones."""
     input:
-        train="data/prepared/{task}/train.jsonl",
+        train=LAYOUT.prepared(split="train"),
     output:
-        "data/prepared/{task}/train-{n}.jsonl",
+        LAYOUT.prepared(split="train-{n}"),
+    params:
+        task=get_task_data,
     log:
-        "logs/train_subset/{task}-{n}.log",
+        LAYOUT.shared_log("train_subset", "{task}-{n}"),
     conda:
         "../envs/tunebench.yaml"
     script:

@@ -7,7 +7,7 @@ rule hub_push:
     """Upload the suite's prepared data, adapters, predictions, scores and summaries to hub.repo
     (only files that changed travel). Off, offline or the test suite: a message, nothing else."""
     input:
-        f"{RESULTS}/summary.json",
+        LAYOUT.summary(),
     params:
         direction="push",
     localrule: True

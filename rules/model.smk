@@ -1,16 +1,16 @@
 rule model_materialize:
     """Base model -> HF folder with safetensors (a packaged GGUF is dequantized once, here)."""
     output:
-        directory("resources/models/{model}"),
+        directory(LAYOUT.model_dir()),
     params:
-        spec=get_model_source,
+        model=get_model_param,
     threads: config["threads"]["model"]
     resources:
         mem_mb=4000,
     log:
-        "logs/model_materialize/{model}.log",
+        LAYOUT.shared_log("model_materialize", "{model}"),
     benchmark:
-        "logs/timings/model_materialize/{model}.tsv"
+        LAYOUT.shared_timing("model_materialize", "{model}")
     conda:
         "../envs/tunebench.yaml"
     script:
@@ -20,11 +20,11 @@ rule model_materialize:
 rule model_gguf_fetch:
     """Base model for llama.cpp: the GGUF file as shipped (no dequantizing), with its manifest."""
     output:
-        directory("resources/gguf/{model}"),
+        directory(LAYOUT.model_dir(backend="llamacpp")),
     params:
-        spec=get_model_source,
+        model=get_model_param,
     log:
-        "logs/model_gguf_fetch/{model}.log",
+        LAYOUT.shared_log("model_gguf_fetch", "{model}"),
     conda:
         "../envs/tunebench.yaml"
     script:

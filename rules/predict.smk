@@ -3,26 +3,27 @@ rule predictions_generate:
     input:
         unpack(get_adapter),
         model=get_model_dir,
-        train="data/prepared/{task}/train.jsonl",
-        test="data/prepared/{task}/test.jsonl",
+        train=LAYOUT.prepared(split="train"),
+        test=LAYOUT.prepared(split="test"),
         prompt=get_prompt_file,
     output:
-        rows=f"{RESULTS}/predictions/{{system}}/{{task}}/{{prompting}}.jsonl",
-        meta=f"{RESULTS}/predictions/{{system}}/{{task}}/{{prompting}}.meta.json",
+        rows=LAYOUT.prediction_rows(),
+        meta=LAYOUT.prediction_meta(),
     params:
-        model=get_system_model,
+        task=get_task_predict,
+        prompt=get_prompt_spec,
+        model=get_system_model_param,
         shots=get_shots,
         fewshot_seed=config["prompting"]["fewshot_seed"],
         max_items=MAX_ITEMS,
-        spec=get_predict_spec,
     threads: config["threads"]["predict"]
     resources:
         mem_mb=3000,
         gpu=get_predict_gpus,
     log:
-        f"{RESULTS}/logs/predictions_generate/{{system}}/{{task}}/{{prompting}}.log",
+        LAYOUT.log("predictions_generate", "{system}/{task}/{prompting}"),
     benchmark:
-        f"{RESULTS}/timings/predictions_generate/{{system}}/{{task}}/{{prompting}}.tsv"
+        LAYOUT.timing("predictions_generate", "{system}/{task}/{prompting}")
     conda:
         get_predict_env
     script:
@@ -34,33 +35,16 @@ rule predictions_score:
     input:
         rows=rules.predictions_generate.output.rows,
         meta=rules.predictions_generate.output.meta,
-        test="data/prepared/{task}/test.jsonl",
+        test=LAYOUT.prepared(split="test"),
     output:
-        f"{RESULTS}/scores/{{system}}/{{task}}/{{prompting}}.json",
+        LAYOUT.task_score(),
     params:
         max_items=MAX_ITEMS,
         bootstrap=config["bootstrap"],
-        spec=get_score_spec,
+        task=get_task_score,
     log:
-        f"{RESULTS}/logs/predictions_score/{{system}}/{{task}}/{{prompting}}.log",
+        LAYOUT.log("predictions_score", "{system}/{task}/{prompting}"),
     conda:
         "../envs/tunebench.yaml"
     script:
         "../scripts/predictions_score.py"
-
-
-rule agreement_check:
-    """The same model on two backends over the same items: agreement rate and score difference."""
-    input:
-        unpack(get_agreement_cells),
-    output:
-        f"{RESULTS}/agreement/{{a}}__{{b}}.json",
-    params:
-        min_rate=config["agreement"]["min_rate"],
-        bootstrap=config["bootstrap"],
-    log:
-        f"{RESULTS}/logs/agreement_check/{{a}}__{{b}}.log",
-    conda:
-        "../envs/tunebench.yaml"
-    script:
-        "../scripts/agreement_check.py"

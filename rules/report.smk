@@ -6,14 +6,14 @@ PLOT_NAMES = plot_names(list(PROJECT.tasks) + list(PROJECT.benchmarks))
 rule plots_render:
     """The key figures as PNGs (also embedded in summary.md and the Snakemake report)."""
     input:
-        summary=f"{RESULTS}/summary/collected.json",
+        summary=LAYOUT.collected(),
     output:
         plots=[
-            report(f"{RESULTS}/plots/{name}", category="Plots", caption="../site/report/plots.rst")
+            report(LAYOUT.plot(name), category="Plots", caption="../site/report/plots.rst")
             for name in PLOT_NAMES
         ],
     log:
-        f"{RESULTS}/logs/plots_render.log",
+        LAYOUT.log("plots_render"),
     conda:
         "../envs/tunebench.yaml"
     script:
@@ -23,17 +23,17 @@ rule plots_render:
 rule site_build:
     """The static dashboard: works from file:// and any static host, offline."""
     input:
-        summary=f"{RESULTS}/summary/collected.json",
+        summary=LAYOUT.collected(),
         # installed by `make install` (npm ci from site/package-lock.json), never fetched by a rule:
         # the workflow runs with no network at all
         chartjs=CHARTJS,
         sources=expand("site/src/{name}", name=["index.html", "app.js", "style.css"]),
     output:
-        site=directory(f"{RESULTS}/site"),
+        site=directory(LAYOUT.site_dir()),
         # the same dashboard as one file (Chart.js and the data inlined): the Snakemake report's copy
-        single=report(f"{RESULTS}/dashboard.html", category="Dashboard", caption="../site/report/site.rst"),
+        single=report(LAYOUT.dashboard(), category="Dashboard", caption="../site/report/site.rst"),
     log:
-        f"{RESULTS}/logs/site_build.log",
+        LAYOUT.log("site_build"),
     conda:
         "../envs/tunebench.yaml"
     script:

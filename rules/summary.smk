@@ -2,14 +2,17 @@ rule summary_collect:
     """Every cell, comparison, gate, cost and agreement with provenance, schema-checked."""
     input:
         scores=get_score_files,
-        prepared=expand("data/prepared/{task}/manifest.json", task=PROJECT.tasks),
+        prepared=[LAYOUT.prepared(task, "manifest") for task in PROJECT.tasks],
         models=MODEL_DIRS.values(),
-        adapters=[f"{RESULTS}/adapters/{s.model}/{s.adapter}" for s in SYSTEMS.values() if s.adapter],
-        gates=expand(f"{RESULTS}/comparisons/{{system}}.json", system=SYSTEMS),
+        adapters=[LAYOUT.adapter_dir(s.model, s.adapter) for s in SYSTEMS.values() if s.adapter],
+        gates=[LAYOUT.comparison(system) for system in SYSTEMS],
         agreement=get_agreement_files,
     output:
-        f"{RESULTS}/summary/collected.json",
+        LAYOUT.collected(),
     params:
+        suite=PROJECT.suite_name,
+        tasks={name: task.to_param(*TASK_SCORE) for name, task in PROJECT.tasks.items()},
+        systems=list(SYSTEMS),
         config_hash=PROJECT.fingerprint(),
         model_names=list(MODEL_DIRS),
         adapter_systems=[name for name, s in SYSTEMS.items() if s.adapter],
@@ -17,7 +20,7 @@ rule summary_collect:
         pricing=get_pricing,
         api_models=[m for m, spec in PROJECT.models.items() if spec.is_api],
     log:
-        f"{RESULTS}/logs/summary_collect.log",
+        LAYOUT.log("summary_collect"),
     conda:
         "../envs/tunebench.yaml"
     script:
@@ -31,10 +34,10 @@ rule summary_build:
         plots=rules.plots_render.output.plots,
         site=rules.site_build.output.site,
     output:
-        json=f"{RESULTS}/summary.json",
-        md=report(f"{RESULTS}/summary.md", category="Summary"),
+        json=LAYOUT.summary(),
+        md=report(LAYOUT.summary("md"), category="Summary"),
     log:
-        f"{RESULTS}/logs/summary_build.log",
+        LAYOUT.log("summary_build"),
     conda:
         "../envs/tunebench.yaml"
     script:

@@ -1,17 +1,19 @@
 rule adapter_train:
     """A LoRA adapter for one (model, task, train size): PEFT via TRL on CPU, or Unsloth QLoRA on a GPU."""
     input:
-        model="resources/models/{model}",
+        model=LAYOUT.model_dir(),
         train=get_train_file,
-        val="data/prepared/{task}/val.jsonl",
+        val=LAYOUT.prepared(split="val"),
         prompt=get_prompt_file,
     output:
-        directory(f"{RESULTS}/adapters/{{model}}/{{task}}-{{size}}"),
+        directory(LAYOUT.adapter_dir()),
     params:
+        task=lambda wildcards: PROJECT.tasks[wildcards.task].to_param("labels"),
+        prompt=get_prompt_spec,
         training=PROJECT.training,
         training_file=PROJECT.training_file,
         # checkpoints of an interrupted run: the rerun resumes from the last one
-        work_root=lambda wildcards: f"{RESULTS}/adapters/.work/{wildcards.model}/{wildcards.task}-{wildcards.size}",
+        work_root=lambda wildcards: LAYOUT.adapter_work(wildcards.model, f"{wildcards.task}-{wildcards.size}"),
     # the longest job and the head of the fine-tuned chain: start it first
     priority: 10
     threads: config["threads"]["train"]
@@ -20,9 +22,9 @@ rule adapter_train:
         gpu=TRAIN_GPUS,
         runtime=240,
     log:
-        f"{RESULTS}/logs/adapter_train/{{model}}/{{task}}-{{size}}.log",
+        LAYOUT.log("adapter_train", "{model}/{task}-{size}"),
     benchmark:
-        f"{RESULTS}/timings/adapter_train/{{model}}/{{task}}-{{size}}.tsv"
+        LAYOUT.timing("adapter_train", "{model}/{task}-{size}")
     conda:
         TRAIN_ENV
     script:
@@ -33,14 +35,14 @@ rule adapter_merge:
     """Optional (ask for the folder): base + adapter merged into one model folder, for backends that
     need merged weights. snakemake results/merged/smollm2-135m-instruct+ticket_routing-128"""
     input:
-        model="resources/models/{model}",
-        adapter=f"{RESULTS}/adapters/{{model}}/{{task}}-{{size}}",
+        model=LAYOUT.model_dir(),
+        adapter=LAYOUT.adapter_dir(),
     output:
-        directory(f"{RESULTS}/merged/{{model}}+{{task}}-{{size}}"),
+        directory(LAYOUT.merged_dir()),
     resources:
         mem_mb=4000,
     log:
-        f"{RESULTS}/logs/adapter_merge/{{model}}/{{task}}-{{size}}.log",
+        LAYOUT.log("adapter_merge", "{model}/{task}-{size}"),
     conda:
         TRAIN_ENV
     script:

@@ -1,5 +1,6 @@
 """Rule adapter_merge: base model + LoRA adapter -> one merged model folder."""
-from tunebench.core.job import model_input, run_job
+from tunebench.core.job import run_job
+from tunebench.data.models import model_input
 
 
 def main(sm):

@@ -1,17 +1,15 @@
 """Rule agreement_check: the same model on two backends, compared cell by cell."""
-from tunebench.core.job import load_job_project, run_job
+from tunebench.core.job import run_job
 
 
 def main(sm):
     from tunebench.compare.agreement import agreement_report
     from tunebench.core.atomic import write_json
 
-    project = load_job_project(sm)
     cells = [{"task": task, "prompting": p,
               **{f"{kind}_{side}": sm.input[f"{kind}_{side}_{task}_{p}"] for kind in ("score", "rows") for side in "ab"}}
-             for task in project.tasks for p in project.promptings]
-    report = agreement_report(systems=(sm.wildcards.a, sm.wildcards.b), cells=cells,
-                              labels={n: list(t.labels) if t.labels else None for n, t in project.tasks.items()},
+             for task in sm.params.tasks for p in sm.params.promptings]
+    report = agreement_report(systems=(sm.wildcards.a, sm.wildcards.b), cells=cells, labels=sm.params.labels,
                               min_rate=sm.params.min_rate, bootstrap=sm.params.bootstrap)
     write_json(sm.output[0], report)
 

@@ -1,14 +1,15 @@
 """Rule lm_eval_run: one benchmark for one system through lm-evaluation-harness, watched."""
 from pathlib import Path
 
-from tunebench.core.job import load_job_project, model_input, run_job
-from tunebench.core.spec import System
+from tunebench.core.job import run_job
+from tunebench.data.models import model_input
 
 
 def main(sm):
     from tunebench.benchmarks.run import run_lm_eval, vllm_model
+    from tunebench.core.spec import Model
 
-    model = load_job_project(sm).models[System.parse(sm.wildcards.system).model]
+    model = Model.from_param(sm.params.model)
     adapter = sm.input.get("adapter")
     model_dir = model_input(sm)
 
@@ -18,9 +19,8 @@ def main(sm):
                   if role in sm.input.keys()}
     run_lm_eval(benchmark=sm.wildcards.benchmark, spec=spec, model_dir=model_dir, adapter_dir=adapter,
                 model=vllm_model(model_dir, adapter, model.dtype) if model.backend == "vllm" else None,
-                out_dir=sm.output[0],
-                nltk_dir="resources/nltk_data", cache_dir=sm.params.cache_dir, limit=limit, threads=sm.threads,
-                stall_timeout_s=sm.config["watchdog"]["stall_timeout_s"], log_path=sm.log[0],
+                out_dir=sm.output[0], nltk_dir=sm.params.nltk_dir, cache_dir=sm.params.cache_dir, limit=limit,
+                threads=sm.threads, stall_timeout_s=sm.config["watchdog"]["stall_timeout_s"], log_path=sm.log[0],
                 data_files=data_files or None)
 
 

@@ -1,12 +1,12 @@
 """Rule predictions_score: predictions + test split -> metrics with bootstrap CIs."""
-from tunebench.core.job import load_job_project, run_job
+from tunebench.core.job import run_job
 
 
 def main(sm):
+    from tunebench.core.spec import Task
     from tunebench.scoring.score import score_predictions
 
-    project = load_job_project(sm)
-    score_predictions(task=project.tasks[sm.wildcards.task], predictions_path=sm.input.rows,
+    score_predictions(task=Task.from_param(sm.params.task), predictions_path=sm.input.rows,
                       meta_path=sm.input.meta, test_path=sm.input.test,
                       max_items=sm.params.max_items, bootstrap=sm.params.bootstrap,
                       out_path=sm.output[0])

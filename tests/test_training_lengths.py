@@ -9,7 +9,8 @@ import pytest
 
 from tunebench.core.atomic import write_jsonl
 from tunebench.core.errors import ConfigError
-from tunebench.core.loader import _PRETOKENS, check_training_length, load_project_from_file
+from tunebench.core.loader import load_project_from_file
+from tunebench.train.lengths import _PRETOKENS, check_training_length
 from tunebench.train.lora import TrainingError, train_adapter
 
 HP = {"name": "tiny", "trainer": "peft", "lora": {"r": 4, "alpha": 8, "dropout": 0.0,

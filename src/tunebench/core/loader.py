@@ -7,13 +7,14 @@ schema defaults; and raises one ConfigError naming the file, the field and the f
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from tunebench.core.errors import ConfigError
 from tunebench.core.schema import check_schema, fill_defaults, load_schema, read_yaml
 from tunebench.core.spec import Model, Project, Task
-from tunebench.tasks.parsing import LABEL_PARSERS
+from tunebench.tasks import task_type
+from tunebench.train.lengths import check_training_length
 
 TASK_DIR = Path("configs") / "tasks"
 MODEL_DIR = Path("configs") / "models"
@@ -22,13 +23,6 @@ BENCHMARK_DIR = Path("configs") / "benchmarks"
 # What a benchmark file documents rather than runs: not part of the spec its lm-eval runs get, so
 # editing it reruns nothing.
 BENCHMARK_DOC_FIELDS = ("name", "description")
-
-# Variables each part of a prompt template may use.
-PROMPT_VARIABLES = {
-    "system": {"labels"},
-    "user": {"input", "labels"},
-    "assistant": {"target", "labels"},
-}
 
 
 def _rel(root: Path, path: Path) -> str:
@@ -71,7 +65,8 @@ def _checked_docs(root: Path, folder: Path, names: list[str], kind: str, config_
         yield name, path, doc, shown
 
 
-def load_prompt(root: Path, path: Path, schema: dict) -> dict:
+def load_prompt(root: Path, path: Path, schema: dict, variables: Mapping[str, frozenset[str]]) -> dict:
+    """The template, checked; `variables`: those each part may use (the task type's)."""
     import jinja2
     import jinja2.meta
 
@@ -82,7 +77,7 @@ def load_prompt(root: Path, path: Path, schema: dict) -> dict:
     doc = read_yaml(path, shown)
     check_schema(doc, schema, shown)
     env = jinja2.Environment()
-    for part, allowed in PROMPT_VARIABLES.items():
+    for part, allowed in variables.items():
         if part not in doc:
             continue
         try:
@@ -94,7 +89,8 @@ def load_prompt(root: Path, path: Path, schema: dict) -> dict:
         if unknown:
             raise ConfigError(
                 f"unknown template variable(s) {', '.join(unknown)}", file=shown, field=part,
-                fix=f"use only {', '.join('{{ ' + v + ' }}' for v in sorted(allowed))} here",
+                fix=f"use only {', '.join('{{ ' + v + ' }}' for v in sorted(allowed))} here" if allowed
+                else "this part takes no variables for this task type: write it as plain text",
             )
     return doc
 
@@ -125,40 +121,27 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
     from tunebench.data.generators import GENERATORS
 
     tasks, prompts = {}, {}
-    for name, path, doc, shown in _checked_docs(root, TASK_DIR, config["tasks"], "task", config_file,
+    for name, _path, doc, shown in _checked_docs(root, TASK_DIR, config["tasks"], "task", config_file,
                                                  task_schema):
         src = doc["source"]
         if src["kind"] == "generated" and src["generator"] not in GENERATORS:
             raise ConfigError(f"unknown generator {src['generator']!r}", file=shown,
                               field="source.generator", fix=f"use one of: {', '.join(sorted(GENERATORS))}")
-        metrics = doc["metrics"]
-        allowed = {"classification": {"accuracy", "macro_f1", "weighted_f1"},
-                   "extraction": {"token_f1", "exact_match"}}[doc["type"]]
-        bad = [m for m in metrics if m not in allowed]
-        if bad:
-            raise ConfigError(f"metric(s) {', '.join(bad)} do not apply to a {doc['type']} task",
-                              file=shown, field="metrics", fix=f"use: {', '.join(sorted(allowed))}")
-        parser = doc.get("parser") or ("first_label" if doc["type"] == "classification" else "first_line")
-        if parser in LABEL_PARSERS and doc["type"] != "classification":
-            raise ConfigError(f"parser {parser} needs a classification task", file=shown,
-                              field="parser", fix="use first_line for extraction tasks")
+        kind = task_type(doc["type"])
+        metrics, parser = doc["metrics"], kind.check(doc, shown)
         split = doc["split"]
         if split["val"] + split["test"] >= 0.95:
             raise ConfigError(f"val + test = {split['val'] + split['test']:.2f} leaves too little to train on",
                               file=shown, field="split", fix="keep val + test below 0.95")
-        if doc.get("method") == "loglik" and doc["type"] != "classification":
-            raise ConfigError("method loglik scores a task's labels, and this task has none "
-                              f"(type {doc['type']})", file=shown, field="method",
-                              fix="remove `method: loglik` (extraction tasks generate)")
         prompt_path = (root / doc["prompt"]).resolve()
-        prompts[name] = load_prompt(root, prompt_path, prompt_schema)
+        prompts[name] = load_prompt(root, prompt_path, prompt_schema, kind.prompt_variables)
         tasks[name] = Task(
-            name=name, type=doc["type"], source=src, fields=doc["fields"],
+            name=name, type=doc["type"], description=doc.get("description"), source=src, fields=doc["fields"],
             labels=tuple(doc["labels"]) if "labels" in doc else None,
             expected_rows=doc.get("expected_rows"), split=split,
-            train_sizes=tuple(doc["train_sizes"]), prompt_file=prompt_path, parser=parser,
-            metrics=tuple(metrics), generation=doc["generation"], file=path, spec=doc,
-            method=doc.get("method", "generate"),
+            train_sizes=tuple(doc["train_sizes"]), prompt=doc["prompt"], parser=parser,
+            metrics=tuple(metrics), generation=doc["generation"], method=doc.get("method", "generate"),
+            file=Path(shown), prompt_file=prompt_path,
         )
         if src["kind"] == "local":
             from tunebench.data.prepare import check_local_source
@@ -166,7 +149,7 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
             check_local_source(tasks[name], root, load_schema(root, "row.schema.json"))
 
     models = {}
-    for name, path, doc, shown in _checked_docs(root, MODEL_DIR, config["models"], "model", config_file,
+    for name, _path, doc, shown in _checked_docs(root, MODEL_DIR, config["models"], "model", config_file,
                                                 model_schema):
         if (doc["source"]["kind"] == "api") != (doc["backend"] == "openai"):
             raise ConfigError(f"source kind {doc['source']['kind']!r} and backend {doc['backend']!r} do not fit",
@@ -190,9 +173,10 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
 
             local_model_folder(src, root, shown)
         models[name] = Model(
-            name=name, source=doc["source"], backend=doc["backend"], dtype=doc["dtype"],
-            chat_template=doc["chat_template"], batch_size=doc["batch_size"],
-            max_input_tokens=doc["max_input_tokens"], file=path, spec=doc,
+            name=name, source=doc["source"], backend=doc["backend"], description=doc.get("description"),
+            dtype=doc["dtype"], chat_template=doc["chat_template"], batch_size=doc["batch_size"],
+            batch_tokens=doc["batch_tokens"], max_input_tokens=doc["max_input_tokens"],
+            concurrency=doc["concurrency"], stream=doc["stream"], file=Path(shown),
         )
 
     benchmarks = load_benchmarks(root, config, config_file, tasks)
@@ -321,37 +305,6 @@ def check_targets(project: Project, targets) -> None:
                           f"suite is {project.suite_name!r}, which writes to {project.results_dir}/",
                           file=project.config_file, field="suite",
                           fix=f"ask for {mine} (this suite), or run suite {owner} with --config suite={owner}")
-
-
-# Byte-pair tokenizers (GPT-2 style, SmolLM2, Llama 3, Qwen) first split text into runs of letters,
-# of digits and of other symbols, and never merge across those runs: counting the runs gives a lower
-# bound on the token count without loading any tokenizer.
-_PRETOKENS = re.compile(r"[^\W\d_]+|\d+|(?:[^\w\s]|_)+")
-
-
-def check_training_length(task: Task, prompt_spec: dict, training: dict, training_file: str) -> None:
-    """A training example longer than `max_length` loses its answer to truncation: stop at load when
-    the prompt template alone (with the longest label as the answer, and an empty input) is already
-    longer. The training job checks every example exactly with the model's tokenizer."""
-    from tunebench.tasks.prompting import PromptTemplate
-
-    template = PromptTemplate.from_spec(prompt_spec)
-    labels = list(task.labels or [])
-    longest = max(labels, key=lambda label: len(_PRETOKENS.findall(label)), default="x")
-    texts = [m["content"] for m in template.messages({"input": ""}, [], labels)] + [template.answer(longest, labels)]
-    at_least = sum(len(_PRETOKENS.findall(text)) for text in texts)
-    limit = training.get("max_length", 512)
-    if at_least >= limit:
-        raise ConfigError(
-            f"a {task.name} training example is at least {at_least} tokens before its input (prompt "
-            f"template {task.prompt_file.name} with {len(labels)} labels), longer than max_length {limit}: "
-            "every example would lose its answer", file=training_file, field="max_length",
-            fix=f"raise `max_length` to at least {_round_up(at_least * 2)} (the template plus a typical "
-                "input), or shorten the prompt template")
-
-
-def _round_up(n: int, step: int = 64) -> int:
-    return -(-n // step) * step
 
 
 def load_project_from_file(root: str | Path, config_path: str | Path | list | None = None,

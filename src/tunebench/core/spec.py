@@ -8,27 +8,73 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
+
+from tunebench.core.layout import Layout
+
+
+def _plain(value: Any) -> Any:
+    """A value as Snakemake can compare it between runs (builtins only: a dataclass param is
+    'unrepresentable' to Snakemake and would never trigger a rerun)."""
+    if isinstance(value, Path):
+        return value.as_posix()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class _Param:
+    """A spec travels to a job as a rule param: the plain dict of the fields that job needs, which is
+    also what makes Snakemake rerun exactly the jobs whose spec changed."""
+
+    _TUPLES: tuple[str, ...] = ()
+    _PATHS: tuple[str, ...] = ()
+
+    def to_param(self, *names: str) -> dict[str, Any]:
+        """Plain fields, all of them or the named ones (plus `name`)."""
+        chosen = names and ("name", *names)
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)  # type: ignore[arg-type]
+                if f.repr and (not chosen or f.name in chosen)}
+
+    @classmethod
+    def from_param(cls, param: dict[str, Any]):  # noqa: ANN206 (the subclass itself)
+        """The spec back from `to_param`; fields the rule did not pass keep their defaults."""
+        values = dict(param)
+        for key in cls._TUPLES:
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        for key in cls._PATHS:
+            if values.get(key) is not None:
+                values[key] = Path(values[key])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
-class Task:
+class Task(_Param):
+    """configs/tasks/<name>.yaml, checked, defaults filled (see configs/schema/task.schema.yaml)."""
     name: str
-    type: str
-    source: dict
-    fields: dict
-    labels: tuple[str, ...] | None
-    expected_rows: int | None
-    split: dict
-    train_sizes: tuple
-    prompt_file: Path
-    parser: str
-    metrics: tuple[str, ...]
-    generation: dict
-    file: Path
-    spec: dict = field(repr=False)
+    type: str = "classification"
+    description: str | None = None
+    source: dict = field(default_factory=dict)
+    fields: dict = field(default_factory=dict)
+    labels: tuple[str, ...] | None = None
+    expected_rows: int | None = None
+    split: dict = field(default_factory=dict)
+    train_sizes: tuple[int | str, ...] = ()
+    prompt: str = ""  # the template file, relative to the project root
+    parser: str = "first_label"
+    metrics: tuple[str, ...] = ()
+    generation: dict = field(default_factory=dict)
     method: str = "generate"
+    file: Path = Path()  # the task file, relative to the project root
+    prompt_file: Path = field(default=Path(), repr=False, compare=False)  # resolved, for reading it
+
+    _TUPLES = ("labels", "train_sizes", "metrics")
+    _PATHS = ("file",)
 
     @property
     def primary_metric(self) -> str:
@@ -36,16 +82,22 @@ class Task:
 
 
 @dataclass(frozen=True)
-class Model:
+class Model(_Param):
+    """configs/models/<name>.yaml, checked, defaults filled (see configs/schema/model.schema.yaml)."""
     name: str
-    source: dict
-    backend: str
-    dtype: str
-    chat_template: bool
-    batch_size: int
-    max_input_tokens: int
-    file: Path
-    spec: dict = field(repr=False)
+    source: dict = field(default_factory=dict)
+    backend: str = "transformers"
+    description: str | None = None
+    dtype: str = "float32"
+    chat_template: bool = True
+    batch_size: int = 8
+    batch_tokens: int | None = None
+    max_input_tokens: int = 4096
+    concurrency: int = 4  # backend openai: requests in flight
+    stream: bool = True  # backend openai
+    file: Path = Path()  # the model file, relative to the project root
+
+    _PATHS = ("file",)
 
     @property
     def trainable(self) -> bool:
@@ -55,7 +107,7 @@ class Model:
     @property
     def is_api(self) -> bool:
         """Served by an OpenAI-compatible endpoint: no weights here, so no training or lm-eval runs."""
-        return self.source["kind"] == "api"
+        return self.backend == "openai"  # the loader lets only an api source use it
 
 
 @dataclass(frozen=True)
@@ -119,9 +171,11 @@ class Project:
         """Where a model's weights live: an HF folder (transformers, vLLM), the GGUF as shipped
         (llama.cpp), none for an API model."""
         spec = self.models[name]
-        if spec.is_api:
-            return None
-        return f"resources/gguf/{name}" if spec.backend == "llamacpp" else f"resources/models/{name}"
+        return None if spec.is_api else Layout.model_dir(name, spec.backend)
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.results_dir)
 
     @property
     def results_dir(self) -> str:
@@ -152,8 +206,8 @@ class Project:
         blob = json.dumps(
             {
                 "config": {k: v for k, v in self.config.items() if k != "hub"},
-                "tasks": {n: t.spec for n, t in sorted(self.tasks.items())},
-                "models": {n: m.spec for n, m in sorted(self.models.items())},
+                "tasks": {n: t.to_param() for n, t in sorted(self.tasks.items())},
+                "models": {n: m.to_param() for n, m in sorted(self.models.items())},
                 "prompts": {n: p for n, p in sorted(self.prompts.items())},
                 "benchmarks": {n: b for n, b in sorted(self.benchmark_specs.items())},
             },

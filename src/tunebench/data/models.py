@@ -153,3 +153,14 @@ def ensure_weights(model_dir: str | Path, *, root: str | Path = ".", model_file:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def model_input(snakemake) -> str | None:
+    """A rule's `model` input with its weights in place (a folder pulled from the Hub gets them
+    rebuilt from its source on first use); None for an API model."""
+    folder = snakemake.input.get("model")
+    if not folder:
+        return None
+    from tunebench.core.job import project_root
+
+    return str(ensure_weights(folder, root=project_root(snakemake)))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tunebench.backends import BackendContext, Generation, backend_for
 from tunebench.core.atomic import read_jsonl, write_json, write_jsonl
+from tunebench.core.layout import Layout
 from tunebench.core.spec import Model, System, Task
 from tunebench.tasks import task_type
 from tunebench.tasks.parsing import PARSERS
@@ -60,7 +61,7 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path | No
     journal = Path(out_rows).with_name(f".{Path(out_rows).name}.journal")  # finished batches, for a rerun
     ctx = BackendContext(model=model, model_dir=Path(model_dir) if model_dir else None,
                          adapter_dir=Path(adapter_dir) if adapter_dir else None, threads=threads,
-                         max_new_tokens=gen["max_new_tokens"], cache_dir=Path("resources") / "api_cache" / model.name)
+                         max_new_tokens=gen["max_new_tokens"], cache_dir=Path(Layout.api_cache(model.name)))
     t0 = time.perf_counter()
     backend = backend_cls.from_context(ctx)
     try:
