@@ -6,7 +6,7 @@ CORES ?= $(shell nproc 2>/dev/null || echo 2)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tunebench-installed
 
-.PHONY: install browser llamacpp demo test bench gpu-check lint agreement publish clean-venv
+.PHONY: install browser llamacpp demo test perf gpu-check lint agreement publish clean-venv
 
 # Chart.js for the dashboard, installed here (never during the workflow, which runs offline)
 CHARTJS := site/node_modules/chart.js/dist/chart.umd.js
@@ -80,7 +80,7 @@ test: install browser llamacpp
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest
 
 # Speed and memory as ratios against peers in one run (perf/README.md); needs the demo's outputs
-bench: demo
+perf: demo
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python perf/predict_vs_lmeval.py --threads $(CORES)
 	$(BIN)/python perf/scoring_100k.py
 

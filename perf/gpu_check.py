@@ -205,7 +205,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--budget-s", type=float, default=480, help="the whole check, workflow and raw vLLM")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpu.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "perf" / "results" / "gpu.json")
     parser.add_argument("--keep", action="store_true", help="keep results/gpu-check (rerun only what is missing)")
     args = parser.parse_args()
     versions = require_gpu_stack()

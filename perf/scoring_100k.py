@@ -150,7 +150,7 @@ def host() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="predictions per cell")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scoring_100k.json"))
+    parser.add_argument("--out", default=str(ROOT / "perf" / "results" / "scoring_100k.json"))
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -184,7 +184,10 @@ def run_lm_eval(*, benchmark: str, spec: dict, out_dir: str, nltk_dir: str, cach
     args; by default the hf backend on `model_dir` (+ `adapter_dir`, a PEFT adapter).
     `stall_timeout_s`: the longest wait for the next answered request; `phase_timeout_s`: for
     any one phase before or after the requests (see `phase_limit`)."""
-    model = model or hf_model(model_dir, adapter_dir)
+    if model is None:
+        if model_dir is None:
+            raise ValueError("run_lm_eval needs model_dir (an HF folder) or an lm-eval `model`")
+        model = hf_model(model_dir, adapter_dir)
     phase_timeout_s = phase_limit(stall_timeout_s, phase_timeout_s)
     cache = resume_cache_path(cache_dir, {"model": _model_identity(model), "benchmark": benchmark,
                                           "spec": spec, "limit": limit})

@@ -105,7 +105,7 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
     if suite_name not in config["suites"]:
         raise ConfigError(f"unknown suite {suite_name!r}", file=config_file, field="suite",
                           fix=f"use one of: {', '.join(config['suites'])} (e.g. --config suite=test)")
-    dirs = {}
+    dirs: dict[str, str] = {}
     for name, suite in config["suites"].items():
         d = suite["results_dir"].rstrip("/")
         if d in dirs:
@@ -314,8 +314,8 @@ def load_project_from_file(root: str | Path, config_path: str | Path | list | No
     from snakemake.utils import update_config
 
     root = Path(root).resolve()
-    paths = config_path if isinstance(config_path, list) else [config_path or "configs/config.yaml"]
-    paths = [Path(p) if Path(p).is_absolute() else root / p for p in paths]
+    named = config_path if isinstance(config_path, list) else [config_path or "configs/config.yaml"]
+    paths = [Path(p) if Path(p).is_absolute() else root / p for p in named]
     config: dict = {}
     for path in paths:
         update_config(config, read_yaml(path, _rel(root, path.resolve())) or {})

@@ -26,7 +26,7 @@ def git_state(root: str | Path) -> tuple[str | None, bool | None]:
 
 
 def package_versions(names=PACKAGES) -> dict[str, str | None]:
-    out = {}
+    out: dict[str, str | None] = {}
     for name in names:
         try:
             out[name] = importlib.metadata.version(name)

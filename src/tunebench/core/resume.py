@@ -106,10 +106,13 @@ class Watchdog:
         self.last = self.clock()
 
     def _watch(self) -> None:
-        step = max(0.1, min(5.0, self.timeout / 4))
+        timeout = self.timeout
+        if not timeout:  # started only with a timeout (__enter__)
+            return
+        step = max(0.1, min(5.0, timeout / 4))
         while not self._stop.wait(step):
             idle = self.clock() - self.last
-            if idle > self.timeout:
+            if idle > timeout:
                 kept = f"; finished batches are kept in {self.kept}" if self.kept else ""
                 message = (f"tunebench: {self.what}: no progress for {idle:.0f} s (watchdog.stall_timeout_s = "
                            f"{self.timeout:g}): stopped{kept}. Rerun to complete only what is missing.")

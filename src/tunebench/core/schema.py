@@ -105,7 +105,7 @@ def fill_defaults(doc: Any, schema: dict) -> Any:
             if name in doc:
                 fill_defaults(doc[name], sub)
         extra = branch.get("additionalProperties")
-        if isinstance(extra, dict):  # a map of named entries (benchmarks, suites): each gets defaults
+        if isinstance(extra, dict):  # a map of named entries (suites): each gets defaults
             for name, value in doc.items():
                 if name not in branch.get("properties", {}):
                     fill_defaults(value, extra)

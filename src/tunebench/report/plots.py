@@ -92,7 +92,7 @@ def forgetting_figure(comparisons: list[dict], plt):
 
 def cost_figure(costs: dict | None, plt):
     rows = [r for r in (costs or {}).get("rows", []) if r["cost_per_query_usd"]]
-    if not rows:
+    if not rows or costs is None:
         return None
     fig, ax = plt.subplots(figsize=(6.0, 3.8))
     for task in dict.fromkeys(r["task"] for r in rows):
@@ -111,7 +111,7 @@ def cost_figure(costs: dict | None, plt):
 
 def tco_figure(costs: dict | None, plt):
     rows = [r for r in (costs or {}).get("rows", []) if r["tco_usd"] is not None]
-    if not rows:
+    if not rows or costs is None:
         return None
     best: dict[str, dict] = {}  # one bar per system: its cheapest cell (the condition one would deploy)
     for r in rows:

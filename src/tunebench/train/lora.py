@@ -23,6 +23,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, cast
 
 from tunebench.core.atomic import atomic_dir, read_jsonl, write_json
 from tunebench.core.errors import TunebenchError
@@ -208,7 +209,7 @@ def train_adapter(*, task: Task, prompt_spec: dict, hp: dict, hp_file: str, mode
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     with atomic_dir(out_dir) as tmp:
-        trainer.model.save_pretrained(str(tmp))  # the best checkpoint's weights (load_best_model_at_end)
+        cast(Any, trainer.model).save_pretrained(str(tmp))  # the best checkpoint's weights (load_best_model_at_end)
         write_json(tmp / TRAINING_RECORD, record)
     shutil.rmtree(work, ignore_errors=True)  # done: nothing to resume
     log.info("%s: %d steps, best eval loss %.4f at %s, %.0f tokens/s, peak RSS %.0f MB", task.name,
