@@ -12,7 +12,7 @@ from tunebench.core.loader import check_targets, load_project  # noqa: E402
 from tunebench.core.layout import NLTK as NLTK_DIR  # noqa: E402
 from tunebench.core.spec import System  # noqa: E402
 from tunebench.core.errors import TunebenchError  # noqa: E402
-from tunebench.hub.sync import HubSettings  # noqa: E402
+from tunebench.hub.scope import SyncScope  # noqa: E402
 from tunebench.report.site import CHARTJS as CHARTJS_PATH  # noqa: E402
 
 CONFIG_FILE = ", ".join(map(str, workflow.configfiles)) or "configs/config.yaml"
@@ -40,7 +40,6 @@ if not os.path.isfile(os.path.join(workflow.basedir, CHARTJS)):
              "  Fix: run `make install` (npm ci --prefix site, from the lock file), then rerun")
 
 LAYOUT = PROJECT.layout  # every path below comes from it (tunebench.core.layout)
-HUB = HubSettings.from_config(config)  # rules/hub.smk
 MAX_ITEMS = PROJECT.suite["max_eval_items"]
 SYSTEMS = PROJECT.systems  # base models, then base + LoRA adapter per (model, task, train size)
 # where each model's weights live: an HF folder (transformers, vLLM) or the GGUF as shipped (llama.cpp)
@@ -232,12 +231,13 @@ def get_score_files(wildcards):
 
 def push_after_run():
     """hub.push_on_success: after every successful run, push (a no-op when nothing changed)."""
-    if not HUB.push_on_success:
+    scope = SyncScope.from_project(PROJECT)
+    if not scope.hub.push_on_success:
         return
     from tunebench.hub.sync import HubSkip, push
 
     try:
-        push(workflow.basedir, PROJECT, HUB)
+        push(workflow.basedir, scope)
     except HubSkip as why:
         print(f"tunebench: hub push skipped: {why}", file=sys.stderr)
     except TunebenchError as exc:

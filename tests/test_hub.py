@@ -26,6 +26,7 @@ from hub_standin import head_tree, read_file
 from conftest import copy_repo, files_containing, run
 from tunebench.core.atomic import read_jsonl
 from tunebench.hub.manifest import check_manifest, sync_files
+from tunebench.hub.scope import SyncScope
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 TUNEBENCH = str(Path(sys.executable).with_name("tunebench"))
@@ -211,8 +212,9 @@ def test_what_travels_is_the_suites_own_results_without_work_folders(project_cop
     from tunebench.core.loader import load_project_from_file
 
     fake_results(project_copy)
-    project = load_project_from_file(project_copy, overrides={"suite": "demo"})
-    assert sorted(sync_files(project_copy, project)) == [
+    scope = SyncScope.from_project(load_project_from_file(project_copy, overrides={"suite": "demo"}))
+    assert SyncScope.from_param(json.loads(json.dumps(scope.to_param()))) == scope  # what a rule's params carry
+    assert sorted(sync_files(project_copy, scope)) == [
         "data/prepared/ticket_routing/test.jsonl", "resources/models/smollm2-135m-instruct/tunebench_model.json",
         "results/adapters/m/t-8/.snakemake_timestamp", "results/adapters/m/t-8/adapter_config.json",
         "results/adapters/m/t-8/adapter_model.safetensors", "results/plots/task_t.png",
@@ -225,9 +227,9 @@ def test_a_manifest_cannot_write_outside_the_suites_folders(project_copy, path):
     from tunebench.core.errors import TunebenchError
     from tunebench.core.loader import load_project_from_file
 
-    project = load_project_from_file(project_copy, overrides={"suite": "demo"})
+    scope = SyncScope.from_project(load_project_from_file(project_copy, overrides={"suite": "demo"}))
     with pytest.raises(TunebenchError, match="outside this suite's folders"):
-        check_manifest({"format": 1, "files": {path: {"sha256": "0", "size": 1}}}, project, "hub manifest")
+        check_manifest({"format": 1, "files": {path: {"sha256": "0", "size": 1}}}, scope, "hub manifest")
 
 
 def test_standin_pull_keeps_your_differing_outputs_and_restores_missing_ones(project_copy, hub, tmp_path):

@@ -48,6 +48,14 @@ def test_the_installed_snakemake_is_one_the_adapter_was_checked_against():
     assert CHECKED_FROM <= version, CHECKED_RANGE
 
 
+def test_the_package_pins_snakemake_to_the_checked_range():
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    pins = [d for d in pyproject["project"]["dependencies"] if re.match(r"snakemake\b", d)]
+    assert pins == ["snakemake>=9.17,<9.28"] and CHECKED_RANGE == ">=9.17.0,<9.28", (pins, CHECKED_RANGE)
+
+
 def test_a_record_round_trips_through_a_real_snakemake_metadata_folder(tmp_path):
     src = workdir(tmp_path / "src")
     done = snakemake(src, "out/a.txt")

@@ -159,19 +159,20 @@ def _hub(args) -> int:
     import logging
 
     from tunebench.core.loader import load_project_from_file
-    from tunebench.hub.sync import HubSkip, pull, push
+    from tunebench.hub.sync import HubSkip, SyncScope, pull, push
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     root = Path(args.root).resolve()
     project = load_project_from_file(root, args.configfile, overrides={"suite": args.suite} if args.suite else None)
+    scope = SyncScope.from_project(project)
     try:
         if args.direction == "push":
-            report = push(root, project)
+            report = push(root, scope)
             print(f"pushed {report.uploaded} changed of {report.files} files to {report.repo}"
                   + (f" at {report.commit[:12]}" if report.commit else " (nothing changed)"))
         else:
-            got = pull(root, project)
+            got = pull(root, scope)
             print(f"pulled {len(got.downloaded)} files from {got.repo}; {len(got.same)} outputs already here; "
                   f"{len(got.kept)} of yours kept")
     except HubSkip as why:

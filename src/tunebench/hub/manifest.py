@@ -18,12 +18,12 @@ import os
 from pathlib import Path, PurePosixPath
 
 from tunebench.core.errors import TunebenchError
+from tunebench.hub.scope import SyncScope
 from tunebench.hub.snakemake_records import SnakemakeRecords
 
 MANIFEST_DIR = "tunebench-sync"
 FORMAT = 1
 TIMESTAMP = ".snakemake_timestamp"  # Snakemake's mtime carrier inside directory outputs
-NOT_SYNCED = ("merged",)  # top-level folders of a results dir that are rebuilt, never synced
 
 
 def manifest_path(suite: str) -> str:
@@ -31,21 +31,6 @@ def manifest_path(suite: str) -> str:
 
 
 # -- what travels -------------------------------------------------------------------------------
-def model_roots(project) -> list[str]:
-    return sorted(d for d in map(project.model_dir, project.models) if d)
-
-
-def sync_roots(project) -> list[str]:
-    return [f"data/prepared/{task}" for task in sorted(project.tasks)] + model_roots(project) + [project.results_dir]
-
-
-def _excluded_dirs(project) -> set[str]:
-    """Other suites' results folders nested inside this one, and folders that are rebuilt."""
-    own = project.results_dir
-    nested = {s["results_dir"].rstrip("/") for s in project.config["suites"].values()}
-    return {d for d in nested if d != own and d.startswith(own + "/")} | {f"{own}/{d}" for d in NOT_SYNCED}
-
-
 def _hidden(rel: PurePosixPath) -> bool:
     """Work folders (.work, .resume), temporary files of atomic writes: everything hidden except
     Snakemake's timestamp file of a directory output."""
@@ -53,13 +38,13 @@ def _hidden(rel: PurePosixPath) -> bool:
         rel.name.startswith(".") and rel.name != TIMESTAMP)
 
 
-def sync_files(root: Path, project) -> list[str]:
+def sync_files(root: Path, scope: SyncScope) -> list[str]:
     from tunebench.data.models import is_weight_file
 
-    excluded = _excluded_dirs(project)
-    models = model_roots(project)
+    excluded = scope.excluded_dirs()
+    models = scope.model_dirs
     files = []
-    for top in sync_roots(project):
+    for top in scope.roots():
         if not (root / top).is_dir():
             continue
         for dirpath, dirnames, filenames in os.walk(root / top):
@@ -93,7 +78,7 @@ def output_units(files: list[str], keys: set[str]) -> dict[str, list[str]]:
 
 
 # -- the manifest -------------------------------------------------------------------------------
-def build_manifest(root: Path, project, files: list[str], progress: bool = True) -> dict:
+def build_manifest(root: Path, scope: SyncScope, files: list[str], progress: bool = True) -> dict:
     from tqdm import tqdm
 
     from tunebench import __version__
@@ -111,10 +96,10 @@ def build_manifest(root: Path, project, files: list[str], progress: bool = True)
                 records[key] = record
     return {
         "format": FORMAT,
-        "suite": project.suite_name,
-        "results_dir": project.results_dir,
+        "suite": scope.suite,
+        "results_dir": scope.results_dir,
         "tunebench": __version__,
-        "config_fingerprint": project.fingerprint(),
+        "config_fingerprint": scope.fingerprint,
         "pushed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "files": entries,
         "snakemake_metadata": records,
@@ -125,10 +110,10 @@ def same_content(a: dict | None, b: dict) -> bool:
     return a is not None and a.get("files") == b["files"] and a.get("snakemake_metadata") == b["snakemake_metadata"]
 
 
-def check_manifest(doc, project, where: str) -> dict:
+def check_manifest(doc, scope: SyncScope, where: str) -> dict:
     """A pulled manifest decides where files are written: every path must stay inside the suite's
     own folders."""
-    roots = sync_roots(project)
+    roots = scope.roots()
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("files"), dict):
         raise TunebenchError("not a tunebench sync manifest of a known format", file=where, field="format",
                              fix="push again from the host that ran the suite, with this tunebench version")

@@ -37,11 +37,13 @@ from tunebench.hub.manifest import (
     same_content,
     sync_files,
 )
+from tunebench.hub.scope import SyncScope
 from tunebench.hub.settings import HubSettings, HubSkip, env_token
 from tunebench.hub.snakemake_records import SnakemakeRecords
 
 # Callers (the CLI, rules/common.smk, scripts/hub_sync.py) import these from here.
-__all__ = ["HubSettings", "HubSkip", "PullReport", "PushReport", "check_manifest", "pull", "push", "sync_files"]
+__all__ = ["HubSettings", "HubSkip", "PullReport", "PushReport", "SyncScope", "check_manifest", "pull", "push",
+           "sync_files"]
 
 log = logging.getLogger(__name__)
 
@@ -100,29 +102,29 @@ class PushReport:
     bytes_uploaded: int
 
 
-def push(root: Path, project, settings: HubSettings | None = None, progress: bool = True) -> PushReport:
+def push(root: Path, scope: SyncScope, progress: bool = True) -> PushReport:
     """Upload the suite's artifacts; only files whose content changed since the last push travel."""
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
     root = Path(root)
-    settings = settings or HubSettings.from_config(project.config)
-    settings.check(project.suite_name, project.config_file)
+    settings = scope.hub
+    settings.check(scope.suite, scope.config_file)
     token = env_token()
     if token is None:
         raise TunebenchError("pushing needs a Hub token in the environment", field="HF_TOKEN",
                              fix="export HF_TOKEN=hf_... (a token with write access; tunebench never stores it)")
-    files = sync_files(root, project)
+    files = sync_files(root, scope)
     if not files:
-        raise TunebenchError(f"nothing to push: {project.results_dir}/ has no results yet",
-                             fix=f"run the workflow first (snakemake --cores 2 {project.results_dir}/summary.json)")
-    manifest = build_manifest(root, project, files, progress=progress)
+        raise TunebenchError(f"nothing to push: {scope.results_dir}/ has no results yet",
+                             fix=f"run the workflow first (snakemake --cores 2 {scope.layout.summary()})")
+    manifest = build_manifest(root, scope, files, progress=progress)
     api = HfApi(endpoint=settings.endpoint, token=token)
     staging = Path(tempfile.mkdtemp(prefix="tunebench-hub-"))
     try:
         try:
             api.create_repo(settings.repo_id, repo_type=settings.repo_type, private=settings.private, exist_ok=True)
-            previous, _ = _fetch_manifest(settings, token, project.suite_name, staging)
+            previous, _ = _fetch_manifest(settings, token, scope.suite, staging)
             changed = [f for f, e in manifest["files"].items()
                        if ((previous or {}).get("files") or {}).get(f, {}).get("sha256") != e["sha256"]]
             if not changed and same_content(previous, manifest):
@@ -135,16 +137,16 @@ def push(root: Path, project, settings: HubSettings | None = None, progress: boo
                                 "history but leave the manifest. Pull before you push to keep them together.",
                                 len(gone), gone[0])
             ops = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(root / f)) for f in changed]
-            ops.append(CommitOperationAdd(path_in_repo=manifest_path(project.suite_name),
+            ops.append(CommitOperationAdd(path_in_repo=manifest_path(scope.suite),
                                           path_or_fileobj=json.dumps(manifest, indent=1, sort_keys=True).encode()))
             info = api.create_commit(settings.repo_id, ops, repo_type=settings.repo_type, revision=settings.revision,
-                                     commit_message=f"tunebench: {project.suite_name} suite, {len(changed)} "
+                                     commit_message=f"tunebench: {scope.suite} suite, {len(changed)} "
                                                     f"changed of {len(manifest['files'])} files")
         except _connection_errors() as exc:
             raise HubSkip(f"cannot reach {settings.url} ({type(exc).__name__}): nothing pushed; run it again "
                           "when the Hub can be reached") from exc
         except HfHubHTTPError as exc:
-            raise _hub_error(exc, settings, "push", project.config_file) from exc
+            raise _hub_error(exc, settings, "push", scope.config_file) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     size = sum(manifest["files"][f]["size"] for f in changed)
@@ -162,8 +164,7 @@ class PullReport:
     kept: list[str] = field(default_factory=list)  # finished local outputs that differ: never replaced
 
 
-def pull(root: Path, project, settings: HubSettings | None = None, progress: bool = True,
-         workers: int = 8) -> PullReport:
+def pull(root: Path, scope: SyncScope, progress: bool = True, workers: int = 8) -> PullReport:
     """Download the suite's artifacts so that Snakemake sees them as up to date."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError
@@ -173,8 +174,8 @@ def pull(root: Path, project, settings: HubSettings | None = None, progress: boo
     from tunebench.data.sources import sha256_file
 
     root = Path(root)
-    settings = settings or HubSettings.from_config(project.config)
-    settings.check(project.suite_name, project.config_file)
+    settings = scope.hub
+    settings.check(scope.suite, scope.config_file)
     token = env_token() or False  # False: send no token at all (a public repo), never a stored login
     disable_progress_bars()  # one bar for the whole pull instead of one per file
     staging_root = root / ".snakemake" / "tunebench-hub"
@@ -182,14 +183,14 @@ def pull(root: Path, project, settings: HubSettings | None = None, progress: boo
     staging = Path(tempfile.mkdtemp(prefix="pull-", dir=staging_root))
     try:
         try:
-            manifest, commit = _fetch_manifest(settings, token, project.suite_name, staging)
+            manifest, commit = _fetch_manifest(settings, token, scope.suite, staging)
             if manifest is None:
-                raise TunebenchError(f"{settings.url} holds no {project.suite_name!r} suite "
-                                     f"({manifest_path(project.suite_name)} is missing)", file=project.config_file,
+                raise TunebenchError(f"{settings.url} holds no {scope.suite!r} suite "
+                                     f"({manifest_path(scope.suite)} is missing)", file=scope.config_file,
                                      field="hub.repo", fix="push it first from the host that ran it: "
-                                     f"snakemake --cores 1 hub_push --config suite={project.suite_name}")
-            where = f"{settings.url}/{manifest_path(project.suite_name)}"
-            check_manifest(manifest, project, where)
+                                     f"snakemake --cores 1 hub_push --config suite={scope.suite}")
+            where = f"{settings.url}/{manifest_path(scope.suite)}"
+            check_manifest(manifest, scope, where)
             records = SnakemakeRecords(root)
             report = PullReport(settings.repo_id, commit)
             wanted: list[str] = []
@@ -220,7 +221,7 @@ def pull(root: Path, project, settings: HubSettings | None = None, progress: boo
         except _connection_errors() as exc:
             raise HubSkip(f"cannot reach {settings.url} ({type(exc).__name__}): nothing pulled") from exc
         except HfHubHTTPError as exc:
-            raise _hub_error(exc, settings, "pull", project.config_file) from exc
+            raise _hub_error(exc, settings, "pull", scope.config_file) from exc
         _install(root, staging / "files", manifest, report, records, units)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
