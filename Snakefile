@@ -8,7 +8,7 @@ from snakemake.utils import min_version
 from tunebench.core.schema import read_yaml
 from tunebench.core.errors import TunebenchError
 
-min_version("9.0")
+min_version("9.17")
 
 try:  # a YAML mistake gets its line and a fix (Snakemake's own message names neither)
     read_yaml(f"{workflow.basedir}/configs/config.yaml", "configs/config.yaml")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,13 @@ from typing import Any
 TIMING_KEYS = {"timing", "timings", "items_per_s", "tokens_per_s", "run_window", "hardware", "throughput",
                "costs", "cost", "tco", "cost_per_query_usd", "tco_usd", "git_commit", "git_dirty", "config_hash",
                "artifacts", "duration", "train_runtime", "train_samples_per_second", "train_steps_per_second",
-               "log_history", "plots", "site"}
+               "log_history", "plots", "site", "date", "start_time", "end_time", "peak_rss_mb", "peak_gpu_mb",
+               # lm-eval's record of the environment and of the code that scored (not a value)
+               "pretty_env_info", "git_hash", "upper_git_hash", "process_results"}
+# Lists that serialise a set (PEFT writes target_modules in hash order): compared as sets.
+UNORDERED = {"target_modules"}
+# lm-eval names its raw files by the time they were written: results_<time>.json, samples_<task>_<time>.jsonl
+STAMPED = re.compile(r"_\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d+(?=\.json)")
 # Fields a redesign renamed on purpose: (old key, old value) -> dropped on both sides, with the new
 # key that says the same thing.
 RENAMED = {("method", "lm-eval"): "source"}
@@ -30,7 +37,8 @@ SKIP_DIRS = {"logs", "timings", "benchmarks", ".work", ".resume", ".cache", "sit
 
 
 def _timing_key(key: str) -> bool:
-    return key in TIMING_KEYS or key.endswith("_s") or key.endswith("_at") or "per_s" in key
+    return (key in TIMING_KEYS or key.endswith(("_s", "_at", "seconds")) or "per_s" in key
+            or key.startswith("total_evaluation_time"))
 
 
 def normalise(value: Any) -> Any:
@@ -42,7 +50,7 @@ def normalise(value: Any) -> Any:
                 continue
             if key in {new for new in RENAMED.values()} and item in ("task", "benchmark"):
                 continue
-            out[key] = normalise(item)
+            out[key] = sorted(item) if key in UNORDERED and isinstance(item, list) else normalise(item)
         return out
     if isinstance(value, list):
         return [normalise(v) for v in value]
@@ -63,7 +71,7 @@ def files(root: Path, folders: list[str]) -> dict[str, Path]:
             rel = path.relative_to(root)
             if path.suffix not in (".json", ".jsonl") or set(rel.parts) & SKIP_DIRS:
                 continue
-            out[rel.as_posix()] = path
+            out[STAMPED.sub("", rel.as_posix())] = path
     return out
 
 
@@ -80,7 +88,13 @@ def diff(a: Any, b: Any, where: str = "") -> list[str]:
         if len(a) != len(b):
             return [f"{where}: {len(a)} items vs {len(b)}"]
         return [d for i, (x, y) in enumerate(zip(a, b)) for d in diff(x, y, f"{where}[{i}]")]
-    return [] if a == b else [f"{where}: {a!r} != {b!r}"]
+    return [] if a == b else [f"{where}: {repr(a)[:200]} != {repr(b)[:200]}"]
+
+
+def _relocated(value: Any, root: Path) -> Any:
+    """Absolute paths under a checkout, written as relative to it (the two runs live in two folders)."""
+    text = json.dumps(value).replace(str(root.resolve()) + "/", "<root>/")
+    return json.loads(text)
 
 
 def compare(ref_root: Path, new_root: Path, results: str = "results") -> tuple[int, list[str]]:
@@ -88,7 +102,9 @@ def compare(ref_root: Path, new_root: Path, results: str = "results") -> tuple[i
     ref, new = files(ref_root, folders), files(new_root, folders)
     problems = [f"{name}: only in {'new' if name in new else 'reference'}" for name in sorted(set(ref) ^ set(new))]
     for name in sorted(set(ref) & set(new)):
-        problems += [f"{name}{d}" for d in diff(normalise(load(ref[name])), normalise(load(new[name])))]
+        a = normalise(_relocated(load(ref[name]), ref_root))
+        b = normalise(_relocated(load(new[name]), new_root))
+        problems += [f"{name}{d}" for d in diff(a, b)]
     return len(set(ref) & set(new)), problems
 
 

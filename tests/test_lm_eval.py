@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tunebench.benchmarks.ifbench import load_evaluation_lib, load_prompts
-from tunebench.benchmarks.run import StallError, run_lm_eval, score_lm_eval
+from tunebench.benchmarks.run import StallError, run_lm_eval
+from tunebench.benchmarks.score import score_lm_eval
 from tunebench.benchmarks.tasks import IFBENCH_METRICS, agg_inst_level, agg_prompt_level, read_local_rows
 from tunebench.core.atomic import read_json, read_jsonl
 from tunebench.core.errors import ConfigError

@@ -25,7 +25,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tunebench.benchmarks.score import score_lm_eval as score_lm_eval  # callers that import it from here
 from tunebench.benchmarks.tasks import lm_eval_task_name
 from tunebench.core.atomic import atomic_dir, read_json, write_json
 from tunebench.core.errors import TunebenchError

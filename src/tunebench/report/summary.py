@@ -27,7 +27,6 @@ from tunebench.core.schema import load_schema
 from tunebench.core.spec import System, Task
 from tunebench.data.models import MODEL_MANIFEST
 from tunebench.report.cost import cell_cost
-from tunebench.report.markdown import gate_markdown as gate_markdown  # re-exported for the gate job
 from tunebench.report.markdown import markdown
 from tunebench.train.lora import TRAINING_RECORD
 
