@@ -148,3 +148,11 @@ def test_core_depends_on_no_stage():
 def test_every_module_imports_on_its_own(name):
     proc = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_the_type_checker_finds_no_errors():
+    """`make lint` runs mypy on src/ (configured in pyproject.toml): zero errors, here too."""
+    root = SRC.parent
+    proc = subprocess.run([sys.executable, "-m", "mypy"], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-1000:]
+    assert "Success: no issues found" in proc.stdout
