@@ -23,21 +23,23 @@ from pathlib import Path
 
 from tunebench.core.atomic import read_json
 from tunebench.core.errors import TunebenchError
+from tunebench.core.layout import BASELINES, Layout
 
 
 def _baseline_update(args) -> int:
     from tunebench.compare.baseline import baseline_from_results, write_baseline
 
     results = _suite_results(args)
+    scores = Path(Layout(str(results)).scores_dir())
     systems = args.system
-    if not systems and (results / "scores").is_dir():  # default: every base model of the run
-        systems = sorted(p.name for p in (results / "scores").iterdir() if p.is_dir() and "+" not in p.name)
+    if not systems and scores.is_dir():  # default: every base model of the run
+        systems = sorted(p.name for p in scores.iterdir() if p.is_dir() and "+" not in p.name)
     if not systems:
         raise TunebenchError(f"no systems with scores in {results}", field="--results",
                              fix="run the workflow first, or name the results folder of a run")
     for system in systems:
         doc = baseline_from_results(results, system, args.run_id)
-        path = write_baseline(doc, Path(args.root) / "baselines", root=args.root, replace=args.replace)
+        path = write_baseline(doc, Path(args.root) / BASELINES, root=args.root, replace=args.replace)
         print(f"wrote {path}: {len(doc['scores'])} scores of {system} from run {args.run_id} ({doc['suite']})")
     return 0
 
@@ -87,7 +89,7 @@ def _gate(args) -> int:
     from tunebench.compare.gate import p_clause
 
     results = _suite_results(args)
-    folder = results / "comparisons"
+    folder = Path(Layout(str(results)).comparisons_dir())
     reports = [read_json(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
     if not reports:
         print(f"tunebench gate: no comparisons in {folder}: run the workflow for this suite first, or name the "

@@ -18,6 +18,7 @@ import jsonschema
 from tunebench.compare.gate import FAIL, IMPROVED, PASS, gate_score
 from tunebench.core.atomic import read_json, write_json
 from tunebench.core.errors import TunebenchError
+from tunebench.core.layout import Layout
 from tunebench.core.records import TASK, record_source
 
 SCHEMA = Path("configs") / "schema" / "baseline.schema.json"
@@ -42,15 +43,17 @@ def _score_entry(score: dict) -> dict:
 def baseline_from_results(results_dir: str | Path, system: str, run_id: str) -> dict:
     """A baseline document from a finished run's scores and summary."""
     results = Path(results_dir)
-    summary_path = results / "summary.json"
+    layout = Layout(str(results))
+    summary_path = Path(layout.summary())
     if not summary_path.is_file():
         raise BaselineError(f"no finished run in {results}: {summary_path} does not exist",
                             field="--results", fix="run the workflow first (make demo), or point --results at a run")
     summary = read_json(summary_path)
-    scores = [read_json(p) for p in sorted((results / "scores" / system).glob("*/*.json"))]
+    scores = [read_json(p) for p in sorted(Path(layout.scores_dir(system)).glob("*/*.json"))]
     if not scores:
-        known = sorted(p.name for p in (results / "scores").iterdir()) if (results / "scores").is_dir() else []
-        raise BaselineError(f"no scores for system {system!r} in {results}/scores", field="--system",
+        every = Path(layout.scores_dir())
+        known = sorted(p.name for p in every.iterdir()) if every.is_dir() else []
+        raise BaselineError(f"no scores for system {system!r} in {every}", field="--system",
                             fix=f"use one of: {', '.join(known) or '(none)'}")
     prov = summary["provenance"]
     return {

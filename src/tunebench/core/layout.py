@@ -71,6 +71,13 @@ class Layout:
     def prediction_meta(self, system: str = "{system}", task: str = "{task}", prompting: str = "{prompting}") -> str:
         return self.under("predictions", system, task, f"{prompting}.meta.json")
 
+    def scores_dir(self, system: str | None = None) -> str:
+        """Every system's score records, or one system's (one folder per task or benchmark)."""
+        return self.under("scores", *([system] if system else []))
+
+    def comparisons_dir(self) -> str:
+        return self.under("comparisons")
+
     def task_score(self, system: str = "{system}", task: str = "{task}", prompting: str = "{prompting}") -> str:
         return self.under("scores", system, task, f"{prompting}.json")
 
