@@ -211,8 +211,8 @@ def main() -> None:
     versions = require_gpu_stack()
     started, deadline = datetime.now(timezone.utc), time.perf_counter() + args.budget_s
 
+    from tunebench.config.loader import load_project_from_file
     from tunebench.core.atomic import write_json
-    from tunebench.core.loader import load_project_from_file
 
     project = load_project_from_file(ROOT, CONFIGS, overrides={"suite": SUITE})
     results = ROOT / project.results_dir

@@ -259,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from tunebench.config.loader import load_project_from_file
     from tunebench.core.atomic import read_jsonl, write_json
-    from tunebench.core.loader import load_project_from_file
     from tunebench.predict.generate import eval_items
     from tunebench.tasks.prompting import PromptTemplate
 

@@ -43,7 +43,7 @@ def _peak_rss_mb() -> float:
 
 
 def _project():
-    from tunebench.core.loader import load_project_from_file
+    from tunebench.config.loader import load_project_from_file
 
     return load_project_from_file(ROOT)
 
@@ -98,8 +98,8 @@ def stage(name: str, folder: Path) -> dict:
 
     from tunebench.core.atomic import read_json, read_jsonl
     from tunebench.core.spec import System
+    from tunebench.predict.score import score_predictions
     from tunebench.report.summary import SummaryInputs, build_summary
-    from tunebench.scoring.score import score_predictions
 
     project = _project()
     extra: dict = {}

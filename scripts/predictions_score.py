@@ -4,7 +4,7 @@ from tunebench.core.job import run_job
 
 def main(sm):
     from tunebench.core.spec import Task
-    from tunebench.scoring.score import score_predictions
+    from tunebench.predict.score import score_predictions
 
     score_predictions(task=Task.from_param(sm.params.task), predictions_path=sm.input.rows,
                       meta_path=sm.input.meta, test_path=sm.input.test,

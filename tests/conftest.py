@@ -74,8 +74,8 @@ def tiny_llama_dir(tmp_path_factory, smollm2_tokenizer_dir) -> Path:
 def routing_split(repo_root, tmp_path):
     """The project and its ticket_routing task, with a 20-row train and a 10-row test split of
     tiny tickets in tmp_path (train.jsonl, test.jsonl)."""
+    from tunebench.config.loader import load_project_from_file
     from tunebench.core.atomic import write_jsonl
-    from tunebench.core.loader import load_project_from_file
 
     project = load_project_from_file(repo_root)
     task = project.tasks["ticket_routing"]

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from conftest import run
+from tunebench.config.loader import load_project_from_file
 from tunebench.core.errors import ConfigError
-from tunebench.core.loader import load_project_from_file
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 

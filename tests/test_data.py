@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tunebench.config.loader import load_project_from_file
 from tunebench.core.atomic import read_json, read_jsonl
 from tunebench.core.errors import DataError
-from tunebench.core.loader import load_project_from_file
 from tunebench.core.schema import load_schema
 from tunebench.data.generators.tickets import INTENTS, NO_PRODUCT, generate
 from tunebench.data.prepare import capped_subset, prepare_splits, write_train_subset

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from tunebench.core.loader import load_project_from_file
+from tunebench.config.loader import load_project_from_file
 
 
 def test_the_gpu_check_config_layers_vllm_and_unsloth_onto_the_test_suite(repo_root):

@@ -209,7 +209,7 @@ def tb(repo: Path, *args: str, env: dict | None = None) -> subprocess.CompletedP
 
 
 def test_what_travels_is_the_suites_own_results_without_work_folders(project_copy):
-    from tunebench.core.loader import load_project_from_file
+    from tunebench.config.loader import load_project_from_file
 
     fake_results(project_copy)
     scope = SyncScope.from_project(load_project_from_file(project_copy, overrides={"suite": "demo"}))
@@ -224,8 +224,8 @@ def test_what_travels_is_the_suites_own_results_without_work_folders(project_cop
 @pytest.mark.parametrize("path", ["../../etc/cron.d/x", "/etc/passwd", "configs/config.yaml",
                                   "results/../Snakefile"])
 def test_a_manifest_cannot_write_outside_the_suites_folders(project_copy, path):
+    from tunebench.config.loader import load_project_from_file
     from tunebench.core.errors import TunebenchError
-    from tunebench.core.loader import load_project_from_file
 
     scope = SyncScope.from_project(load_project_from_file(project_copy, overrides={"suite": "demo"}))
     with pytest.raises(TunebenchError, match="outside this suite's folders"):

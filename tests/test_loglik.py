@@ -9,9 +9,9 @@ import pytest
 
 from tunebench.backends.batching import plan_batches
 from tunebench.backends.transformers_backend import TransformersBackend
+from tunebench.config.loader import load_project_from_file
 from tunebench.core.atomic import read_json, read_jsonl
 from tunebench.core.errors import ConfigError
-from tunebench.core.loader import load_project_from_file
 from tunebench.predict.generate import generate_predictions
 
 ITEMS = ("short", "a somewhat longer item text about a parcel", "x " * 20, "mid item", "y", "refund me now")

@@ -98,7 +98,7 @@ def test_the_task_schema_offers_exactly_the_parsers_there_are(repo_root):
 
 def test_every_configured_task_parses_its_own_targets(repo_root):
     """Each demo task's parser reads each of its own targets, as the prompt writes it, as itself."""
-    from tunebench.core.loader import load_project_from_file
+    from tunebench.config.loader import load_project_from_file
     from tunebench.data.generators import GENERATORS
     from tunebench.tasks.prompting import PromptTemplate
 

@@ -11,7 +11,7 @@ from tunebench.core.atomic import read_json, read_jsonl, write_jsonl
 from tunebench.core.errors import ConfigError, SourceError
 from tunebench.data.models import MODEL_MANIFEST, materialize_model
 from tunebench.predict.generate import generate_predictions
-from tunebench.scoring.score import score_predictions
+from tunebench.predict.score import score_predictions
 
 
 def test_backend_generates_with_left_padding_and_counts_tokens(tiny_llama_dir):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunebench.core.loader import load_project_from_file
+from tunebench.config.loader import load_project_from_file
 from tunebench.predict.generate import cut_at_stop
 from tunebench.tasks.parsing import first_label, first_line, label_mention
 from tunebench.tasks.prompting import PromptTemplate, draw_shots, prompt_hash

@@ -10,9 +10,9 @@ import pytest
 from test_scoring import score, write_cell
 
 from tunebench.benchmarks.score import score_lm_eval
+from tunebench.config.loader import load_project_from_file
 from tunebench.core.atomic import read_json, write_json, write_jsonl
 from tunebench.core.errors import ConfigError
-from tunebench.core.loader import load_project_from_file
 from tunebench.core.records import BENCHMARK_KEYS, TASK_KEYS, ScoreRecord, read_score, record_source
 from tunebench.core.schema import load_schema
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from tunebench.compare.paired import paired_comparison
+from tunebench.config.loader import load_project_from_file
 from tunebench.core.atomic import read_jsonl, write_json, write_jsonl
 from tunebench.core.errors import DataError
-from tunebench.core.loader import load_project_from_file
+from tunebench.predict.score import record_json, score_predictions
 from tunebench.scoring.metrics import bootstrap_ci, exact_match, token_f1
-from tunebench.scoring.score import record_json, score_predictions
 
 BOOT = {"resamples": 200, "confidence": 0.95, "seed": 0}
 PRODUCTS = ["wireless earbuds", "USB-C charger", "the yoga mat", "none", "a Blender!", 'say "café"']
@@ -270,7 +270,7 @@ def test_paired_comparison_equals_the_plain_loop_in_any_block_size(monkeypatch, 
 @pytest.mark.parametrize("max_items", [None, 0, 3, 100])
 def test_the_scored_items_are_those_predict_evaluates(tasks, tmp_path, max_items):
     from tunebench.predict.generate import eval_items
-    from tunebench.scoring.score import read_items
+    from tunebench.predict.score import read_items
 
     paths = write_cell(tmp_path, tasks[0], 12)
     expected = [(r["id"], r["target"]) for r in eval_items(paths["test.jsonl"], max_items)]

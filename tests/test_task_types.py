@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import yaml
 
+from tunebench.config.loader import load_project_from_file
 from tunebench.core.atomic import read_json, read_jsonl, write_json, write_jsonl
 from tunebench.core.errors import ConfigError
-from tunebench.core.loader import load_project_from_file
 from tunebench.core.schema import load_schema
 from tunebench.core.spec import Task
 from tunebench.data.prepare import prepare_splits
 from tunebench.data.sources import fetch_raw
+from tunebench.predict.score import score_predictions
 from tunebench.scoring.metrics import CLASSIFICATION, EXTRACTION
-from tunebench.scoring.score import score_predictions
 from tunebench.tasks import ItemScores, TaskType, register_task_type, task_type, task_type_names
 from tunebench.tasks.parsing import LABEL_PARSERS, PARSERS
 from tunebench.tasks.registry import NO_ANSWER, unregister_task_type

@@ -14,8 +14,8 @@ import textwrap
 import pytest
 import torch
 
+from tunebench.config.loader import load_project_from_file
 from tunebench.core.atomic import read_json, write_jsonl
-from tunebench.core.loader import load_project_from_file
 from tunebench.train.lora import TrainingError, train_adapter, training_examples
 
 HP = {"name": "tiny", "trainer": "peft", "lora": {"r": 4, "alpha": 8, "dropout": 0.0,
@@ -91,7 +91,7 @@ KILL_AT_STEP_4 = textwrap.dedent("""
         self.add_callback(KillAfterSave())
     trl.SFTTrainer.__init__ = patched
 
-    from tunebench.core.loader import load_project_from_file
+    from tunebench.config.loader import load_project_from_file
     from tunebench.train.lora import train_adapter
     repo, tmp, model, hp = sys.argv[1:5]
     project = load_project_from_file(repo)

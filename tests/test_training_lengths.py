@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from tunebench.config.loader import load_project_from_file
 from tunebench.core.atomic import write_jsonl
 from tunebench.core.errors import ConfigError
-from tunebench.core.loader import load_project_from_file
 from tunebench.train.lengths import _PRETOKENS, check_training_length
 from tunebench.train.lora import TrainingError, train_adapter
 

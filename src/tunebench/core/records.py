@@ -1,5 +1,5 @@
 """The score record: what scoring one cell produces, for a task of the project (`source: task`,
-tunebench.scoring.score) and for a general benchmark run through lm-eval (`source: benchmark`,
+tunebench.predict.score) and for a general benchmark run through lm-eval (`source: benchmark`,
 tunebench.benchmarks.score). One type, one schema (configs/schema/score.schema.json); consumers ask
 `source`, never the method, which means only how answers were produced (generate or loglik).
 

@@ -1,6 +1,6 @@
 """The checked project: typed tasks, models, systems and the suite being run.
 
-Built once per workflow parse by `tunebench.core.loader.load_project`; jobs get the parts they need
+Built once per workflow parse by `tunebench.config.loader.load_project`; jobs get the parts they need
 through their rule's params.
 """
 
