@@ -71,7 +71,7 @@ def _suite_results(args) -> Path:
     """--results when given, else the configured suite's results_dir (as the workflow writes it)."""
     if args.results:
         return Path(args.results)
-    from tunebench.core.loader import load_project_from_file
+    from tunebench.config.loader import load_project_from_file
 
     overrides = _config_overrides(args.config)
     if args.suite:
@@ -160,7 +160,7 @@ def _publish(args) -> int:
 def _hub(args) -> int:
     import logging
 
-    from tunebench.core.loader import load_project_from_file
+    from tunebench.config.loader import load_project_from_file
     from tunebench.hub.sync import HubSkip, SyncScope, pull, push
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
