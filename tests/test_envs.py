@@ -191,8 +191,9 @@ class ImportScan:
                 self._scan(child, sink)
             return
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if re.fullmatch(rf"{FIRST_PARTY}(\.\w+)+", node.value):  # python -m tunebench.x
-                self.internal.add(node.value)
+            # python -m tunebench.x, or a registry's lazy entry "tunebench.x:Class" (imported on first use)
+            if re.fullmatch(rf"{FIRST_PARTY}(\.\w+)+(:\w+)?", node.value):
+                self.internal.add(node.value.partition(":")[0])
             elif "import" in node.value:  # python -c "<code>"
                 try:
                     code = ast.parse(node.value)
@@ -283,7 +284,10 @@ if TYPE_CHECKING:
 
 def test_script_needs_follow_tunebench_into_functions():
     needs = {m for n in script_needs(ROOT / "scripts" / "adapter_train.py") for m in n.alternatives[0]}
-    assert {"trl", "peft", "datasets", "unsloth", "yaml", "jsonschema"} <= needs  # training's function imports
+    assert {"trl", "peft", "datasets", "unsloth"} <= needs  # training's function imports
+    assert "jsonschema" not in needs  # a job gets its specs through params: it never loads the project
+    needs = {m for n in script_needs(ROOT / "scripts" / "predictions_generate.py") for m in n.alternatives[0]}
+    assert {"openai", "vllm", "llama_cpp"} <= needs  # the backend registry's lazy "module:Class" entries
     needs = {m for n in script_needs(ROOT / "scripts" / "lm_eval_run.py") for m in n.alternatives[0]}
     assert {"lm_eval", "ifbench", "nltk", "punkt"} <= needs  # through python -m tunebench.benchmarks.worker
 
@@ -570,9 +574,9 @@ ROUTED_ELSEWHERE = {
              "only backend vllm imports it, and get_predict_env runs those jobs in envs/vllm.yaml"),
     "unsloth": ({"tunebench.yaml", "train-cpu.yaml"},
                 "only trainer: unsloth imports it, and TRAIN_ENV is then envs/train-unsloth.yaml"),
-    "llama_cpp": ({"train-cpu.yaml", "train-unsloth.yaml", "vllm.yaml"},
-                  "only backend llamacpp needs it (config's available() probe does without), and "
-                  "get_predict_env runs those jobs in envs/tunebench.yaml, which has it from conda-forge"),
+    "llama_cpp": ({"vllm.yaml"},
+                  "only backend llamacpp needs it, and get_predict_env runs those jobs in "
+                  "envs/tunebench.yaml, which has it from conda-forge"),
 }
 
 

@@ -149,12 +149,16 @@ def run_adapter_train_job(repo_root, tmp_path, *, model_dir, data, hp, prelude: 
     script = repo_root / "scripts" / "adapter_train.py"
     config = yaml.safe_load((repo_root / "configs" / "config.yaml").read_text())
     config["suite"], config["finetune"]["training"] = "test", "unsloth-qlora"
+    from tunebench.config.loader import load_project_from_file
+
+    project = load_project_from_file(repo_root)
     preamble = PythonScript.generate_preamble(
         LocalSourceFile(str(script)), None, None, str(script.parent),
         InputFiles(fromdict={"model": str(model_dir), "train": str(data[0]), "val": str(data[1])}),
         OutputFiles([str(tmp_path / "adapter")]),
-        Params(fromdict={"training": hp, "training_file": "configs/training/unsloth-qlora.yaml",
-                         "work_root": str(tmp_path / "work")}),
+        Params(fromdict={"task": project.tasks["ticket_routing"].to_param("labels"),  # as rules/train.smk
+                         "prompt": project.prompts["ticket_routing"], "training": hp,
+                         "training_file": "configs/training/unsloth-qlora.yaml", "work_root": str(tmp_path / "work")}),
         Wildcards(fromdict={"model": "m", "task": "ticket_routing", "size": "16"}), 1,
         ResourceList(fromdict={"gpu": 1}), Log([str(tmp_path / "adapter_train.log")]), config, "adapter_train",
         conda_env=None, container_img=None, singularity_args=None, env_modules=None, bench_record=None, jobid=1,
