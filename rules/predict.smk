@@ -36,6 +36,7 @@ rule predictions_score:
         rows=rules.predictions_generate.output.rows,
         meta=rules.predictions_generate.output.meta,
         test=LAYOUT.prepared(split="test"),
+        manifest=LAYOUT.prepared(split="manifest"),
     output:
         LAYOUT.task_score(),
     params:

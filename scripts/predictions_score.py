@@ -9,7 +9,7 @@ def main(sm):
     score_predictions(task=Task.from_param(sm.params.task), predictions_path=sm.input.rows,
                       meta_path=sm.input.meta, test_path=sm.input.test,
                       max_items=sm.params.max_items, bootstrap=sm.params.bootstrap,
-                      out_path=sm.output[0])
+                      out_path=sm.output[0], manifest_path=sm.input.manifest)
 
 
 run_job(snakemake, main)  # noqa: F821

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from tunebench.config.loader import load_project_from_file
 from tunebench.core.atomic import read_jsonl, write_json, write_jsonl
 from tunebench.core.errors import DataError
 from tunebench.predict.score import record_json, score_predictions
-from tunebench.scoring.metrics import bootstrap_ci, exact_match, token_f1
+from tunebench.scoring.metrics import bootstrap_ci, exact_match, normalize_answer, token_f1
 
 BOOT = {"resamples": 200, "confidence": 0.95, "seed": 0}
 PRODUCTS = ["wireless earbuds", "USB-C charger", "the yoga mat", "none", "a Blender!", 'say "café"']
@@ -82,13 +83,28 @@ def reference_record(task, paths, max_items=None, bootstrap=BOOT):
     def mean(values):
         return round(float(np.mean(values)), 2) if values else None
 
+    cap = task.generation["max_new_tokens"]
+
+    def error(t, p, pred):  # the error classes, written plainly
+        if (p == t) if task.labels else (normalize_answer(p or "") == normalize_answer(t) and p is not None):
+            return None
+        if pred["tokens_out"] >= cap:
+            return "truncated"
+        if p is None:
+            return "no_answer"
+        if task.labels:
+            return "other_label"
+        return "partial" if set(normalize_answer(p).split()) & set(normalize_answer(t).split()) else "wrong"
+
+    errors = [error(t, p, pred) for t, p, pred in zip(targets, parsed, preds)]
     known = {k: [p[k] for p in preds if p.get(k) is not None] for k in ("tokens_in", "tokens_out", "ttft_s")}
     latencies = [p["latency_s"] for p in preds]
     return {
         "metrics": bootstrap_ci(targets, parsed, task.metrics, labels=task.labels, **bootstrap),
         "parse_failures": sum(p is None for p in parsed), "n": len(items),
-        "items": [{"id": it["id"], "target": t, "parsed": p, "score": round(s, 6)}
-                  for it, t, p, s in zip(items, targets, parsed, scores)],
+        "items": [{"id": it["id"], "target": t, "parsed": p, "score": round(s, 6), "error": e}
+                  for it, t, p, s, e in zip(items, targets, parsed, scores, errors)],
+        "errors": dict(sorted(Counter(e for e in errors if e).items(), key=lambda kv: (-kv[1], kv[0]))),
         "timing": {"latency_p50_s": pct(latencies, 50), "latency_p95_s": pct(latencies, 95),
                    "tokens_in_mean": mean(known["tokens_in"]), "tokens_out_mean": mean(known["tokens_out"]),
                    "ttft_p50_s": pct(known["ttft_s"], 50), "ttft_p95_s": pct(known["ttft_s"], 95)},
@@ -96,7 +112,8 @@ def reference_record(task, paths, max_items=None, bootstrap=BOOT):
 
 
 RECORD_KEYS = ["source", "system", "model", "adapter", "task", "task_type", "prompting", "shots", "method", "parser",
-               "backend", "device", "n", "primary_metric", "metrics", "parse_failures", "items", "timing"]
+               "backend", "device", "n", "n_of", "labels_absent", "primary_metric", "metrics", "parse_failures",
+               "errors", "confusions", "items", "timing"]
 TIMING_KEYS = ["latency_p50_s", "latency_p95_s", "tokens_in_mean", "tokens_out_mean", "ttft_p50_s", "ttft_p95_s",
                "items_per_s", "tokens_out_per_s", "started_at", "finished_at"]
 # computed by the implementation before vectorisation, on write_cell(..., 120, seed=4, api=True)

@@ -7,7 +7,6 @@ prepared and scored by the unchanged package; the only other edit is the enum, i
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +45,8 @@ class YesNo(TaskType):
         first = word[0].strip(".,!").lower() if word else ""
         return {"yes": "yes", "y": "yes", "true": "yes", "no": "no", "n": "no", "false": "no"}.get(first)
 
-    def score_items(self, task: Task, targets: Sequence[str], parsed: Sequence[str | None]) -> ItemScores:
-        scores = [float(self.answer(p) == t) for p, t in zip(parsed, targets)]
+    def score_items(self, task: Task, cell) -> ItemScores:
+        scores = [float(self.answer(p) == t) for p, t in zip(cell["parsed"], cell["target"])]
         return ItemScores(scores, {"exact_match": np.array(scores, dtype=float)})
 
     def miss(self, target: str, parsed: str | None) -> str | None:

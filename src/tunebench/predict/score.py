@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,8 +26,9 @@ from tunebench.tasks import task_type
 log = logging.getLogger(__name__)
 
 TEST_FIELDS = {"id": pl.String, "target": pl.String}
-PREDICTION_FIELDS = {"id": pl.String, "parsed": pl.String, "latency_s": pl.Float64, "tokens_in": pl.Float64,
-                     "tokens_out": pl.Float64, "ttft_s": pl.Float64}
+PREDICTION_FIELDS = {"id": pl.String, "parsed": pl.String, "output": pl.String, "latency_s": pl.Float64,
+                     "tokens_in": pl.Float64, "tokens_out": pl.Float64, "ttft_s": pl.Float64}
+TOP_CONFUSIONS = 10  # (target, answer) pairs a classification cell lists
 
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
@@ -45,13 +48,31 @@ def _read(path: str, fields: dict, n_rows: int | None, fix: str) -> pl.DataFrame
                         fix=fix) from None
 
 
-def read_predictions(path: str) -> pl.DataFrame:
-    return _read(path, PREDICTION_FIELDS, None, "delete the predictions file and rerun to regenerate it")
+def read_predictions(path: str, extra: dict | None = None) -> pl.DataFrame:
+    """The fields scoring reads (and a task type's `prediction_fields`)."""
+    return _read(path, {**PREDICTION_FIELDS, **(extra or {})}, None,
+                 "delete the predictions file and rerun to regenerate it")
 
 
-def read_items(test_path: str, max_items: int | None) -> pl.DataFrame:
-    """The evaluated items: the first `max_items` of the test split (as predict.eval_items)."""
-    return _read(test_path, TEST_FIELDS, max_items or None, "rerun the split_prepare rule to rewrite the split")
+def read_items(test_path: str, max_items: int | None, extra: dict | None = None) -> pl.DataFrame:
+    """The evaluated items: the first `max_items` of the test split (as predict.eval_items), with a
+    task type's `item_fields`."""
+    return _read(test_path, {**TEST_FIELDS, **(extra or {})}, max_items or None,
+                 "rerun the split_prepare rule to rewrite the split")
+
+
+def error_summary(kind, task: Task, cell: pl.DataFrame, scores: list[float]) -> tuple[list, dict, list]:
+    """Each item's error class (None when right), the count per class, and for a labelled task the
+    most frequent (target, answer) confusions."""
+    errors = [kind.error_class(task, {**row, "score": s}) for row, s in zip(cell.iter_rows(named=True), scores)]
+    counts = dict(sorted(Counter(e for e in errors if e is not None).items(), key=lambda kv: (-kv[1], kv[0])))
+    confusions: list[dict] = []
+    if kind.labelled:
+        pairs = Counter((t, p) for t, p, e in zip(cell["target"], cell["parsed"], errors)
+                        if e is not None and p is not None)
+        confusions = [{"target": t, "answer": p, "count": c}
+                      for (t, p), c in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_CONFUSIONS]]
+    return errors, counts, confusions
 
 
 def join_predictions(items: pl.DataFrame, preds: pl.DataFrame, predictions_path: str) -> pl.DataFrame:
@@ -90,19 +111,34 @@ def record_json(record: dict[str, Any]) -> str:
     return head.replace(f'"{marker}"', f"[\n{body}\n  ]", 1)
 
 
+def test_split_size(test_path: str, manifest_path: str | None) -> int:
+    """How many items the whole test split has, before any cap (the prepared manifest's `of`)."""
+    if manifest_path and Path(manifest_path).is_file():
+        test = read_json(manifest_path).get("splits", {}).get("test", {})
+        if "of" in test or "rows" in test:
+            return int(test.get("of", test.get("rows")))
+    with open(test_path, "rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
 def score_predictions(*, task: Task, predictions_path: str, meta_path: str, test_path: str,
-                      max_items: int | None, bootstrap: dict, out_path: str) -> dict:
+                      max_items: int | None, bootstrap: dict, out_path: str,
+                      manifest_path: str | None = None) -> dict:
     """The cell's score record (source task; see tunebench.core.records), written to out_path."""
-    preds = read_predictions(predictions_path)
+    kind = task_type(task.type)
+    preds = read_predictions(predictions_path, kind.prediction_fields)
     meta = read_json(meta_path)
-    cell = join_predictions(read_items(test_path, max_items), preds, predictions_path)
+    cell = join_predictions(read_items(test_path, max_items, kind.item_fields), preds, predictions_path)
     ids, targets, parsed = cell["id"].to_list(), cell["target"].to_list(), cell["parsed"].to_list()
-    scores, values = task_type(task.type).score_items(task, targets, parsed)
-    cis = bootstrap_ci(targets, parsed, task.metrics, labels=task.labels,
+    scores, values, statistics = kind.score_items(task, cell)
+    cis = bootstrap_ci(targets, parsed, task.metrics, labels=task.labels if values is None else None,
                        resamples=bootstrap["resamples"], confidence=bootstrap["confidence"],
-                       seed=bootstrap["seed"], item_values=values)
-    per_item = [{"id": i, "target": t, "parsed": p, "score": round(s, 6)}
-                for i, t, p, s in zip(ids, targets, parsed, scores)]
+                       seed=bootstrap["seed"], item_values=values, statistics=statistics)
+    errors, error_counts, confusions = error_summary(kind, task, cell, scores)
+    n_of = test_split_size(test_path, manifest_path)
+    labels_absent = sorted(set(task.labels) - set(targets)) if task.labels and kind.labelled else None
+    per_item = [{"id": i, "target": t, "parsed": p, "score": round(s, 6), "error": e}
+                for i, t, p, s, e in zip(ids, targets, parsed, scores, errors)]
 
     def known(column: str) -> np.ndarray:  # an endpoint may not report usage: count what is known
         return cell[column].drop_nulls().to_numpy()
@@ -114,6 +150,7 @@ def score_predictions(*, task: Task, predictions_path: str, meta_path: str, test
         backend=meta.get("backend"), device=meta.get("device"),
         n=cell.height, primary_metric=task.primary_metric, metrics=cis,
         parse_failures=cell["parsed"].null_count(),
+        errors=error_counts, confusions=confusions, n_of=n_of, labels_absent=labels_absent,
         items=per_item,
         timing={
             "latency_p50_s": _percentile(cell["latency_s"].to_numpy(), 50),

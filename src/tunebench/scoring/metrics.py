@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -166,9 +166,11 @@ def _concat(parts: list[np.ndarray]) -> np.ndarray:
 def bootstrap_ci(targets: Sequence[str], predictions: Sequence[str | None], metrics: Sequence[str],
                  *, labels: Sequence[str] | None = None, resamples: int = 1000,
                  confidence: float = 0.95, seed: int = 0,
-                 item_values: dict[str, np.ndarray] | None = None) -> dict[str, dict]:
+                 item_values: dict[str, np.ndarray] | None = None,
+                 statistics: dict[str, Callable[[np.ndarray], float]] | None = None) -> dict[str, dict]:
     """Value and percentile bootstrap CI for each metric, resampling items with replacement.
-    Extraction: `item_values` may hold the per-item scores already computed (item_scores)."""
+    `item_values`: per-item scores already computed (the metric is their mean); `statistics`: metrics
+    that are no mean (AUPR, detection F1), as a function of the resampled item positions."""
     n = len(targets)
     alpha = (1 - confidence) / 2
     out: dict[str, dict] = {}
@@ -178,7 +180,8 @@ def bootstrap_ci(targets: Sequence[str], predictions: Sequence[str | None], metr
         return {"value": round(float(value), 6), "ci_low": round(float(lo), 6),
                 "ci_high": round(float(hi), 6), "confidence": confidence, "resamples": resamples}
 
-    unknown = [m for m in metrics if m not in EXTRACTION] if labels is None else []
+    given = {*(item_values or {}), *(statistics or {})}
+    unknown = [m for m in metrics if m not in EXTRACTION and m not in given] if labels is None else []
     if unknown:
         raise KeyError(unknown[0])
     if not n:
@@ -196,14 +199,19 @@ def bootstrap_ci(targets: Sequence[str], predictions: Sequence[str | None], metr
             out[metric] = summarize(value, _concat([b[metric] for b in blocks]))
         return out
 
+    special = {m: f for m, f in (statistics or {}).items() if m in metrics}
+    means = [m for m in metrics if m not in special]
     values = {m: item_values[m] if item_values and m in item_values else item_scores(targets, predictions, m)
-              for m in metrics}
+              for m in means}
     samples: dict[str, list] = {m: [] for m in metrics}
     for index in chunks:
-        for metric in metrics:
+        for metric in means:
             samples[metric].append(np.take(values[metric], index).mean(axis=1))
+        for metric, statistic in special.items():
+            samples[metric].append(np.array([statistic(row) for row in index], dtype=float))
     for metric in metrics:
-        out[metric] = summarize(values[metric].mean(), _concat(samples[metric]))
+        value = special[metric](np.arange(n)) if metric in special else values[metric].mean()
+        out[metric] = summarize(value, _concat(samples[metric]))
     return out
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tunebench.tasks.parsing import PARSERS
 from tunebench.tasks.registry import NO_ANSWER, ItemScores, TaskType, register_task_type
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from tunebench.core.spec import Task
 
 
@@ -21,9 +22,9 @@ class Classification(TaskType):
     labelled = True
     stratify = True
 
-    def score_items(self, task: Task, targets: Sequence[str], parsed: Sequence[str | None]) -> ItemScores:
+    def score_items(self, task: Task, cell: pl.DataFrame) -> ItemScores:
         # The bootstrap computes these metrics from label codes, so no per-item values.
-        return ItemScores([float(p == t) for p, t in zip(parsed, targets)], None)
+        return ItemScores((cell["parsed"] == cell["target"]).fill_null(False).cast(float).to_list(), None)
 
     def miss(self, target: str, parsed: str | None) -> str | None:
         if parsed == target:

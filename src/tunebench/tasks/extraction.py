@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tunebench.scoring.metrics import EXTRACTION, item_scores, normalize_answer
@@ -10,6 +9,8 @@ from tunebench.tasks.parsing import LABEL_PARSERS, PARSERS
 from tunebench.tasks.registry import NO_ANSWER, ItemScores, TaskType, register_task_type
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from tunebench.core.spec import Task
 
 
@@ -22,8 +23,9 @@ class Extraction(TaskType):
     labelled = False
     stratify = False
 
-    def score_items(self, task: Task, targets: Sequence[str], parsed: Sequence[str | None]) -> ItemScores:
+    def score_items(self, task: Task, cell: pl.DataFrame) -> ItemScores:
         # An item's score is its token-F1 when that is the primary metric, else its exact match.
+        targets, parsed = cell["target"].to_list(), cell["parsed"].to_list()
         scored_by = "token_f1" if task.primary_metric == "token_f1" else "exact_match"
         values = {m: item_scores(targets, parsed, m) for m in dict.fromkeys([*task.metrics, scored_by])}
         return ItemScores(values[scored_by].tolist(), values)

@@ -7,23 +7,28 @@ testing its name, so a new type is its own module plus an entry in the task sche
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar, NamedTuple, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 from tunebench.core.errors import ConfigError
 from tunebench.tasks.parsing import LABEL_PARSERS
 
 if TYPE_CHECKING:
     import numpy as np
+    import polars as pl
 
     from tunebench.core.spec import Task
 
 NO_ANSWER = "no_answer"  # a wrong answer's kind when the parser found none
+TRUNCATED = "truncated"  # a wrong answer whose generation stopped at max_new_tokens
 
 
 class ItemScores(NamedTuple):
     scores: list[float]  # each item's score, as the score record lists it
     values: dict[str, np.ndarray] | None  # per-item metric values for the bootstrap; None: from label codes
+    # metrics that are not a mean of per-item values (AUPR, detection F1): metric -> f(resampled item
+    # positions) -> value; the bootstrap resamples them like the others
+    statistics: dict[str, Callable[[np.ndarray], float]] | None = None
 
 
 class TaskType:
@@ -35,6 +40,10 @@ class TaskType:
     parsers: ClassVar[frozenset[str]]  # those a task may choose with `parser:`
     labelled: ClassVar[bool]  # targets come from the task's `labels`: label parsers, `method: loglik`
     stratify: ClassVar[bool]  # splits, train caps and few-shot draws keep the targets' proportions
+    # Scoring reads each evaluated item as one row of a polars frame (`cell`): id, target, parsed,
+    # output, tokens_out, plus these prepared-row and prediction-row fields (name -> polars dtype).
+    item_fields: ClassVar[dict[str, Any]] = {}
+    prediction_fields: ClassVar[dict[str, Any]] = {}
 
     @property
     def prompt_variables(self) -> dict[str, frozenset[str]]:
@@ -65,12 +74,24 @@ class TaskType:
                               fix=f"remove `method: loglik` ({self.name} tasks generate)")
         return parser
 
-    def score_items(self, task: Task, targets: Sequence[str], parsed: Sequence[str | None]) -> ItemScores:
+    def score_items(self, task: Task, cell: pl.DataFrame) -> ItemScores:
+        """Each item's score (and the bootstrap's inputs) from the cell's rows, in test order."""
         raise NotImplementedError
 
     def miss(self, target: str, parsed: str | None) -> str | None:
         """The kind of a wrong answer (NO_ANSWER, or a type's own word); None when it is right."""
         raise NotImplementedError
+
+    def error_class(self, task: Task, item: Mapping[str, Any]) -> str | None:
+        """The error class of one scored item (a row of `cell` plus its `score`), None when right:
+        TRUNCATED when a wrong answer's generation reached max_new_tokens, else `miss`."""
+        kind = self.miss(item["target"], item["parsed"])
+        if kind is None:
+            return None
+        cap = (task.generation or {}).get("max_new_tokens")
+        if cap and item.get("tokens_out") is not None and item["tokens_out"] >= cap:
+            return TRUNCATED
+        return kind
 
 
 T = TypeVar("T", bound=type[TaskType])
