@@ -10,11 +10,14 @@ Chosen per task (`parser:`), never tuned on test items.
   earliest anywhere in the output. It credits invented answers that contain a label
   ("transfer_timing_not_recognised" counts as transfer_timing), so use it knowingly.
 - first_line (extraction): the first non-empty line, stripped of quotes and a trailing period.
+- code_block (code): the first fenced ```python (or ```py) block, else the first untagged ``` block
+  (an unclosed fence runs to the end: a truncated answer), else the whole output, stripped.
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Callable, Sequence
 
 QUOTES = "\"'`*\u201c\u201d\u2018\u2019"  # straight and curly quotes, backticks, markdown emphasis
@@ -108,9 +111,37 @@ def label_mention(output: str, labels: Sequence[str]) -> str | None:
     return best[1] if best else None
 
 
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})\s*([\w+.-]*)")  # an opening fence and its language tag
+PYTHON_TAGS = ("python", "py", "python3")
+
+
+def code_block(output: str, labels=None) -> str | None:
+    """The program in the output: the first fenced python block (```python or ```py), else the first
+    untagged fenced block, else the whole output; dedented and stripped. A fence left open (the
+    answer was cut off) runs to the end. None when that leaves nothing."""
+    blocks: list[tuple[str, list[str]]] = []
+    fence, lines = None, output.splitlines()
+    for line in lines:
+        if fence is None:
+            opening = _FENCE.match(line)
+            if opening:
+                fence = opening.group(1)
+                blocks.append((opening.group(2).lower(), []))
+        elif line.strip().startswith(fence[0] * len(fence)) and not line.strip().strip(fence[0]):
+            fence = None
+        else:
+            blocks[-1][1].append(line)
+    chosen = next((body for tag, body in blocks if tag in PYTHON_TAGS), None)
+    if chosen is None:
+        chosen = next((body for tag, body in blocks if not tag), lines)
+    code = textwrap.dedent("\n".join(chosen)).strip()
+    return code or None
+
+
 PARSERS: dict[str, Callable[..., str | None]] = {
     "first_label": first_label,
     "label_mention": label_mention,
     "first_line": first_line,
+    "code_block": code_block,
 }
 LABEL_PARSERS = frozenset({"first_label", "label_mention"})  # need the task's labels (classification)

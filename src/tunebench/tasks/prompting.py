@@ -13,6 +13,14 @@ from dataclasses import dataclass
 import jinja2
 
 
+class Tests(list):
+    """A code item's test statements for the user part: iterated, the statements; `{{ tests }}`
+    shows them one per line."""
+
+    def __str__(self) -> str:
+        return "\n".join(self)
+
+
 @dataclass(frozen=True)
 class PromptTemplate:
     system: str | None
@@ -32,15 +40,18 @@ class PromptTemplate:
         return self._render(self.assistant, target=target, labels=list(labels or []))
 
     def messages(self, item: dict, shots: list[dict], labels: list[str] | None) -> list[dict]:
-        """Chat messages for one item: system, then (user, assistant) per shot, then the user turn."""
+        """Chat messages for one item: system, then (user, assistant) per shot, then the user turn.
+        Each row's user turn shows its own tests (code)."""
         labels = list(labels or [])
         msgs = []
         if self.system:
             msgs.append({"role": "system", "content": self._render(self.system, labels=labels)})
         for shot in shots:
-            msgs.append({"role": "user", "content": self._render(self.user, input=shot["input"], labels=labels)})
+            msgs.append({"role": "user", "content": self._render(self.user, input=shot["input"], labels=labels,
+                                                          tests=Tests(shot.get("tests") or []))})
             msgs.append({"role": "assistant", "content": self.answer(shot["target"], labels)})
-        msgs.append({"role": "user", "content": self._render(self.user, input=item["input"], labels=labels)})
+        msgs.append({"role": "user", "content": self._render(self.user, input=item["input"], labels=labels,
+                                                      tests=Tests(item.get("tests") or []))})
         return msgs
 
 
