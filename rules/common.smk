@@ -67,9 +67,12 @@ wildcard_constraints:
 
 # Typed specs travel to jobs as params: the plain fields each job reads, which are also what makes
 # Snakemake rerun exactly the jobs whose spec changed (Task.to_param / Task.from_param).
-TASK_DATA = ("type", "source", "fields", "labels", "expected_rows", "split", "file")
-TASK_PREDICT = ("type", "labels", "parser", "generation", "method")
-TASK_SCORE = ("type", "labels", "metrics", "parser")
+TASK_DATA = ("type", "source", "fields", "labels", "auto_labels", "label_names", "expected_rows", "split",
+             "test_sample_size", "test_balance", "abstain", "file")
+TASK_PREDICT = ("type", "labels", "auto_labels", "parser", "generation", "method", "abstain", "context_window",
+                "answer_format")
+TASK_TRAIN = ("type", "labels", "auto_labels", "abstain", "answer_format")
+TASK_SCORE = ("type", "labels", "auto_labels", "metrics", "parser", "generation", "abstain", "execution")
 
 
 def get_task_source(wildcards):

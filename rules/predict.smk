@@ -5,6 +5,7 @@ rule predictions_generate:
         model=get_model_dir,
         train=LAYOUT.prepared(split="train"),
         test=LAYOUT.prepared(split="test"),
+        manifest=LAYOUT.prepared(split="manifest"),
         prompt=get_prompt_file,
     output:
         rows=LAYOUT.prediction_rows(),

@@ -4,11 +4,12 @@ rule adapter_train:
         model=LAYOUT.model_dir(),
         train=get_train_file,
         val=LAYOUT.prepared(split="val"),
+        manifest=LAYOUT.prepared(split="manifest"),
         prompt=get_prompt_file,
     output:
         directory(LAYOUT.adapter_dir()),
     params:
-        task=lambda wildcards: PROJECT.tasks[wildcards.task].to_param("labels"),
+        task=lambda wildcards: PROJECT.tasks[wildcards.task].to_param(*TASK_TRAIN),
         prompt=get_prompt_spec,
         training=PROJECT.training,
         training_file=PROJECT.training_file,

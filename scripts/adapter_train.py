@@ -7,7 +7,7 @@ def main(sm):
     from tunebench.core.spec import Task
     from tunebench.train.lora import train_adapter
 
-    train_adapter(task=Task.from_param(sm.params.task), prompt_spec=sm.params.prompt,
+    train_adapter(task=Task.from_param(sm.params.task).with_labels(sm.input.manifest), prompt_spec=sm.params.prompt,
                   hp=sm.params.training, hp_file=sm.params.training_file, model_dir=model_input(sm),
                   train_path=sm.input.train, val_path=sm.input.val, out_dir=sm.output[0],
                   work_root=sm.params.work_root, threads=sm.threads)

@@ -6,7 +6,7 @@ def main(sm):
     from tunebench.core.spec import Task
     from tunebench.predict.score import score_predictions
 
-    score_predictions(task=Task.from_param(sm.params.task), predictions_path=sm.input.rows,
+    score_predictions(task=Task.from_param(sm.params.task).with_labels(sm.input.manifest), predictions_path=sm.input.rows,
                       meta_path=sm.input.meta, test_path=sm.input.test,
                       max_items=sm.params.max_items, bootstrap=sm.params.bootstrap,
                       out_path=sm.output[0], manifest_path=sm.input.manifest)

@@ -112,7 +112,7 @@ def reference_record(task, paths, max_items=None, bootstrap=BOOT):
 
 
 RECORD_KEYS = ["source", "system", "model", "adapter", "task", "task_type", "prompting", "shots", "method", "parser",
-               "backend", "device", "n", "n_of", "labels_absent", "primary_metric", "metrics", "parse_failures",
+               "backend", "device", "n", "n_of", "labels", "labels_absent", "primary_metric", "metrics", "parse_failures",
                "errors", "confusions", "items", "timing"]
 TIMING_KEYS = ["latency_p50_s", "latency_p95_s", "tokens_in_mean", "tokens_out_mean", "ttft_p50_s", "ttft_p95_s",
                "items_per_s", "tokens_out_per_s", "started_at", "finished_at"]

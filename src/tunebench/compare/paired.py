@@ -60,7 +60,9 @@ def _statistics(score: dict, ids: list[str], labels: list[str] | None) -> tuple[
 def paired_comparison(base: dict, tuned: dict, *, labels: list[str] | None, resamples: int = 1000,
                       confidence: float = 0.95, seed: int = 0) -> list[dict]:
     """One row per metric both scores have: values on the shared items, the difference with its
-    paired-bootstrap interval, and the arrow. The resamples are drawn in blocks (bounded memory)."""
+    paired-bootstrap interval, and the arrow. The resamples are drawn in blocks (bounded memory).
+    `labels`: the task's label set; a record scored with `labels: auto` carries its own."""
+    labels = labels or tuned.get("labels") or base.get("labels")
     tuned_ids = {str(it["id"]) for it in tuned["items"]}
     ids = [str(it["id"]) for it in base["items"] if str(it["id"]) in tuned_ids]
     if not ids:

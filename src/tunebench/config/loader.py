@@ -137,7 +137,11 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
         prompts[name] = load_prompt(root, prompt_path, prompt_schema, kind.prompt_variables)
         tasks[name] = Task(
             name=name, type=doc["type"], description=doc.get("description"), source=src, fields=doc["fields"],
-            labels=tuple(doc["labels"]) if "labels" in doc else None,
+            labels=tuple(doc["labels"]) if isinstance(doc.get("labels"), list) else None,
+            auto_labels=doc.get("labels") == "auto", label_names=tuple(doc.get("label_names") or ()) or None,
+            test_sample_size=doc.get("test_sample_size"), test_balance=doc["test_balance"],
+            abstain=doc.get("abstain"), context_window=doc.get("context_window"),
+            answer_format=doc["answer_format"], execution=doc["execution"],
             expected_rows=doc.get("expected_rows"), split=split,
             train_sizes=tuple(doc["train_sizes"]), prompt=doc["prompt"], parser=parser,
             metrics=tuple(metrics), generation=doc["generation"], method=doc.get("method", "generate"),

@@ -25,7 +25,7 @@ SCORE_SCHEMA = "score.schema.json"  # under configs/schema
 
 # The keys of each kind of record, in the order they are written (the files diff as before).
 TASK_KEYS = ("source", "system", "model", "adapter", "task", "task_type", "prompting", "shots", "method",
-             "parser", "backend", "device", "n", "n_of", "labels_absent", "primary_metric", "metrics",
+             "parser", "backend", "device", "n", "n_of", "labels", "labels_absent", "primary_metric", "metrics",
              "parse_failures", "errors", "confusions", "items", "timing")
 BENCHMARK_KEYS = ("source", "system", "model", "adapter", "task", "kind", "task_type", "prompting", "shots",
                   "parser", "n", "chat_template", "limit", "lm_eval_task", "primary_metric", "metrics",
@@ -80,6 +80,7 @@ class ScoreRecord:
     backend: str | None = None
     device: str | None = None
     n_of: int | None = None  # items in the whole test split (n < n_of: a capped subset)
+    labels: list[str] | None = None  # the label set scored against (labelled tasks)
     labels_absent: list[str] | None = None  # a labelled task's labels no evaluated item has
     errors: dict[str, int] = field(default_factory=dict)  # wrong items per error class
     confusions: list[dict[str, Any]] = field(default_factory=list)  # top (target, answer, count)

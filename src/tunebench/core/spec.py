@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +72,30 @@ class Task(_Param):
     method: str = "generate"
     file: Path = Path()  # the task file, relative to the project root
     prompt_file: Path = field(default=Path(), repr=False, compare=False)  # resolved, for reading it
+    auto_labels: bool = False  # `labels: auto`: the label set is the prepared manifest's
+    label_names: tuple[str, ...] | None = None  # integer target i -> label_names[i]
+    test_sample_size: int | None = None
+    test_balance: bool = False
+    abstain: str | None = None  # extraction: the answer that says "none in this document"
+    context_window: dict | None = None  # extraction: {tokens, stride} words per window
+    answer_format: str = "letter"  # multiple_choice
+    execution: dict = field(default_factory=dict)  # code: {timeout_s, memory_mb}
 
-    _TUPLES = ("labels", "train_sizes", "metrics")
+    _TUPLES = ("labels", "train_sizes", "metrics", "label_names")
     _PATHS = ("file",)
 
     @property
     def primary_metric(self) -> str:
         return self.metrics[0]
+
+    def with_labels(self, manifest: dict | str | Path | None) -> Task:
+        """`labels: auto` resolved from the prepared manifest (split_prepare records the label set);
+        `manifest`: the manifest or its path."""
+        if not self.auto_labels or manifest is None:
+            return self
+        if not isinstance(manifest, dict):
+            manifest = json.loads(Path(manifest).read_text(encoding="utf-8"))
+        return replace(self, labels=tuple(manifest["labels"])) if manifest.get("labels") else self
 
 
 @dataclass(frozen=True)

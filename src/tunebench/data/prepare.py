@@ -13,12 +13,11 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from tunebench.core.atomic import read_jsonl, write_json, write_jsonl
 from tunebench.core.errors import DataError
 from tunebench.core.spec import Task
-from tunebench.data.sources import read_raw, sha256_file
+from tunebench.data.rows import RowMapper, class_names
+from tunebench.data.sources import raw_features, read_raw_splits, sha256_file
 from tunebench.tasks import task_type
 
 log = logging.getLogger(__name__)
@@ -27,53 +26,31 @@ SPLITS = ("train", "val", "test")
 
 
 def to_rows(task: Task, raw_rows: list[dict], raw_name: str, row_schema: dict) -> list[dict]:
-    """Map raw rows to prepared rows {id, input, target, meta}, checking each one."""
-    f_id, f_in, f_tgt = task.fields["id"], task.fields["input"], task.fields["target"]
-    validator = jsonschema.Draft202012Validator(row_schema)
-    labels = set(task.labels or ())
-    seen: dict[str, int] = {}
-    rows = []
-    for i, raw in enumerate(raw_rows):
-        where = f"row {i + 1}"
-        for column, key in ((f_in, "input"), (f_tgt, "target")):
-            if column not in raw or raw[column] is None:
-                raise DataError(f"{where} has no column {column!r} (the task's `fields.{key}`)",
-                                file=raw_name, field=f"fields.{key}",
-                                fix=f"point fields.{key} in {task.file.name} at one of: "
-                                    f"{', '.join(map(str, raw))}")
-        if f_id is not None and f_id not in raw:
-            raise DataError(f"{where} has no id column {f_id!r}", file=raw_name, field="fields.id",
-                            fix="set fields.id to an existing column, or to null to number rows")
-        row: dict[str, Any] = {
-            "id": str(raw[f_id]) if f_id is not None else f"{task.name}-{i:06d}",
-            "input": str(raw[f_in]),
-            "target": str(raw[f_tgt]),
-        }
-        meta = {k: v for k, v in raw.items() if k not in (f_id, f_in, f_tgt)}
-        if meta:
-            row["meta"] = meta
-        error = jsonschema.exceptions.best_match(validator.iter_errors(row))
-        if error is not None:
-            field = ".".join(map(str, error.absolute_path)) or "(row)"
-            raise DataError(f"{where} (id {row['id']!r}): {field}: {error.message}", file=raw_name,
-                            field=field, fix="fix or drop that row in the raw data")
-        if labels and row["target"] not in labels:
-            raise DataError(f"{where} (id {row['id']!r}) has target {row['target']!r}, which is not "
-                            f"in the task's label set", file=raw_name, field="labels",
-                            fix=f"add it to `labels` in {task.file.name} or fix the row")
-        if row["id"] in seen:
-            raise DataError(f"{where} repeats id {row['id']!r} (first seen in row {seen[row['id']] + 1})",
-                            file=raw_name, field="id", fix="make ids unique, or set fields.id: null")
-        seen[row["id"]] = i
-        rows.append(row)
-    return rows
+    """Map raw rows to prepared rows {id, input, target, meta, ...}, checking each one."""
+    return RowMapper(task, row_schema).map(raw_rows, raw_name)
 
 
-def stratified_split(rows: list[dict], val: float, test: float, seed: int, stratify: bool) -> dict:
-    """Split rows into train/val/test, keeping label proportions when `stratify` is set."""
+def group_key(task: Task):
+    """What splits, caps and samples keep in proportion: the label (stratified labelled types), an
+    answer's presence (extraction with `abstain`), else nothing."""
+    if task.split.get("stratify", True) and task_type(task.type).stratify:
+        return lambda row: row["target"]
+    if task.abstain:
+        return lambda row: "present" if row["target"] else "absent"
+    return lambda row: ""
+
+
+def _key(stratify):
+    return stratify if callable(stratify) else (lambda row: row["target"]) if stratify else (lambda row: "")
+
+
+def stratified_split(rows: list[dict], val: float, test: float, seed: int, stratify) -> dict:
+    """Split rows into train/val/test, keeping group proportions (`stratify`: True for the target,
+    a function of the row, or False)."""
     groups: dict[str, list[dict]] = defaultdict(list)
+    key = _key(stratify)
     for row in rows:
-        groups[row["target"] if stratify else ""].append(row)
+        groups[key(row)].append(row)
     rng = random.Random(seed)
     out: dict[str, list[dict]] = {s: [] for s in SPLITS}
     for key in sorted(groups):
@@ -89,13 +66,15 @@ def stratified_split(rows: list[dict], val: float, test: float, seed: int, strat
     return out
 
 
-def capped_subset(rows: list[dict], n: int, seed: int, stratify: bool) -> list[dict]:
-    """A stratified subset of `n` rows; smaller caps are subsets of larger ones (same seed)."""
+def capped_subset(rows: list[dict], n: int, seed: int, stratify, balance: bool = False) -> list[dict]:
+    """A stratified subset of `n` rows; smaller caps are subsets of larger ones (same seed).
+    `balance`: as many of each group as it has, up to an equal share (not the proportions)."""
     if n >= len(rows):
         return list(rows)
     groups: dict[str, list[dict]] = defaultdict(list)
+    key = _key(stratify)
     for row in rows:
-        groups[row["target"] if stratify else ""].append(row)
+        groups[key(row)].append(row)
     rng = random.Random(seed)
     ranked = []
     for g, key in enumerate(sorted(groups)):
@@ -103,70 +82,108 @@ def capped_subset(rows: list[dict], n: int, seed: int, stratify: bool) -> list[d
         rng.shuffle(members)
         # Member j of a group of size m sits at (j + 0.5) / m: any prefix of the merged order
         # holds each group in proportion to its size, and a smaller cap is a prefix of a larger.
-        ranked += [((j + 0.5) / len(members), g, r) for j, r in enumerate(members)]
+        ranked += [((j + 0.5) / (1 if balance else len(members)), g, r) for j, r in enumerate(members)]
     order = [r for _, _, r in sorted(ranked, key=lambda t: (t[0], t[1]))]
     chosen = {r["id"] for r in order[:n]}
     return [r for r in rows if r["id"] in chosen]
 
 
-def check_rows(task: Task, raw_rows: list[dict], raw_name: str, row_schema: dict, refetch: str) -> list[dict]:
-    """Every check of a task's raw rows (count, columns, schema, labels, ids): the prepared rows."""
-    if not raw_rows:
+def _check_count(task: Task, n_rows: int, split: str | None, raw_name: str, refetch: str) -> None:
+    expected = task.expected_rows
+    if isinstance(expected, dict):
+        expected = expected.get(split or "") if split else None
+    if expected is not None and n_rows != expected:
+        where = f"the {split} split has" if split else "raw data has"
+        raise DataError(f"{where} {n_rows} rows but the task expects {expected} (truncated or stale download?)",
+                        file=raw_name, field=f"expected_rows{'.' + split if split else ''}",
+                        fix=f"{refetch}, or correct expected_rows in {task.file.name}")
+
+
+def check_rows(task: Task, raw_rows: list[dict] | dict, raw_name: str, row_schema: dict, refetch: str,
+               features: dict | None = None) -> dict[str | None, list[dict]]:
+    """Every check of a task's raw rows (counts, columns, schema, labels, ids): the prepared rows per
+    official split (key None: one pool to split)."""
+    parts = raw_rows if isinstance(raw_rows, dict) else {None: raw_rows}
+    if not any(parts.values()):
         raise DataError("the raw data has no rows", file=raw_name, field="source",
                         fix=f"check the source in {task.file.name}, then {refetch}")
-    if task.expected_rows is not None and len(raw_rows) != task.expected_rows:
-        raise DataError(
-            f"raw data has {len(raw_rows)} rows but the task expects {task.expected_rows} "
-            f"(truncated or stale download?)", file=raw_name, field="expected_rows",
-            fix=f"{refetch}, or correct expected_rows in {task.file.name}",
-        )
-    return to_rows(task, raw_rows, raw_name, row_schema)
+    if isinstance(task.expected_rows, int):
+        _check_count(task, sum(map(len, parts.values())), None, raw_name, refetch)
+    elif isinstance(task.expected_rows, dict):
+        for name in task.expected_rows:
+            _check_count(task, len(parts.get(name, [])), name, raw_name, refetch)
+    mapper = RowMapper(task, row_schema, features)
+    return {split: mapper.map(rows, raw_name, split) for split, rows in parts.items()}
 
 
 def check_local_source(task: Task, root: Path, row_schema: dict) -> None:
     """A task whose rows are a local file is checked when the workflow loads, before any job: bad
     rows would otherwise stop the run only after the model work had started beside them."""
-    from tunebench.data.sources import _format_of, local_data_files, read_file_rows
+    from tunebench.data.sources import _format_of, hf_features, local_split_files, read_file_rows
 
     root = Path(root)
     task_file = str(task.file.relative_to(root)) if task.file.is_relative_to(root) else str(task.file)
-    files = local_data_files(task.source, root, config_file=task_file)
+    files = local_split_files(task.source, root, config_file=task_file)
     shown = task.source["path"]
-    rows = []
-    for f in files:
+    parts: dict[str | None, list[dict]] = {}
+    for split, f in files:
         try:
-            rows += read_file_rows(f, _format_of(f, task.source.get("format")))
+            parts.setdefault(split, []).extend(read_file_rows(f, _format_of(f, task.source.get("format"))))
         except DataError as exc:  # name the file as the user wrote it
             raise DataError(exc.problem, file=str(f.relative_to(root)) if f.is_relative_to(root) else str(f),
                             field=exc.field, fix=exc.fix) from None
-    check_rows(task, rows, shown, row_schema, refetch=f"fix {shown}")
+    features = next((feat for feat in (hf_features(f) for _, f in files) if feat), None)
+    check_rows(task, parts, shown, row_schema, refetch=f"fix {shown}", features=features)
+
+
+def label_set(task: Task, rows: list[dict], features: dict) -> list[str] | None:
+    """A labelled task's labels: as configured, or (`labels: auto`) the ClassLabel names / label_names,
+    else the distinct targets of the data, sorted."""
+    if not task_type(task.type).labelled:
+        return None
+    if task.labels:
+        return list(task.labels)
+    return class_names(task, features) or sorted({r["target"] for r in rows})
 
 
 def prepare_splits(task: Task, raw_dir: str | Path, out_paths: dict[str, str], manifest_path: str,
                    row_schema: dict) -> dict:
     raw_dir = Path(raw_dir)
-    rows = check_rows(task, read_raw(raw_dir), str(raw_dir), row_schema,
-                      refetch=f"delete {raw_dir} and rerun to fetch it again")
-    split = task.split
-    kind = task_type(task.type)
-    stratify = split["stratify"] and kind.stratify
-    parts = stratified_split(rows, split["val"], split["test"], split["seed"], stratify)
+    features = raw_features(raw_dir)
+    refetch = f"delete {raw_dir} and rerun to fetch it again"
+    official = check_rows(task, read_raw_splits(raw_dir), str(raw_dir), row_schema, refetch, features)
+    split, key = task.split, group_key(task)
+    if None in official:  # one pool: carve all three
+        parts = stratified_split(official[None], split["val"], split["test"], split["seed"], key)
+    else:
+        train = official.get("train", [])
+        carve_test = 0.0 if "test" in official else split["test"]
+        carve_val = 0.0 if "validation" in official else split["val"]
+        parts = stratified_split(train, carve_val, carve_test, split["seed"], key)
+        parts["test"] = official.get("test", parts["test"])
+        parts["val"] = official.get("validation", parts["val"])
+    every = [r for rows in parts.values() for r in rows]
     for name in SPLITS:
         if not parts[name]:
-            raise DataError(f"the {name} split is empty ({len(rows)} rows in all)", file=str(raw_dir),
+            raise DataError(f"the {name} split is empty ({len(every)} rows in all)", file=str(raw_dir),
                             field="split", fix=f"use more rows or larger split fractions in {task.file.name}")
-    if task.labels:
-        missing = sorted(set(task.labels) - {r["target"] for r in parts["train"]})
+    whole_test = len(parts["test"])
+    if task.test_sample_size:
+        parts["test"] = capped_subset(parts["test"], task.test_sample_size, split["seed"], key, task.test_balance)
+    labels = label_set(task, every, features)
+    if labels:
+        missing = sorted(set(labels) - {r["target"] for r in parts["train"]})
         if missing:
-            log.warning("labels with no training example: %s", ", ".join(missing))
-    manifest: dict[str, Any] = {"task": task.name, "rows": len(rows), "splits": {}}
+            log.warning("labels with no training example: %s", ", ".join(missing[:20]))
+    manifest: dict[str, Any] = {"task": task.name, "rows": len(every), "splits": {},
+                                "official_splits": sorted(s for s in official if s), "labels": labels}
     for name in SPLITS:
         write_jsonl(out_paths[name], parts[name])
         manifest["splits"][name] = {
             "rows": len(parts[name]),
+            **({"of": whole_test} if name == "test" else {}),
             "sha256": sha256_file(Path(out_paths[name])),
-            "labels": dict(sorted(Counter(r["target"] for r in parts[name]).items()))
-            if kind.labelled else None,
+            "labels": dict(sorted(Counter(r["target"] for r in parts[name]).items())) if labels else None,
         }
     write_json(manifest_path, manifest)
     log.info("prepared %s: %s", task.name, {k: v["rows"] for k, v in manifest["splits"].items()})
@@ -178,5 +195,5 @@ def write_train_subset(task: Task, train_path: str, n: int, out_path: str) -> in
     if n > len(rows):
         raise DataError(f"train size {n} exceeds the {len(rows)} training rows", file=str(task.file),
                         field="train_sizes", fix=f"use sizes up to {len(rows)}, or `full`")
-    subset = capped_subset(rows, n, task.split["seed"], task.split["stratify"] and task_type(task.type).stratify)
+    subset = capped_subset(rows, n, task.split["seed"], group_key(task))
     return write_jsonl(out_path, subset)

@@ -1,5 +1,7 @@
 """Raw data sources behind one interface: `fetch_raw(source, out_dir)` writes the raw files
-untouched plus a manifest; `read_raw(raw_dir)` gives the rows back as dicts.
+untouched plus a manifest; `read_raw(raw_dir)` gives the rows back as dicts, `read_raw_splits` per
+official split (a source with `splits:`), `raw_features` the columns' Hugging Face features (ClassLabel
+names) as the parquet files written by `datasets` carry them.
 
 Kinds: generated (a registered generator), package (a file inside an installed distribution),
 hub (a dataset repo on the Hugging Face Hub, through huggingface_hub's snapshot_download, so its
@@ -8,6 +10,7 @@ cache, revisions and HF_HUB_OFFLINE work as usual), local (a file or folder).
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import hashlib
 import importlib.metadata
@@ -87,14 +90,55 @@ def read_file_rows(path: Path, fmt: str) -> list[dict]:
     return frame.to_dicts()
 
 
-def _write_manifest(out: Path, source: dict, files: list[Path], fmt: str, n_rows: int) -> None:
+def hf_features(path: Path) -> dict | None:
+    """The `datasets` features a parquet file carries in its schema metadata (key `huggingface`:
+    {"info": {"features": {column: {"_type": "ClassLabel", "names": [...]}, ...}}}), if any."""
+    if path.suffix != ".parquet":
+        return None
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    try:
+        info = json.loads(meta[b"huggingface"])
+    except (KeyError, ValueError):
+        return None
+    features = info.get("info", {}).get("features")
+    return features if isinstance(features, dict) else None
+
+
+def _write_manifest(out: Path, source: dict, files: list[Path], fmt: str, n_rows: int,
+                    splits: list[str | None] | None = None) -> None:
+    features = next((f for f in map(hf_features, files) if f), None)
     manifest = {
         "source": source,
         "format": fmt,
-        "files": [{"path": str(f.relative_to(out)), "sha256": sha256_file(f)} for f in files],
+        "files": [{"path": str(f.relative_to(out)), "sha256": sha256_file(f),
+                   **({"split": splits[i]} if splits and splits[i] else {})} for i, f in enumerate(files)],
         "rows": n_rows,
+        **({"features": features} if features else {}),
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def _globs(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def split_files(source: dict, base: Path, files: list[Path], config_file: str | None = None) -> list[tuple[str, Path]]:
+    """(split, file) for a source with `splits:` (globs relative to `base`), each split's files sorted;
+    a split whose globs match nothing is an error naming it."""
+    out = []
+    for split, pattern in source["splits"].items():
+        matched = sorted(f for f in files
+                         if any(fnmatch.fnmatch(f.relative_to(base).as_posix(), g) for g in _globs(pattern)))
+        if not matched:
+            shown = [f.relative_to(base).as_posix() for f in files][:8]
+            raise SourceError(f"no data file matches splits.{split} ({', '.join(_globs(pattern))})",
+                              file=config_file, field=f"source.splits.{split}",
+                              fix=f"use globs relative to {'the repo' if source['kind'] == 'hub' else source.get('path')}; "
+                                  f"files there: {', '.join(shown) or '(none)'}")
+        out += [(split, f) for f in matched]
+    return out
 
 
 def hub_snapshot(repo_id: str, *, repo_type: str, revision: str = "main",
@@ -120,7 +164,18 @@ def local_data_files(source: dict, root: str | Path = ".", config_file: str | No
     if not path.exists():
         raise SourceError(f"local data {source['path']} does not exist", file=config_file, field="source.path",
                           fix="point source.path at an existing file or folder (relative to the project)")
-    return [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in FORMATS)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in FORMATS)
+    return files
+
+
+def local_split_files(source: dict, root: str | Path = ".", config_file: str | None = None) -> list[tuple[str | None, Path]]:
+    """(split, file) of a `kind: local` source; split None without `splits:`."""
+    files = local_data_files(source, root, config_file)
+    if not source.get("splits"):
+        return [(None, f) for f in files]
+    path = Path(source["path"])
+    base = path if path.is_absolute() else Path(root) / path
+    return list(split_files(source, base, files, config_file))
 
 
 def fetch_raw(source: dict, out_dir: str | Path, root: str | Path = ".") -> dict:
@@ -138,38 +193,53 @@ def fetch_raw(source: dict, out_dir: str | Path, root: str | Path = ".") -> dict
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             _write_manifest(tmp, source, [target], "jsonl", len(rows))
         else:
+            split_of: list[tuple[str | None, Path]]
             if kind == "package":
-                src_files = [package_file(source["distribution"], source["path"])]
+                split_of = [(None, package_file(source["distribution"], source["path"]))]
             elif kind == "hub":
                 patterns = source.get("data_files")
+                if source.get("splits"):
+                    patterns = [g for v in source["splits"].values() for g in _globs(v)]
                 snap = hub_snapshot(source["repo_id"], repo_type="dataset",
                                     revision=source.get("revision", "main"),
                                     patterns=[patterns] if isinstance(patterns, str) else patterns)
-                src_files = sorted(p for p in snap.rglob("*")
-                                   if p.is_file() and (p.suffix in FORMATS or p.name.endswith(".jsonl.gz")))
+                found = sorted(p for p in snap.rglob("*")
+                               if p.is_file() and (p.suffix in FORMATS or p.name.endswith(".jsonl.gz")))
+                split_of = (list(split_files(source, snap, found)) if source.get("splits")
+                            else [(None, f) for f in found])
             else:
-                src_files = local_data_files(source, root)
-            if not src_files:
+                split_of = local_split_files(source, root)
+            if not split_of:
                 raise SourceError(f"no data files found for source {source}", field="source",
                                   fix="check data_files / path")
             copied, n_rows = [], 0
-            fmt = _format_of(src_files[0], source.get("format"))
-            for i, f in enumerate(src_files):
-                dest = tmp / "files" / f"{i:03d}-{f.name}"
+            fmt = _format_of(split_of[0][1], source.get("format"))
+            for i, (split, f) in enumerate(split_of):
+                dest = tmp / "files" / (split or "") / f"{i:03d}-{f.name}"
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(f, dest)
                 copied.append(dest)
                 n_rows += len(read_file_rows(dest, fmt))
-            _write_manifest(tmp, source, copied, fmt, n_rows)
+            _write_manifest(tmp, source, copied, fmt, n_rows, [s for s, _ in split_of])
     manifest = read_json(out_dir / MANIFEST)
     log.info("raw data: %s rows from %s source into %s", manifest["rows"], kind, out_dir)
     return manifest
 
 
 def read_raw(raw_dir: str | Path) -> list[dict]:
+    return [row for rows in read_raw_splits(raw_dir).values() for row in rows]
+
+
+def read_raw_splits(raw_dir: str | Path) -> dict[str | None, list[dict]]:
+    """The raw rows per official split (key None: a source without `splits:`)."""
     raw_dir = Path(raw_dir)
     manifest = read_json(raw_dir / MANIFEST)
-    rows = []
+    out: dict[str | None, list[dict]] = {}
     for entry in manifest["files"]:
-        rows.extend(read_file_rows(raw_dir / entry["path"], manifest["format"]))
-    return rows
+        out.setdefault(entry.get("split"), []).extend(read_file_rows(raw_dir / entry["path"], manifest["format"]))
+    return out
+
+
+def raw_features(raw_dir: str | Path) -> dict:
+    """The Hugging Face features the raw files carry ({} when none)."""
+    return read_json(Path(raw_dir) / MANIFEST).get("features") or {}

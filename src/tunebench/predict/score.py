@@ -150,7 +150,8 @@ def score_predictions(*, task: Task, predictions_path: str, meta_path: str, test
         backend=meta.get("backend"), device=meta.get("device"),
         n=cell.height, primary_metric=task.primary_metric, metrics=cis,
         parse_failures=cell["parsed"].null_count(),
-        errors=error_counts, confusions=confusions, n_of=n_of, labels_absent=labels_absent,
+        errors=error_counts, confusions=confusions, n_of=n_of,
+        labels=list(task.labels) if task.labels and kind.labelled else None, labels_absent=labels_absent,
         items=per_item,
         timing={
             "latency_p50_s": _percentile(cell["latency_s"].to_numpy(), 50),

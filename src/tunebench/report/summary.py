@@ -72,12 +72,14 @@ class SummaryInputs:
         system) to its file or folder. Every score is checked against the score schema."""
         root = Path(root)
         score_schema = load_schema(root, SCORE_SCHEMA)
+        manifests = {name: read_json(path) for name, path in prepared_manifests.items()}
+        tasks = {name: task.with_labels(manifests.get(name, {})) for name, task in tasks.items()}  # labels: auto
         return cls(
             suite=suite, config_hash=config_hash, root=root,
             schema=schema if schema is not None else load_schema(root, "summary.schema.json"),
             scores=[read_score(p, score_schema) for p in score_paths], tasks=tasks,
-            splits={name: {k: v["rows"] for k, v in read_json(path)["splits"].items()}
-                    for name, path in prepared_manifests.items()},
+            splits={name: {k: v["rows"] for k, v in manifest["splits"].items()}
+                    for name, manifest in manifests.items()},
             models={name: read_json(Path(d) / MODEL_MANIFEST) for name, d in model_dirs.items()},
             systems=systems or {},
             trainings={name: read_json(Path(d) / TRAINING_RECORD) for name, d in (adapter_records or {}).items()},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tunebench.tasks.parsing import PARSERS
 from tunebench.tasks.registry import NO_ANSWER, ItemScores, TaskType, register_task_type
 
 if TYPE_CHECKING:
@@ -18,7 +17,7 @@ class Classification(TaskType):
     name = "classification"
     metrics = ("accuracy", "macro_f1", "weighted_f1")
     default_parser = "first_label"
-    parsers = frozenset(PARSERS)
+    parsers = frozenset({"first_label", "label_mention", "first_line"})
     labelled = True
     stratify = True
 
