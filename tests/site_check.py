@@ -60,6 +60,7 @@ def inspect_site(site_dir: str | Path, screenshot: str | Path | None = None, vol
             leaderboard_rows: document.querySelectorAll('#leaderboard tbody tr').length,
             leaderboard_text: document.querySelector('#leaderboard').innerText,
             cost_text: document.querySelector('#cost').innerText,
+            errors_text: document.querySelector('#errors').innerText,
             run_line: document.getElementById('run-line').innerText,
         })""")
         if screenshot:

@@ -74,6 +74,9 @@ def test_the_dashboard_renders_the_demo_results_in_chromium(demo_run):
     assert busy["charts"][-1]["data"][0] == pytest.approx(expected) and busy["errors"] == []
     assert "TCO at 20,000,000/day" in busy["cost_text"]
     assert png_size(shot)[1] > 1500  # the whole page: leaderboard, charts, tables
+    wrong = next(r for r in summary["errors"] if r["wrong"])  # error classes per cell, as summary.json has them
+    assert f"{wrong['wrong']} of {wrong['n']}" in page["errors_text"]
+    assert all(k in page["errors_text"] for k in wrong["errors"])
 
 
 @needs_chromium
@@ -82,7 +85,7 @@ def test_an_empty_run_says_not_run_yet_everywhere_without_errors(tmp_path, chart
     for target in (tmp_path / "site", tmp_path / "one.html"):
         page = inspect_site(target)
         assert page["errors"] == [] and page["charts"] == []
-        assert page["empty"] == ["leaderboard", "tasks", "forgetting", "gates", "cost", "agreement"]
+        assert page["empty"] == ["leaderboard", "tasks", "errors", "forgetting", "gates", "cost", "agreement"]
 
 
 @needs_chromium

@@ -187,6 +187,26 @@
     }
   }
 
+  function errors() {
+    const rows = (D.errors || []).filter((r) => r.wrong > 0);
+    if (!rows.length) return empty("errors", "no wrong answers to classify yet.");
+    for (const task of [...new Set(rows.map((r) => r.task))]) {
+      const mine = rows.filter((r) => r.task === task);
+      const classes = [...new Set(mine.flatMap((r) => Object.keys(r.errors)))];
+      const info = D.tasks[task] || {};
+      const coverage = info.test_of !== undefined ? ` · n=${info.evaluated} of ${info.test_of}` : "";
+      const labels = info.labels ? ` · ${info.labels.length} labels` : "";
+      body("errors").append(el("h3", {}, `${task}${labels}${coverage}`));
+      body("errors").append(table([
+        { label: "system", get: (r) => r.system },
+        { label: "prompting", get: (r) => r.prompting },
+        { label: "wrong", num: true, get: (r) => `${r.wrong} of ${r.n}`, sort: (r) => r.wrong },
+        ...classes.map((k) => ({ label: k, num: true, get: (r) => String(r.errors[k] || 0), sort: (r) => r.errors[k] || 0 })),
+        { label: "top confusions", get: (r) => r.confusions.slice(0, 3).map((c) => `${c.target} → ${c.answer} (${c.count})`).join("; ") },
+      ], mine, true));
+    }
+  }
+
   function forgetting() {
     const reports = (D.comparisons || []).filter((r) => r.rows && r.rows.length);
     if (!reports.length) return empty("forgetting", "no fine-tuned system has been compared with its base yet.");
@@ -347,14 +367,14 @@
   }
 
   if (!D) {
-    for (const id of ["leaderboard", "tasks", "forgetting", "gates", "cost", "agreement", "provenance"]) {
+    for (const id of ["leaderboard", "tasks", "errors", "forgetting", "gates", "cost", "agreement", "provenance"]) {
       empty(id, "no data.js next to this page: build it with `snakemake --cores 2 results/summary.json`.");
     }
     return;
   }
   Chart.defaults.font.size = 11;
   header();
-  for (const [name, fn] of [["leaderboard", leaderboard], ["tasks", tasks], ["forgetting", forgetting], ["gates", gates],
+  for (const [name, fn] of [["leaderboard", leaderboard], ["tasks", tasks], ["errors", errors], ["forgetting", forgetting], ["gates", gates],
     ["cost", cost], ["agreement", agreement], ["provenance", provenance]]) {
     try { fn(); } catch (err) {
       console.error(`section ${name}:`, err);

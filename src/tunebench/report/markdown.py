@@ -29,6 +29,8 @@ def _shown_cell(cell: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fmt(cell: dict) -> str:
+    if cell["value"] is None:  # a metric the outputs cannot give (the score record says why)
+        return "n/a"
     return f"{cell['value']:.3f} [{cell['ci_low']:.3f}, {cell['ci_high']:.3f}]"
 
 
@@ -43,6 +45,7 @@ def markdown(summary: dict) -> str:
                   + (f"parser `{info['parser']}`; " if info.get("parser") else "") +
                   f"splits {', '.join(f'{k} {v}' for k, v in info['splits'].items())}. "
                   "Values with bootstrap confidence intervals over test items.", ""]
+        lines += _coverage(info)
         if info.get("chat_template") is not None:
             limit = info.get("limit")
             shown = ("all items" if not limit else f"{limit:.0%} of the items" if limit < 1
@@ -70,6 +73,10 @@ def markdown(summary: dict) -> str:
         ordered = ["system", "prompting"] + [m for m in info["metrics"] if m in table.columns] + [
             "method", "n", "parse_failures", "latency_p50_s", "latency_p95_s", "tokens_in_mean", "tokens_out_mean"]
         lines += [markdown_table(table.select(ordered)), ""]
+        lines += errors_markdown(summary, task)
+        missing = [c for c in summary["cells"] if c["task"] == task and c.get("unavailable")]
+        lines += [f"n/a: {c['metric']} of {c['system']} {c['prompting']}: {c['unavailable']}." for c in missing]
+        lines += [""] if missing else []
     lines += comparison_markdown(summary)
     if summary.get("comparisons"):
         lines += _plot(summary, "forgetting.png", "fine-tuned minus base, percentage points")
@@ -89,6 +96,35 @@ def markdown(summary: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _coverage(info: dict) -> list[str]:
+    """How many labels the task has and how much of its test split the cells evaluate."""
+    parts = []
+    if info.get("labels"):
+        absent = info.get("labels_absent") or []
+        parts.append(f"{len(info['labels'])} labels" + (f", {len(absent)} of them absent from the evaluated items"
+                                                         if absent else ", every one among the evaluated items"))
+    if info.get("test_of") is not None:
+        n, of = info["evaluated"], info["test_of"]
+        parts.append(f"n = {n} of {of} test items" + (" (the whole test split)" if n == of else " (a subset)"))
+    return [f"{'; '.join(parts)}.", ""] if parts else []
+
+
+def errors_markdown(summary: dict, task: str) -> list[str]:
+    """Wrong items per error class for each cell of a task, and its most frequent confusions."""
+    rows = [r for r in summary.get("errors") or [] if r["task"] == task]
+    if not rows or not any(r["wrong"] for r in rows):
+        return []
+    classes = sorted({k for r in rows for k in r["errors"]}, key=lambda k: -sum(r["errors"].get(k, 0) for r in rows))
+    table = pl.DataFrame([{"system": r["system"], "prompting": r["prompting"], "wrong": f"{r['wrong']} of {r['n']}",
+                           **{k: r["errors"].get(k, 0) for k in classes}} for r in rows])
+    lines = ["Errors by class:", "", markdown_table(table), ""]
+    confused = [(r, c) for r in rows for c in r["confusions"][:3]]
+    if confused:
+        lines += ["Top confusions (target -> answer, count): " + "; ".join(
+            f"{r['system']} {r['prompting']}: {c['target']} -> {c['answer']} ({c['count']})" for r, c in confused), ""]
+    return lines
 
 
 def comparison_markdown(summary: dict) -> list[str]:

@@ -105,6 +105,8 @@ def cells_from_score(score: ScoreRecord) -> list[dict[str, Any]]:
         cell.update({k: score.timing.get(k) for k in CELL_TIMING})
         if "stderr" in stats:
             cell["stderr"] = stats["stderr"]
+        if "unavailable" in stats:  # value None: the outputs cannot give it (aupr without log-probs)
+            cell["unavailable"] = stats["unavailable"]
         if score.is_benchmark:
             cell.update(unscored=score.unscored_count, filter=stats.get("filter"), ci_method=stats.get("ci_method"),
                         partial=bool(score.partial))
@@ -133,6 +135,8 @@ def build_summary(inputs: SummaryInputs) -> dict[str, Any]:
     for score in scores:
         if score.task not in task_info:
             task_info[score.task] = _benchmark_info(score)
+        elif not score.is_benchmark and score.n_of is not None:  # what the cells evaluate of the test split
+            task_info[score.task].update(evaluated=score.n, test_of=score.n_of, labels_absent=score.labels_absent)
     commit, dirty = git_state(inputs.root)
     # the run window covers every timed job that fed the summary: predictions, lm-eval runs, training
     trainings = list(inputs.trainings.values())
@@ -175,8 +179,17 @@ def build_summary(inputs: SummaryInputs) -> dict[str, Any]:
             if cell["source"] != BENCHMARK:
                 cell["cost_per_query_usd"] = per_cell.get((cell["system"], cell["task"], cell["prompting"]))
     summary["agreement"] = inputs.agreement
+    summary["errors"] = error_rows(scores)
     jsonschema.validate(summary, inputs.schema)
     return summary
+
+
+def error_rows(scores: list[ScoreRecord]) -> list[dict[str, Any]]:
+    """Per task cell: how many items were wrong, by error class, and the top confusions."""
+    rows = [{"system": s.system, "task": s.task, "prompting": s.prompting, "method": s.method, "n": s.n,
+             "wrong": sum(s.errors.values()), "errors": s.errors, "confusions": s.confusions[:5]}
+            for s in scores if not s.is_benchmark]
+    return sorted(rows, key=lambda r: (r["task"], r["system"], r["prompting"]))
 
 
 def cost_report(scores: list[ScoreRecord], costs: Costs, adapters: dict[str, dict[str, Any]]) -> dict[str, Any]:
