@@ -10,7 +10,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from tunebench.compare.baseline import load_baseline  # noqa: E402
 from tunebench.config.loader import check_targets, load_project  # noqa: E402
 from tunebench.core.layout import NLTK as NLTK_DIR  # noqa: E402
-from tunebench.core.spec import System  # noqa: E402
+from tunebench.core.spec import System, parse_prompting  # noqa: E402
 from tunebench.core.errors import TunebenchError  # noqa: E402
 from tunebench.hub.scope import SyncScope  # noqa: E402
 from tunebench.report.site import CHARTJS as CHARTJS_PATH  # noqa: E402
@@ -58,7 +58,7 @@ wildcard_constraints:
     task=_one_of(PROJECT.tasks),
     benchmark=_one_of(PROJECT.benchmarks),
     system=r"[A-Za-z0-9][A-Za-z0-9_.@+-]*",
-    prompting=r"[0-9]+shot",
+    prompting=r"[0-9]+shot(-[a-z]+)?",  # 5shot, or 5shot-loglik: another of the task's methods
     n=r"[0-9]+",
     size=r"[0-9]+|full",
     a=_one_of(PROJECT.models),
@@ -69,7 +69,7 @@ wildcard_constraints:
 # Snakemake rerun exactly the jobs whose spec changed (Task.to_param / Task.from_param).
 TASK_DATA = ("type", "source", "fields", "labels", "auto_labels", "label_names", "expected_rows", "split",
              "test_sample_size", "test_balance", "abstain", "file")
-TASK_PREDICT = ("type", "labels", "auto_labels", "parser", "generation", "method", "abstain", "context_window",
+TASK_PREDICT = ("type", "labels", "auto_labels", "parser", "generation", "abstain", "context_window",
                 "answer_format")
 TASK_TRAIN = ("type", "labels", "auto_labels", "abstain", "answer_format")
 TASK_SCORE = ("type", "labels", "auto_labels", "metrics", "parser", "generation", "abstain", "execution")
@@ -166,7 +166,7 @@ def get_agreement_cells(wildcards):
     files = {}
     for side, model in zip("ab", (wildcards.a, wildcards.b)):
         for task in PROJECT.tasks:
-            for prompting in PROJECT.promptings:
+            for prompting in PROJECT.tasks[task].promptings(PROJECT.shots):
                 files[f"score_{side}_{task}_{prompting}"] = LAYOUT.task_score(model, task, prompting)
                 files[f"rows_{side}_{task}_{prompting}"] = LAYOUT.prediction_rows(model, task, prompting)
     return files
@@ -182,7 +182,17 @@ def get_pricing(wildcards):
 
 
 def get_shots(wildcards):
-    return int(wildcards.prompting.removesuffix("shot"))
+    return parse_prompting(wildcards.prompting)[0]
+
+
+def get_method(wildcards):
+    """The condition's method: its name's suffix (5shot-loglik), else the task's own."""
+    return parse_prompting(wildcards.prompting)[1] or PROJECT.tasks[wildcards.task].method
+
+
+def get_task_promptings(wildcards=None):
+    """Each task's conditions (shots x methods)."""
+    return {name: task.promptings(PROJECT.shots) for name, task in PROJECT.tasks.items()}
 
 
 def get_lm_eval_spec(wildcards):
@@ -216,10 +226,10 @@ def score_files_of(name, system):
     (the adapter learnt the task; in-context examples would only test something else). Both: every
     general benchmark of the suite."""
     tasks = [system.task] if system.task else list(PROJECT.tasks)
-    promptings = ["0shot"] if system.task else PROJECT.promptings
+    shots = [0] if system.task else PROJECT.shots
     # lm-eval runs models it can load itself (hf, vllm); llama.cpp and API systems answer task cells
     benchmarks = list(PROJECT.benchmarks) if PROJECT.models[system.model].trainable else []
-    return [LAYOUT.task_score(name, task, p) for task in tasks for p in promptings] + [
+    return [LAYOUT.task_score(name, task, p) for task in tasks for p in PROJECT.tasks[task].promptings(shots)] + [
         LAYOUT.benchmark_score(name, b) for b in benchmarks
     ]
 

@@ -25,8 +25,7 @@ rule agreement_check:
     output:
         LAYOUT.agreement(),
     params:
-        tasks=list(PROJECT.tasks),
-        promptings=PROJECT.promptings,
+        promptings=get_task_promptings(),
         labels=get_task_labels(),
         min_rate=config["agreement"]["min_rate"],
         bootstrap=config["bootstrap"],

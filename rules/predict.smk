@@ -15,6 +15,7 @@ rule predictions_generate:
         prompt=get_prompt_spec,
         model=get_system_model_param,
         shots=get_shots,
+        method=get_method,
         fewshot_seed=config["prompting"]["fewshot_seed"],
         max_items=MAX_ITEMS,
     threads: config["threads"]["predict"]

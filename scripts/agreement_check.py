@@ -8,7 +8,7 @@ def main(sm):
 
     cells = [{"task": task, "prompting": p,
               **{f"{kind}_{side}": sm.input[f"{kind}_{side}_{task}_{p}"] for kind in ("score", "rows") for side in "ab"}}
-             for task in sm.params.tasks for p in sm.params.promptings]
+             for task, promptings in sm.params.promptings.items() for p in promptings]
     report = agreement_report(systems=(sm.wildcards.a, sm.wildcards.b), cells=cells, labels=sm.params.labels,
                               min_rate=sm.params.min_rate, bootstrap=sm.params.bootstrap)
     write_json(sm.output[0], report)

@@ -8,7 +8,7 @@ def main(sm):
     from tunebench.predict.generate import generate_predictions
 
     generate_predictions(
-        task=Task.from_param(sm.params.task).with_labels(sm.input.manifest), model=Model.from_param(sm.params.model),
+        task=Task.from_param({**sm.params.task, "method": sm.params.method}).with_labels(sm.input.manifest), model=Model.from_param(sm.params.model),
         model_dir=model_input(sm), prompt_spec=sm.params.prompt,
         train_path=sm.input.train, test_path=sm.input.test, shots=sm.params.shots,
         fewshot_seed=sm.params.fewshot_seed, max_items=sm.params.max_items, threads=sm.threads,

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tunebench.core.records import BENCHMARK, record_source
+from tunebench.core.records import BENCHMARK, TASK, record_source
+from tunebench.core.spec import parse_prompting
 from tunebench.scoring.metrics import (
     NO_ANSWER,
     classification_rows,
@@ -100,6 +101,23 @@ def paired_comparison(base: dict, tuned: dict, *, labels: list[str] | None, resa
     return rows
 
 
+def method_report(scores: list[dict], labels: dict[str, list[str] | None], bootstrap: dict) -> list[dict]:
+    """Methods side by side: each condition under another method (5shot-loglik) against the same
+    system's condition under the task's own method (5shot), paired on the same items."""
+    by_key = {(s["system"], s["task"], s["prompting"]): s for s in scores if record_source(s) == TASK}
+    rows = []
+    for (system, task, prompting), other in sorted(by_key.items()):
+        shots, method = parse_prompting(prompting)
+        main = by_key.get((system, task, f"{shots}shot"))
+        if method is None or main is None:
+            continue
+        for row in paired_comparison(main, other, labels=labels.get(task), **bootstrap):
+            rows.append({"system": system, "task": task, "shots": shots, "method": main.get("method"),
+                         "other_method": other.get("method"), "prompting": f"{shots}shot",
+                         "other_prompting": prompting, **row})
+    return rows
+
+
 def forgetting_report(scores: list[dict], systems: dict[str, dict], labels: dict[str, list[str] | None],
                       bootstrap: dict) -> list[dict]:
     """Per fine-tuned system: its own task against every prompting of the base model, and every
@@ -115,9 +133,11 @@ def forgetting_report(scores: list[dict], systems: dict[str, dict], labels: dict
             if sys_name != system:
                 continue
             general = task != own_task
-            # own task: against every prompting of the base (0-shot, 5-shot); benchmarks: like for like
+            # own task: against every prompting of the base (0-shot, 5-shot) under the same method;
+            # benchmarks: like for like
             bases = [s for (b, t, p), s in sorted(by_key.items())
-                     if b == base_system and t == task and (not general or p == prompting)]
+                     if b == base_system and t == task and (p == prompting if general else
+                                                            parse_prompting(p)[1] == parse_prompting(prompting)[1])]
             for base in bases:
                 for row in paired_comparison(base, tuned, labels=labels.get(task), **bootstrap):
                     rows.append({"task": task, "role": "general" if general else "target",

@@ -136,15 +136,17 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
         prompt_path = (root / doc["prompt"]).resolve()
         prompts[name] = load_prompt(root, prompt_path, prompt_schema, kind.prompt_variables)
         tasks[name] = Task(
+        _check_methods(doc, kind, shown)
             name=name, type=doc["type"], description=doc.get("description"), source=src, fields=doc["fields"],
             labels=tuple(doc["labels"]) if isinstance(doc.get("labels"), list) else None,
             auto_labels=doc.get("labels") == "auto", label_names=tuple(doc.get("label_names") or ()) or None,
             test_sample_size=doc.get("test_sample_size"), test_balance=doc["test_balance"],
             abstain=doc.get("abstain"), context_window=doc.get("context_window"),
-            answer_format=doc["answer_format"], execution=doc["execution"],
+            answer_format=doc["answer_format"], execution=doc["execution"], methods=tuple(doc.get("methods") or ()),
             expected_rows=doc.get("expected_rows"), split=split,
             train_sizes=tuple(doc["train_sizes"]), prompt=doc["prompt"], parser=parser,
-            metrics=tuple(metrics), generation=doc["generation"], method=doc.get("method", "generate"),
+            metrics=tuple(metrics), generation=doc["generation"],
+            method=(doc.get("methods") or [doc.get("method", "generate")])[0],
             file=Path(shown), prompt_file=prompt_path,
         )
         if src["kind"] == "local":
@@ -241,6 +243,21 @@ def _refuse_benchmark_map(config: dict, config_file: str) -> None:
 
 def load_benchmarks(root: Path, config: dict, config_file: str, tasks: dict[str, Task]) -> dict[str, dict]:
     """Every benchmark the config lists (configs/benchmarks/<name>.yaml), checked, as the spec its
+def _check_methods(doc: dict, kind, shown: str) -> None:
+    """`methods` (side by side) and `method` (one) must agree; each method must fit the type."""
+    methods = doc.get("methods")
+    if not methods:
+        return
+    if "method" in doc and doc["method"] != methods[0] and doc["method"] != "generate":
+        raise ConfigError(f"method {doc['method']} and methods {methods} disagree", file=shown, field="methods",
+                          fix=f"drop `method:`; the first of `methods` ({methods[0]}) is the task's method")
+    for i, method in enumerate(methods):
+        try:
+            kind.check({**doc, "method": method}, shown)
+        except ConfigError as exc:
+            raise ConfigError(exc.problem, file=shown, field=f"methods[{i}]", fix=exc.fix) from None
+
+
     lm-eval runs get (defaults filled); the suite's local data files are read row by row."""
     schema = load_schema(root, "benchmark.schema.yaml")
     benchmarks: dict[str, dict] = {}

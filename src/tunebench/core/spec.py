@@ -53,6 +53,17 @@ class _Param:
         return cls(**values)
 
 
+def prompting_name(shots: int, method: str, main_method: str) -> str:
+    """A condition's name: `5shot` under the task's own method, `5shot-loglik` under another."""
+    return f"{shots}shot" if method == main_method else f"{shots}shot-{method}"
+
+
+def parse_prompting(prompting: str) -> tuple[int, str | None]:
+    """(shots, method) of a condition name; method None: the task's own."""
+    shots, _, method = prompting.partition("shot")
+    return int(shots), method.lstrip("-") or None
+
+
 @dataclass(frozen=True)
 class Task(_Param):
     """configs/tasks/<name>.yaml, checked, defaults filled (see configs/schema/task.schema.yaml)."""
@@ -80,13 +91,19 @@ class Task(_Param):
     context_window: dict | None = None  # extraction: {tokens, stride} words per window
     answer_format: str = "letter"  # multiple_choice
     execution: dict = field(default_factory=dict)  # code: {timeout_s, memory_mb}
+    methods: tuple[str, ...] = ()  # side by side: the first is `method`, each other its own condition
 
-    _TUPLES = ("labels", "train_sizes", "metrics", "label_names")
+    _TUPLES = ("labels", "train_sizes", "metrics", "label_names", "methods")
     _PATHS = ("file",)
 
     @property
     def primary_metric(self) -> str:
         return self.metrics[0]
+
+    def promptings(self, shots: list[int]) -> list[str]:
+        """The task's conditions: each shot count under each method (the first method unnamed)."""
+        rest = self.methods[1:] if self.methods else ()
+        return [prompting_name(k, m, self.method) for k in shots for m in (self.method, *rest)]
 
     def with_labels(self, manifest: dict | str | Path | None) -> Task:
         """`labels: auto` resolved from the prepared manifest (split_prepare records the label set);

@@ -77,6 +77,7 @@ def markdown(summary: dict) -> str:
         missing = [c for c in summary["cells"] if c["task"] == task and c.get("unavailable")]
         lines += [f"n/a: {c['metric']} of {c['system']} {c['prompting']}: {c['unavailable']}." for c in missing]
         lines += [""] if missing else []
+    lines += methods_markdown(summary)
     lines += comparison_markdown(summary)
     if summary.get("comparisons"):
         lines += _plot(summary, "forgetting.png", "fine-tuned minus base, percentage points")
@@ -125,6 +126,27 @@ def errors_markdown(summary: dict, task: str) -> list[str]:
         lines += ["Top confusions (target -> answer, count): " + "; ".join(
             f"{r['system']} {r['prompting']}: {c['target']} -> {c['answer']} ({c['count']})" for r, c in confused), ""]
     return lines
+
+
+def methods_markdown(summary: dict) -> list[str]:
+    """Methods side by side on the same items: the other method minus the task's own."""
+    rows = [r for r in summary.get("methods") or [] if r["primary"]]
+    if not rows:
+        return []
+    table = pl.DataFrame([{
+        "system": r["system"], "task": r["task"], "shots": r["shots"],
+        "methods": f"{r['method']} -> {r['other_method']}", "metric": r["metric"],
+        "values": f"{r['base']:.3f} -> {r['finetuned']:.3f}",
+        "delta (pp)": f"{r['delta_pp']:+.1f} [{r['ci_low_pp']:+.1f}, {r['ci_high_pp']:+.1f}] {r['direction']}",
+        "items/s": f"{_speed(r['items_per_s'])} -> {_speed(r['other_items_per_s'])}",
+    } for r in rows])
+    return ["## Methods side by side", "",
+            "Each condition under another method against the task's own method on the same items and "
+            "in-context examples (paired bootstrap).", "", markdown_table(table), ""]
+
+
+def _speed(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def comparison_markdown(summary: dict) -> list[str]:

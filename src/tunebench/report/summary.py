@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 
 import tunebench
-from tunebench.compare.paired import forgetting_report
+from tunebench.compare.paired import forgetting_report, method_report
 from tunebench.core.atomic import read_json, write_json, write_text
 from tunebench.core.provenance import git_state, hardware, package_versions
 from tunebench.core.records import BENCHMARK, SCORE_SCHEMA, ScoreRecord, read_score
@@ -170,6 +170,11 @@ def build_summary(inputs: SummaryInputs) -> dict[str, Any]:
         [s.to_dict() for s in scores],
         {n: {"model": s.model, "adapter": s.adapter, "task": s.task} for n, s in inputs.systems.items()},
         labels, inputs.bootstrap)
+    summary["methods"] = method_report([s.to_dict() for s in scores], labels, inputs.bootstrap)
+    speed = {(c["system"], c["task"], c["prompting"]): c.get("items_per_s") for c in cells if c["primary"]}
+    for row in summary["methods"]:
+        row["items_per_s"] = speed.get((row["system"], row["task"], row["prompting"]))
+        row["other_items_per_s"] = speed.get((row["system"], row["task"], row["other_prompting"]))
     summary["adapters"] = {name: _training_summary(record) for name, record in inputs.trainings.items()}
     summary["gates"] = inputs.gates
     if inputs.costs is not None:
