@@ -93,11 +93,12 @@ class Backend(Protocol):
         kill does only the rest (backends with their own cache may ignore it)."""
         ...
 
-    def score_labels(self, conversations: list[Conversation], answers: list[str], *, progress: bool = True,
-                     desc: str = "score", journal: str | Path | None = None,
+    def score_labels(self, conversations: list[Conversation], answers: list[str] | list[list[str]], *,
+                     progress: bool = True, desc: str = "score", journal: str | Path | None = None,
                      stall_timeout_s: float | None = None) -> list[Scored]:
         """Log-likelihood of each answer (a label as the assistant would write it) after each
-        conversation; only where `supports_loglik`."""
+        conversation; `answers`: the same for every conversation, or one list per conversation (a
+        multiple-choice item's own options, in its order); only where `supports_loglik`."""
         ...
 
     def run_meta(self) -> dict:
@@ -120,8 +121,8 @@ class BackendBase:
     def prompt_text(self, conversation: Conversation) -> str:
         return json.dumps(conversation, ensure_ascii=False)
 
-    def score_labels(self, conversations: list[Conversation], answers: list[str], *, progress: bool = True,
-                     desc: str = "score", journal: str | Path | None = None,
+    def score_labels(self, conversations: list[Conversation], answers: list[str] | list[list[str]], *,
+                     progress: bool = True, desc: str = "score", journal: str | Path | None = None,
                      stall_timeout_s: float | None = None) -> list[Scored]:
         raise ConfigError(f"backend {self.name} cannot score labels", field="method", fix="use method: generate")
 

@@ -82,11 +82,23 @@ class TransformersBackend(BackendBase):
                              batch_size=self.batch_size, batch_tokens=self.batch_tokens, progress=progress,
                              desc=desc, journal=journal, stall_timeout_s=stall_timeout_s)
 
-    def score_labels(self, conversations: list[Conversation], answers: list[str], *, progress: bool = True,
-                     desc: str = "score", journal: str | Path | None = None,
+    def score_labels(self, conversations: list[Conversation], answers: list[str] | list[list[str]], *,
+                     progress: bool = True, desc: str = "score", journal: str | Path | None = None,
                      stall_timeout_s: float | None = None) -> list[Scored]:
-        # a label's tokens after the prompt are the same for every item: the first item's turn shows them
-        continuations = [self.answer_text(conversations[0], a) for a in answers] if conversations else []
+        if answers and not isinstance(answers[0], str):  # each conversation's own answers (its options)
+            own = [[self.answer_text(c, a) for a in item] for c, item in zip(conversations, answers)]
+            if any(o != own[0] for o in own):
+                from tunebench.backends.item_loglik import score_item_continuations
+
+                return score_item_continuations(self, [self.render(c) for c in conversations], own,
+                                                batch_size=self.batch_size, batch_tokens=self.batch_tokens,
+                                                progress=progress, desc=desc, journal=journal,
+                                                stall_timeout_s=stall_timeout_s)
+            continuations = own[0]  # all alike (e.g. letters A-D everywhere): the shared path
+        else:
+            # a label's tokens after the prompt are the same for every item: the first item's turn shows them
+            continuations = [self.answer_text(conversations[0], a) for a in answers
+                             if isinstance(a, str)] if conversations else []
         return self.score_continuations([self.render(c) for c in conversations], continuations,
                                         batch_size=self.batch_size, batch_tokens=self.batch_tokens,
                                         progress=progress, desc=desc, journal=journal,

@@ -18,7 +18,6 @@ from tunebench.core.atomic import read_jsonl, write_json, write_jsonl
 from tunebench.core.layout import Layout
 from tunebench.core.spec import Model, System, Task
 from tunebench.tasks import task_type
-from tunebench.tasks.parsing import PARSERS
 from tunebench.tasks.prompting import PromptTemplate, draw_shots, prompt_hash
 
 log = logging.getLogger(__name__)
@@ -46,12 +45,12 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path | No
                          adapter_dir: str | Path | None = None, stall_timeout_s: float | None = None) -> dict:
     started = datetime.now(timezone.utc)
     items = eval_items(test_path, max_items)
-    examples = draw_shots(read_jsonl(train_path), shots, fewshot_seed, task.name,
-                          stratify=task_type(task.type).stratify)
+    kind = task_type(task.type)
+    examples = draw_shots(read_jsonl(train_path), shots, fewshot_seed, task.name, stratify=kind.stratify)
     template = PromptTemplate.from_spec(prompt_spec)
     gen = task.generation
     labels = list(task.labels or [])
-    conversations = [template.messages(item, examples, labels) for item in items]
+    conversations = [template.messages(item, examples, labels, task.answer_format) for item in items]
     desc = f"{system}/{task.name}/{prompting}"
     backend_cls = backend_for(model.backend)
     method = task.method if backend_cls.supports_loglik else "generate"
@@ -68,14 +67,18 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path | No
         load_s = time.perf_counter() - t0
         prompts = [backend.prompt_text(c) for c in conversations]  # what the model is given, for its hash
         t0 = time.perf_counter()
-        logprobs: list[list[float]] | None = None  # per item and label, when labels are scored
+        logprobs: list[dict[str, float]] | None = None  # per item: answer -> log-likelihood, when scored
         if method == "loglik":
-            answers = [template.answer(label, labels) for label in labels]
+            # each answer -> the assistant's turn scored for it: the task's labels, or an item's own options
+            shared = {label: template.answer(label, labels) for label in labels}
+            choices = [kind.loglik_answers(task, item, template) or shared for item in items]
+            answers = (list(shared.values()) if all(c is shared for c in choices)
+                       else [list(c.values()) for c in choices])
             scored = backend.score_labels(conversations, answers, progress=progress, desc=desc, journal=journal,
                                           stall_timeout_s=stall_timeout_s)
-            logprobs = [s.logprobs for s in scored]
-            outputs = [Generation(text=answers[argmax(s.logprobs)], tokens_in=s.tokens_in, tokens_out=0,
-                                  latency_s=s.latency_s, batch_size=s.batch_size) for s in scored]
+            logprobs = [dict(zip(c, s.logprobs)) for c, s in zip(choices, scored)]
+            outputs = [Generation(text=c[best(lp)], tokens_in=s.tokens_in, tokens_out=0, latency_s=s.latency_s,
+                                  batch_size=s.batch_size) for c, lp, s in zip(choices, logprobs, scored)]
         else:
             outputs = backend.complete(conversations, max_new_tokens=gen["max_new_tokens"], stop=gen["stop"],
                                        progress=progress, desc=desc, journal=journal,
@@ -108,31 +111,30 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path | No
     return meta
 
 
-def argmax(values: list[float]) -> int:
-    """The first index of the largest value."""
-    return max(range(len(values)), key=values.__getitem__)
+def best(logprobs: dict[str, float]) -> str:
+    """The first answer with the largest log-likelihood."""
+    return max(logprobs, key=logprobs.__getitem__)
 
 
 def prediction_rows(task: Task, items: list[dict], prompts: list[str], outputs: list[Generation],
-                    row_fields: tuple[str, ...], logprobs: list[list[float]] | None) -> list[dict]:
-    """One row per item. With label scores the answer is the most likely label; otherwise the
+                    row_fields: tuple[str, ...], logprobs: list[dict[str, float]] | None) -> list[dict]:
+    """One row per item. With scored answers the answer is the most likely one; otherwise the
     task's parser reads it from the output. `row_fields`: what the backend adds to each row."""
-    parse = PARSERS[task.parser]
+    kind = task_type(task.type)
     stop = task.generation["stop"]
-    labels = task.labels or ()
     rows = []
     for n, (item, prompt, out) in enumerate(zip(items, prompts, outputs)):
         rows.append({
             "id": item["id"],
             "prompt_hash": prompt_hash(prompt),
             "output": out.text,
-            "parsed": (labels[argmax(logprobs[n])] if logprobs is not None
-                       else parse(cut_at_stop(out.text, stop), task.labels)),
+            "parsed": (best(logprobs[n]) if logprobs is not None
+                       else kind.parse(task, item, cut_at_stop(out.text, stop))),
             "latency_s": out.latency_s,
             "tokens_in": out.tokens_in,
             "tokens_out": out.tokens_out,
             "batch_size": out.batch_size,
             **{name: getattr(out, name) for name in row_fields},
-            **({"label_logprobs": dict(zip(labels, logprobs[n]))} if logprobs is not None else {}),
+            **({kind.loglik_field: logprobs[n]} if logprobs is not None else {}),
         })
     return rows

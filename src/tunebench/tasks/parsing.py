@@ -12,6 +12,9 @@ Chosen per task (`parser:`), never tuned on test items.
 - first_line (extraction): the first non-empty line, stripped of quotes and a trailing period.
 - code_block (code): the first fenced ```python (or ```py) block, else the first untagged ``` block
   (an unclosed fence runs to the end: a truncated answer), else the whole output, stripped.
+- choice (multiple_choice; called with the item's own options in place of labels): the first
+  non-empty line is an option's letter ("B", "b", "(B)", "B.", "B) text", "Answer: B", "Option B")
+  or an option's text (normalised as first_label does); returns the letter, None for anything else.
 """
 
 from __future__ import annotations
@@ -111,6 +114,45 @@ def label_mention(output: str, labels: Sequence[str]) -> str | None:
     return best[1] if best else None
 
 
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # option i's letter
+# The answer is a letter: alone, in brackets, or followed by ".", ")" or ":" and then anything (such
+# as the option's text); "Option B" / "Answer B" / "Choice B" too.
+_LETTER = re.compile(r"^(?:(?:option|choice|answer)\s+)?[(\[]?([a-z])(?:[.:)\]]\.?(?:\s.*)?)?$", re.IGNORECASE)
+
+
+def _letter(answer: str, n: int) -> str | None:
+    found = _LETTER.match(answer.strip().strip(QUOTES).strip())
+    letter = found.group(1).upper() if found else None
+    return letter if letter and LETTERS.index(letter) < n else None
+
+
+def _option_text(answer: str, options: Sequence[str]) -> str | None:
+    text = _match(answer, options)
+    if text is None or sum(_norm(o) == _norm(text) for o in options) > 1:
+        return None  # no option, or two options that read the same
+    return LETTERS[list(options).index(text)]
+
+
+def choice(output: str, options: Sequence[str], prefer: str = "letter") -> str | None:
+    """The letter of the option the answer is: its first non-empty line (or the line after a bare
+    "Answer:") is a letter within the item's options, or one option's text; None for anything else.
+    `prefer`: which reading wins when both fit (an option whose text is itself a letter, such as
+    blood group "A"): the task's answer_format, "letter" or "text"."""
+    if options is None:
+        raise ValueError("the choice parser reads against an item's options: the item has none")
+    readers = [lambda a: _letter(a, len(options)), lambda a: _option_text(a, options)]
+    if prefer == "text":
+        readers.reverse()
+    for line in _answer_lines(output):
+        rest = LEAD_IN.sub("", line.strip().lstrip(QUOTES), count=1)
+        for read in readers:
+            for answer in dict.fromkeys([line, rest]):
+                found = read(answer) if answer.strip() else None
+                if found is not None:
+                    return found
+    return None
+
+
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})\s*([\w+.-]*)")  # an opening fence and its language tag
 PYTHON_TAGS = ("python", "py", "python3")
 
@@ -143,5 +185,6 @@ PARSERS: dict[str, Callable[..., str | None]] = {
     "label_mention": label_mention,
     "first_line": first_line,
     "code_block": code_block,
+    "choice": choice,
 }
 LABEL_PARSERS = frozenset({"first_label", "label_mention"})  # need the task's labels (classification)

@@ -12,6 +12,16 @@ from dataclasses import dataclass
 
 import jinja2
 
+from tunebench.tasks.parsing import LETTERS
+
+
+class Options(list):
+    """A multiple-choice item's option texts for the user part: iterated, the texts; `{{ options }}`
+    shows them one lettered line each ("A. ...")."""
+
+    def __str__(self) -> str:
+        return "\n".join(f"{LETTERS[i]}. {text}" for i, text in enumerate(self))
+
 
 class Tests(list):
     """A code item's test statements for the user part: iterated, the statements; `{{ tests }}`
@@ -19,6 +29,14 @@ class Tests(list):
 
     def __str__(self) -> str:
         return "\n".join(self)
+
+
+def shown_answer(row: dict, answer_format: str = "letter") -> str:
+    """What the assistant writes for a row: its target; for a multiple-choice row whose task asks for
+    the option's text (answer_format text), the text of the option its letter names."""
+    if answer_format == "text" and row.get("options"):
+        return row["options"][LETTERS.index(row["target"])]
+    return row["target"]
 
 
 @dataclass(frozen=True)
@@ -39,19 +57,25 @@ class PromptTemplate:
         """The assistant's turn for a target: an in-context answer, or a training completion."""
         return self._render(self.assistant, target=target, labels=list(labels or []))
 
-    def messages(self, item: dict, shots: list[dict], labels: list[str] | None) -> list[dict]:
+    def messages(self, item: dict, shots: list[dict], labels: list[str] | None,
+                 answer_format: str = "letter") -> list[dict]:
         """Chat messages for one item: system, then (user, assistant) per shot, then the user turn.
-        Each row's user turn shows its own tests (code)."""
+        Each row's user turn shows its own options (multiple choice) or tests (code); `answer_format`:
+        the task's."""
         labels = list(labels or [])
         msgs = []
         if self.system:
             msgs.append({"role": "system", "content": self._render(self.system, labels=labels)})
+
+        def user(row: dict) -> dict:
+            return {"role": "user", "content": self._render(self.user, input=row["input"], labels=labels,
+                                                            options=Options(row.get("options") or []),
+                                                            tests=Tests(row.get("tests") or []))}
+
         for shot in shots:
-            msgs.append({"role": "user", "content": self._render(self.user, input=shot["input"], labels=labels,
-                                                          tests=Tests(shot.get("tests") or []))})
-            msgs.append({"role": "assistant", "content": self.answer(shot["target"], labels)})
-        msgs.append({"role": "user", "content": self._render(self.user, input=item["input"], labels=labels,
-                                                      tests=Tests(item.get("tests") or []))})
+            msgs.append(user(shot))
+            msgs.append({"role": "assistant", "content": self.answer(shown_answer(shot, answer_format), labels)})
+        msgs.append(user(item))
         return msgs
 
 

@@ -11,13 +11,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 from tunebench.core.errors import ConfigError
-from tunebench.tasks.parsing import LABEL_PARSERS
+from tunebench.tasks.parsing import LABEL_PARSERS, PARSERS
 
 if TYPE_CHECKING:
     import numpy as np
     import polars as pl
 
     from tunebench.core.spec import Task
+    from tunebench.tasks.prompting import PromptTemplate
 
 NO_ANSWER = "no_answer"  # a wrong answer's kind when the parser found none
 TRUNCATED = "truncated"  # a wrong answer whose generation stopped at max_new_tokens
@@ -44,6 +45,7 @@ class TaskType:
     # output, tokens_out, plus these prepared-row and prediction-row fields (name -> polars dtype).
     item_fields: ClassVar[dict[str, Any]] = {}
     prediction_fields: ClassVar[dict[str, Any]] = {}
+    loglik_field: ClassVar[str] = "label_logprobs"  # prediction rows' {answer: log-likelihood} (loglik)
 
     @property
     def prompt_variables(self) -> dict[str, frozenset[str]]:
@@ -92,6 +94,15 @@ class TaskType:
         if cap and item.get("tokens_out") is not None and item["tokens_out"] >= cap:
             return TRUNCATED
         return kind
+
+    def parse(self, task: Task, item: Mapping[str, Any], output: str) -> str | None:
+        """The answer in one item's output (cut at the stop strings), as the task's parser reads it."""
+        return PARSERS[task.parser](output, task.labels)
+
+    def loglik_answers(self, task: Task, item: Mapping[str, Any], template: PromptTemplate) -> dict[str, str] | None:
+        """`method: loglik`: each answer the item may have (as `parsed` records it) -> the assistant's
+        turn scored for it; None (the default): the task's labels, the same for every item."""
+        return None
 
 
 T = TypeVar("T", bound=type[TaskType])
