@@ -21,7 +21,7 @@ from tunebench.core.spec import Task
 from tunebench.data.prepare import prepare_splits
 from tunebench.data.sources import fetch_raw
 from tunebench.predict.score import score_predictions
-from tunebench.scoring.metrics import CLASSIFICATION, EXTRACTION
+from tunebench.scoring.metrics import CLASSIFICATION, DETECTION, EXTRACTION
 from tunebench.tasks import ItemScores, TaskType, register_task_type, task_type, task_type_names
 from tunebench.tasks.parsing import LABEL_PARSERS, PARSERS
 from tunebench.tasks.registry import NO_ANSWER, unregister_task_type
@@ -63,7 +63,7 @@ def yes_no():
 
 def test_the_built_in_types_declare_what_the_rest_asks():
     classification, extraction = task_type("classification"), task_type("extraction")
-    assert classification.metrics == CLASSIFICATION and extraction.metrics == EXTRACTION
+    assert classification.metrics == CLASSIFICATION and extraction.metrics == EXTRACTION + DETECTION
     assert (classification.default_parser, extraction.default_parser) == ("first_label", "first_line")
     assert classification.parsers == set(PARSERS) and extraction.parsers == set(PARSERS) - LABEL_PARSERS
     assert classification.labelled and classification.stratify

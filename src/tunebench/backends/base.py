@@ -33,6 +33,10 @@ class Generation:
     batch_size: int = 1
     ttft_s: float | None = None  # time to first token, when streamed
     cached: bool = False  # answered from a backend's own cache
+    # the sum of the generated tokens' log-probs (asked for with BackendContext.logprobs), over
+    # logprob_tokens tokens; None where the backend or its server gives none
+    logprob: float | None = None
+    logprob_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class BackendContext:
     threads: int | None = None
     max_new_tokens: int = 256  # the task's; engines that size their context up front need it
     cache_dir: Path | None = None  # where a backend may keep answers across runs (the API's cache)
+    logprobs: bool = False  # the task wants each generation's token log-probs (Generation.logprob)
 
 
 def render_messages(tokenizer: Any, messages: Conversation, use_chat_template: bool) -> str:

@@ -10,6 +10,9 @@ server, Ollama, `transformers serve`.
   generation settings), written as it arrives: a rerun costs zero requests and gives identical
   results, and a run cut short resends only what is missing.
 - Streaming (the default) measures time to first token; token counts come from the server's usage.
+- When the task wants a confidence (BackendContext.logprobs), requests ask for `logprobs`; a server
+  that refuses the field is asked again without it, and a server that ignores it (`transformers
+  serve`) gives answers without log-probs (Generation.logprob None).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tunebench.backends.base import BackendBase, BackendContext, Conversation, Generation
+from tunebench.backends.token_logprobs import api_logprob
 from tunebench.core.atomic import read_json, write_json
 from tunebench.core.errors import TunebenchError
 
@@ -48,6 +52,8 @@ class APIResult:  # as stored in the answer cache
     latency_s: float  # wall time of this item's request (as first measured, when answered from the cache)
     ttft_s: float | None  # time to first token, when streamed
     cached: bool = False
+    logprob: float | None = None  # sum of the answer's token log-probs, when asked for and given
+    logprob_tokens: int | None = None
 
 
 class OpenAIBackend(BackendBase):
@@ -57,7 +63,7 @@ class OpenAIBackend(BackendBase):
 
     def __init__(self, *, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4,
                  max_retries: int = 3, timeout_s: float = 60.0, cache_dir: str | Path | None = None,
-                 breaker_failures: int = 5, stream: bool = True):
+                 breaker_failures: int = 5, stream: bool = True, logprobs: bool = False):
         import openai
 
         self.endpoint = base_url  # as configured, for the meta file
@@ -67,6 +73,9 @@ class OpenAIBackend(BackendBase):
         self.client: Any = openai.OpenAI(base_url=self.base_url, api_key=os.environ.get(api_key_env) or "not-set",
                                     max_retries=max_retries, timeout=timeout_s)
         self.api_key_env = api_key_env
+        # token log-probs are asked for only when the task wants a confidence (it changes the cache
+        # key); a server that refuses the field is asked again without it, and its answers have none
+        self.logprobs, self.logprobs_refused = logprobs, False
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.requests_sent = self.cache_hits = 0
         self._lock = threading.Lock()
@@ -78,7 +87,7 @@ class OpenAIBackend(BackendBase):
         m = ctx.model
         return cls(base_url=m.source["base_url"], model=m.source["model"],
                    api_key_env=m.source.get("api_key_env", "OPENAI_API_KEY"), concurrency=m.concurrency,
-                   stream=m.stream, cache_dir=ctx.cache_dir)
+                   stream=m.stream, cache_dir=ctx.cache_dir, logprobs=ctx.logprobs)
 
     def run_meta(self) -> dict:
         return {**super().run_meta(), "endpoint": self.endpoint, "requests_sent": self.requests_sent,
@@ -102,16 +111,20 @@ class OpenAIBackend(BackendBase):
         if not self.stream:
             r = self.client.chat.completions.create(model=self.model, messages=messages, **params)
             usage = r.usage
+            logprob, counted = api_logprob(getattr(r.choices[0].logprobs, "content", None))
             return APIResult(text=r.choices[0].message.content or "", latency_s=round(time.perf_counter() - t0, 4),
                              tokens_in=usage.prompt_tokens if usage else None,
-                             tokens_out=usage.completion_tokens if usage else None, ttft_s=None)
-        first, parts, usage = None, [], None
+                             tokens_out=usage.completion_tokens if usage else None, ttft_s=None,
+                             logprob=logprob, logprob_tokens=counted)
+        first, parts, usage, entries = None, [], None, []
         events = self.client.chat.completions.create(model=self.model, messages=messages, stream=True,
                                                      stream_options={"include_usage": True}, **params)
         for event in events:
             if event.choices and event.choices[0].delta.content:
                 first = first if first is not None else time.perf_counter() - t0
                 parts.append(event.choices[0].delta.content)
+            if event.choices and getattr(event.choices[0].logprobs, "content", None):
+                entries.extend(event.choices[0].logprobs.content)
             if getattr(event, "usage", None):
                 usage = event.usage
         if usage is None and not self._warned_usage:
@@ -119,12 +132,16 @@ class OpenAIBackend(BackendBase):
             log.warning("%s reports no token usage when streaming: tokens and API cost stay unknown; set "
                         "`stream: false` in the model's config to get them (and lose time to first token)",
                         self.base_url)
+        logprob, counted = api_logprob(entries)
         return APIResult(text="".join(parts), latency_s=round(time.perf_counter() - t0, 4),
                          ttft_s=round(first, 4) if first is not None else None,
                          tokens_in=usage.prompt_tokens if usage else None,
-                         tokens_out=usage.completion_tokens if usage else None)
+                         tokens_out=usage.completion_tokens if usage else None,
+                         logprob=logprob, logprob_tokens=counted)
 
     def _one(self, messages: list[dict], params: dict) -> APIResult:
+        if self.logprobs_refused:
+            params = {k: v for k, v in params.items() if k != "logprobs"}
         key = self.request_key(messages, params)
         path = self._cache_path(key)
         if path is not None and path.is_file():
@@ -135,7 +152,13 @@ class OpenAIBackend(BackendBase):
             raise CircuitOpen("circuit open: not sent")
         try:
             result = self._call(messages, params)
-        except Exception:
+        except Exception as exc:
+            if "logprobs" in params and type(exc).__name__ == "BadRequestError" and "logprob" in str(exc).lower():
+                with self._lock:
+                    if not self.logprobs_refused:
+                        log.warning("%s refuses token log-probs: answers have no confidence", self.base_url)
+                    self.logprobs_refused = True
+                return self._one(messages, params)
             with self._lock:
                 self._consecutive_failures += 1
             raise
@@ -151,7 +174,7 @@ class OpenAIBackend(BackendBase):
         """Greedy answers to each conversation, in input order. No journal: every answer is cached
         as it arrives, so a rerun sends only what is missing."""
         return [Generation(text=r.text, tokens_in=r.tokens_in, tokens_out=r.tokens_out, latency_s=r.latency_s,
-                           ttft_s=r.ttft_s, cached=r.cached)
+                           ttft_s=r.ttft_s, cached=r.cached, logprob=r.logprob, logprob_tokens=r.logprob_tokens)
                 for r in self.answers(conversations, max_new_tokens=max_new_tokens, stop=stop, progress=progress,
                                       desc=desc)]
 
@@ -163,6 +186,8 @@ class OpenAIBackend(BackendBase):
         params: dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": 0.0}
         if stop:
             params["stop"] = list(stop)
+        if self.logprobs:
+            params["logprobs"] = True
         results: list[APIResult | None] = [None] * len(conversations)
         errors: dict[int, BaseException] = {}
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool, \

@@ -21,6 +21,7 @@ from tunebench.backends.base import (
     render_messages,
 )
 from tunebench.backends.batching import MIN_SHARED_PREFIX, cache_argument, plan_batches, shared_prefix_length
+from tunebench.backends.token_logprobs import answer_logprob, greedy_logprobs
 from tunebench.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ class TransformersBackend(BackendBase):
 
     def __init__(self, model_dir: str | Path, *, dtype: str = "float32", threads: int | None = None,
                  chat_template: bool = True, max_input_tokens: int = 4096,
-                 adapter_dir: str | Path | None = None, batch_size: int = 8, batch_tokens: int | None = None):
+                 adapter_dir: str | Path | None = None, batch_size: int = 8, batch_tokens: int | None = None,
+                 logprobs: bool = False):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -56,6 +58,7 @@ class TransformersBackend(BackendBase):
         self.max_input_tokens = max_input_tokens
         self.weights = (model_dir, adapter_dir, dtype)  # what a journal's batches must come from
         self.batch_size, self.batch_tokens = batch_size, batch_tokens  # for complete() and score_labels()
+        self.logprobs = logprobs  # record each answer's token log-probs (Generation.logprob)
         self.last_prefix: dict = {}
 
     @classmethod
@@ -63,7 +66,7 @@ class TransformersBackend(BackendBase):
         m = ctx.model
         return cls(ctx.model_dir or "", dtype=m.dtype, threads=ctx.threads, chat_template=m.chat_template,
                    max_input_tokens=m.max_input_tokens, adapter_dir=ctx.adapter_dir, batch_size=m.batch_size,
-                   batch_tokens=m.batch_tokens)
+                   batch_tokens=m.batch_tokens, logprobs=ctx.logprobs)
 
     def render(self, messages: list[dict]) -> str:
         """The exact text the model sees."""
@@ -188,6 +191,8 @@ class TransformersBackend(BackendBase):
         `journal`: finished batches are kept there, and a rerun after a kill or a stall generates
         only the others (tunebench.core.resume); `stall_timeout_s`: the watchdog's limit per batch.
         """
+        from transformers import LogitsProcessorList
+
         torch = self.torch
         tok = self.tokenizer
         ids, lengths, n_prefix, prefix_cache = self._prepare(prompts, share_prefix, 0)
@@ -195,6 +200,7 @@ class TransformersBackend(BackendBase):
 
         def make(batch: list[int]) -> list[Generation]:
             input_ids, mask, width, cache = self._batch_inputs(batch, ids, n_prefix, prefix_cache)
+            recorder = greedy_logprobs() if self.logprobs else None
             t0 = time.perf_counter()
             with torch.inference_mode():
                 out = self.model.generate(
@@ -204,21 +210,26 @@ class TransformersBackend(BackendBase):
                     top_k=None, pad_token_id=tok.pad_token_id,
                     stop_strings=stop or None, tokenizer=tok if stop else None,
                     **({self.cache_arg: cache} if cache is not None else {}),
+                    **({"logits_processor": LogitsProcessorList([recorder])} if recorder else {}),
                 )
             elapsed = time.perf_counter() - t0
             new = out[:, n_prefix + width:].tolist()
+            steps = recorder.table().tolist() if recorder else None
             results = []
             for row, i in enumerate(batch):
                 generated = new[row]
                 n_out = next((j for j, t in enumerate(generated) if t in eos_ids), len(generated))
+                logprob, counted = answer_logprob(steps[row], n_out) if steps else (None, None)
                 results.append(Generation(text=tok.decode(generated[:n_out], skip_special_tokens=True),
                                           tokens_in=lengths[i], tokens_out=n_out,
-                                          latency_s=round(elapsed, 4), batch_size=len(batch)))
+                                          latency_s=round(elapsed, 4), batch_size=len(batch),
+                                          logprob=logprob, logprob_tokens=counted))
             return results
 
         return self._batches(len(prompts), lengths, batch_size=batch_size,
                              batch_tokens=batch_tokens, extra_tokens=max_new_tokens,
-                             key=[prompts, max_new_tokens, stop, n_prefix], make=make, progress=progress,
+                             key=[prompts, max_new_tokens, stop, n_prefix, *(["logprobs"] if self.logprobs else [])],
+                             make=make, progress=progress,
                              desc=desc, journal=journal, stall_timeout_s=stall_timeout_s, result_type=Generation)
 
     def answer_text(self, messages: list[dict], answer: str) -> str:

@@ -47,7 +47,8 @@ class VLLMBackend(BackendBase):
 
     def __init__(self, model_dir: str | Path, *, dtype: str = "bfloat16", chat_template: bool = True,
                  max_input_tokens: int = 4096, max_new_tokens: int = 256, adapter_dir: str | Path | None = None,
-                 gpu_memory_utilization: float = 0.85, seed: int = 0, batch_size: int = 8):
+                 gpu_memory_utilization: float = 0.85, seed: int = 0, batch_size: int = 8,
+                 logprobs: bool = False):
         try:
             from vllm import LLM
         except ImportError as exc:
@@ -64,13 +65,14 @@ class VLLMBackend(BackendBase):
         self.max_input_tokens = max_input_tokens
         self.adapter_dir = adapter_dir
         self.batch_size = batch_size  # for complete(); vLLM batches by itself
+        self.logprobs = logprobs  # each answer's token log-probs (Generation.logprob)
 
     @classmethod
     def from_context(cls, ctx: BackendContext) -> VLLMBackend:
         m = ctx.model
         return cls(ctx.model_dir or "", dtype=m.dtype, chat_template=m.chat_template,
                    max_input_tokens=m.max_input_tokens, max_new_tokens=ctx.max_new_tokens,
-                   adapter_dir=ctx.adapter_dir, batch_size=m.batch_size)
+                   adapter_dir=ctx.adapter_dir, batch_size=m.batch_size, logprobs=ctx.logprobs)
 
     def render(self, messages: list[dict]) -> str:
         return render_messages(self.tokenizer, messages, self.use_chat_template)
@@ -102,11 +104,21 @@ class VLLMBackend(BackendBase):
             lora = LoRARequest(lora_name="adapter", lora_int_id=1, lora_path=str(self.adapter_dir))
         ids = [list(x) for x in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
         check_lengths([len(x) for x in ids], self.max_input_tokens)
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=stop or None, seed=0)
+        # logprobs=0: the chosen token's log-prob only; CompletionOutput.cumulative_logprob is their sum
+        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=stop or None, seed=0,
+                                logprobs=0 if self.logprobs else None)
         t0 = time.perf_counter()
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=x) for x in ids], params,
                                     use_tqdm=progress, lora_request=lora)
         wall = round(time.perf_counter() - t0, 4)  # the whole cell: every item's latency_s (see above)
         return [Generation(text=o.outputs[0].text, tokens_in=len(x), tokens_out=len(o.outputs[0].token_ids),
-                           latency_s=wall, batch_size=len(prompts))
+                           latency_s=wall, batch_size=len(prompts), **_logprob(o.outputs[0], self.logprobs))
                 for x, o in zip(ids, outputs)]
+
+
+def _logprob(out: Any, wanted: bool) -> dict:
+    """Generation.logprob from a CompletionOutput: the sum over its generated tokens (the end of turn
+    included when it ended on one), when asked for."""
+    if not wanted or out.cumulative_logprob is None or not out.token_ids:
+        return {}
+    return {"logprob": round(float(out.cumulative_logprob), 5), "logprob_tokens": len(out.token_ids)}

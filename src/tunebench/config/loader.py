@@ -129,6 +129,7 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
                               field="source.generator", fix=f"use one of: {', '.join(sorted(GENERATORS))}")
         kind = task_type(doc["type"])
         metrics, parser = doc["metrics"], kind.check(doc, shown)
+        _check_methods(doc, kind, shown)
         split = doc["split"]
         if split["val"] + split["test"] >= 0.95:
             raise ConfigError(f"val + test = {split['val'] + split['test']:.2f} leaves too little to train on",
@@ -136,7 +137,6 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
         prompt_path = (root / doc["prompt"]).resolve()
         prompts[name] = load_prompt(root, prompt_path, prompt_schema, kind.prompt_variables)
         tasks[name] = Task(
-        _check_methods(doc, kind, shown)
             name=name, type=doc["type"], description=doc.get("description"), source=src, fields=doc["fields"],
             labels=tuple(doc["labels"]) if isinstance(doc.get("labels"), list) else None,
             auto_labels=doc.get("labels") == "auto", label_names=tuple(doc.get("label_names") or ()) or None,
@@ -231,18 +231,6 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
                    training=training, pricing=pricing, benchmark_specs=benchmarks)
 
 
-def _refuse_benchmark_map(config: dict, config_file: str) -> None:
-    """Configs written before benchmarks were files of their own say so plainly, not as a type error."""
-    old = config.get("benchmarks")
-    if isinstance(old, dict):
-        raise ConfigError("a mapping of benchmark entries, but benchmarks are files of their own now "
-                          "and the config lists their names", file=config_file, field="benchmarks",
-                          fix=f"write `benchmarks: [{', '.join(old)}]` and move each entry to "
-                              f"{BENCHMARK_DIR}/<name>.yaml with `name: <name>` (like {BENCHMARK_DIR}/ifbench.yaml)")
-
-
-def load_benchmarks(root: Path, config: dict, config_file: str, tasks: dict[str, Task]) -> dict[str, dict]:
-    """Every benchmark the config lists (configs/benchmarks/<name>.yaml), checked, as the spec its
 def _check_methods(doc: dict, kind, shown: str) -> None:
     """`methods` (side by side) and `method` (one) must agree; each method must fit the type."""
     methods = doc.get("methods")
@@ -258,6 +246,18 @@ def _check_methods(doc: dict, kind, shown: str) -> None:
             raise ConfigError(exc.problem, file=shown, field=f"methods[{i}]", fix=exc.fix) from None
 
 
+def _refuse_benchmark_map(config: dict, config_file: str) -> None:
+    """Configs written before benchmarks were files of their own say so plainly, not as a type error."""
+    old = config.get("benchmarks")
+    if isinstance(old, dict):
+        raise ConfigError("a mapping of benchmark entries, but benchmarks are files of their own now "
+                          "and the config lists their names", file=config_file, field="benchmarks",
+                          fix=f"write `benchmarks: [{', '.join(old)}]` and move each entry to "
+                              f"{BENCHMARK_DIR}/<name>.yaml with `name: <name>` (like {BENCHMARK_DIR}/ifbench.yaml)")
+
+
+def load_benchmarks(root: Path, config: dict, config_file: str, tasks: dict[str, Task]) -> dict[str, dict]:
+    """Every benchmark the config lists (configs/benchmarks/<name>.yaml), checked, as the spec its
     lm-eval runs get (defaults filled); the suite's local data files are read row by row."""
     schema = load_schema(root, "benchmark.schema.yaml")
     benchmarks: dict[str, dict] = {}

@@ -17,6 +17,7 @@ from tunebench.backends import BackendContext, Generation, backend_for
 from tunebench.core.atomic import read_jsonl, write_json, write_jsonl
 from tunebench.core.layout import Layout
 from tunebench.core.spec import Model, System, Task
+from tunebench.predict.windows import finish_rows, wants_confidence, window_cell, windows_meta
 from tunebench.tasks import task_type
 from tunebench.tasks.prompting import PromptTemplate, draw_shots, prompt_hash
 
@@ -47,7 +48,8 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path | No
     items = eval_items(test_path, max_items)
     kind = task_type(task.type)
     examples = draw_shots(read_jsonl(train_path), shots, fewshot_seed, task.name, stratify=kind.stratify)
-    template = PromptTemplate.from_spec(prompt_spec)
+    items, examples, owner = window_cell(task, items, examples)  # long documents: one item per window
+    template = PromptTemplate.from_spec(prompt_spec, task.abstain)
     gen = task.generation
     labels = list(task.labels or [])
     conversations = [template.messages(item, examples, labels, task.answer_format) for item in items]
@@ -60,7 +62,8 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path | No
     journal = Path(out_rows).with_name(f".{Path(out_rows).name}.journal")  # finished batches, for a rerun
     ctx = BackendContext(model=model, model_dir=Path(model_dir) if model_dir else None,
                          adapter_dir=Path(adapter_dir) if adapter_dir else None, threads=threads,
-                         max_new_tokens=gen["max_new_tokens"], cache_dir=Path(Layout.api_cache(model.name)))
+                         max_new_tokens=gen["max_new_tokens"], cache_dir=Path(Layout.api_cache(model.name)),
+                         logprobs=wants_confidence(task))
     t0 = time.perf_counter()
     backend = backend_cls.from_context(ctx)
     try:
@@ -84,7 +87,8 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path | No
                                        progress=progress, desc=desc, journal=journal,
                                        stall_timeout_s=stall_timeout_s)
         gen_s = time.perf_counter() - t0
-        rows = prediction_rows(task, items, prompts, outputs, backend.row_fields, logprobs)
+        rows = finish_rows(task, prediction_rows(task, items, prompts, outputs, backend.row_fields, logprobs),
+                           outputs, owner)
         meta = {
             "system": system, "model": model.name,
             "adapter": System.parse(system).adapter, "adapter_dir": str(adapter_dir) if adapter_dir else None,
@@ -94,6 +98,7 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path | No
             "threads": threads, "batch_size": model.batch_size,
             "batch_tokens": model.batch_tokens, "method": method,
             "parser": task.parser, "generation": gen, **backend.run_meta(),
+            **({"windows": windows_meta(owner, task.context_window or {})} if owner is not None else {}),
             "n": len(rows), "model_load_s": round(load_s, 3), "generate_s": round(gen_s, 3),
             "items_per_s": round(len(rows) / gen_s, 3) if gen_s > 0 else None,
             "tokens_out_per_s": round(sum(r["tokens_out"] or 0 for r in rows) / gen_s, 2) if gen_s > 0 else None,

@@ -53,7 +53,7 @@ def _placeholder(title: str, why: str, plt):
 
 
 def task_figure(task: str, cells: list[dict], plt):
-    rows = [c for c in cells if c["task"] == task and c["primary"]]
+    rows = [c for c in cells if c["task"] == task and c["primary"] and c["value"] is not None]
     if not rows:
         return None
     rows.sort(key=lambda c: (c["system"], c["shots"]))

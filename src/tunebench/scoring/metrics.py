@@ -2,7 +2,10 @@
 
 Classification: accuracy, macro-F1, weighted-F1 (sklearn semantics: the labels are those present
 in the targets or predictions of the sample; an unparsable prediction counts as a miss of its
-target and creates no class). Extraction: SQuAD-style token-F1 and exact match.
+target and creates no class). Extraction: SQuAD-style token-F1 and exact match (the best over an
+item's gold answers); with abstention, answer detection (precision, recall, F1 and the average
+precision of the confidence that an answer is present, as scikit-learn computes them), which are
+no mean of per-item values: `statistics` of the resampled item positions.
 Intervals: percentile bootstrap over items, with a fixed seed, so reruns give identical CIs (a
 ratio of per-item sums, `ratio_bootstrap`, for benchmarks whose items weigh differently). The
 resample indices are drawn in blocks of rows (the very numbers of one big draw, in bounded memory)
@@ -16,11 +19,13 @@ import re
 import string
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 
 import numpy as np
 
 CLASSIFICATION = ("accuracy", "macro_f1", "weighted_f1")
 EXTRACTION = ("token_f1", "exact_match")
+DETECTION = ("detection_precision", "detection_recall", "detection_f1", "aupr")  # extraction with abstain
 NO_ANSWER = -1
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -75,6 +80,68 @@ def item_scores(targets: Sequence[str], predictions: Sequence[str | None], metri
             pairs[key] = value
         out[k] = value
     return out
+
+
+def best_item_scores(answers: Sequence[Sequence[str]], predictions: Sequence[str | None],
+                     metric: str) -> np.ndarray:
+    """Per item, the best token_f1 or exact_match over its gold answers (an item without any scores
+    against the empty answer: 1 for an empty prediction, else 0)."""
+    lists = [list(a) or [""] for a in answers]
+    flat = item_scores([t for a in lists for t in a], [p for p, a in zip(predictions, lists) for _ in a], metric)
+    starts = np.cumsum([0] + [len(a) for a in lists[:-1]])
+    return np.maximum.reduceat(flat, starts) if len(lists) else np.empty(0)
+
+
+Statistic = Callable[[np.ndarray], float]
+
+
+class Unavailable:
+    """A metric the outputs cannot give (AUPR without confidences): bootstrap_ci reports it with
+    value None and this reason. Called, it gives NaN."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __call__(self, index: np.ndarray) -> float:
+        return float("nan")
+
+
+def subset_mean(values: np.ndarray, among: np.ndarray) -> Statistic:
+    """The mean of `values` over the resampled items where `among` holds (0 when there are none)."""
+    def mean(index: np.ndarray) -> float:
+        keep = among[index]
+        return float(values[index][keep].mean()) if keep.any() else 0.0
+    return mean
+
+
+def detection_statistics(present: np.ndarray, answered: np.ndarray) -> dict[str, Statistic]:
+    """Answer detection: the positive class is "an answer is present", predicted when the model
+    answered. Precision, recall and F1 as sklearn's binary scores (0 where a ratio is 0/0)."""
+    codes = present.astype(int) * 2 + answered.astype(int)  # 3: tp, 1: fp, 2: fn
+
+    def ratio(index: np.ndarray, which: str) -> float:
+        c = np.bincount(codes[index], minlength=4)
+        tp, fp, fn = int(c[3]), int(c[1]), int(c[2])
+        num, den = {"detection_precision": (tp, tp + fp), "detection_recall": (tp, tp + fn),
+                    "detection_f1": (2 * tp, 2 * tp + fp + fn)}[which]
+        return num / den if den else 0.0
+    return {m: partial(ratio, which=m) for m in DETECTION[:3]}
+
+
+def average_precision(truth: np.ndarray, score: np.ndarray) -> Statistic:
+    """sklearn's average_precision_score over the resampled items: the sum over distinct scores,
+    highest first, of (recall gained there) x (precision there); 0 without positives."""
+    groups, group = np.unique(-np.asarray(score, dtype=float), return_inverse=True)
+    k, truth = len(groups), np.asarray(truth, dtype=float)
+
+    def ap(index: np.ndarray) -> float:
+        pos = np.bincount(group[index], weights=truth[index], minlength=k)
+        seen = np.cumsum(np.bincount(group[index], minlength=k))
+        if not pos.sum():
+            return 0.0
+        precision = np.divide(np.cumsum(pos), seen, out=np.zeros(k), where=seen > 0)
+        return float((pos * precision).sum() / pos.sum())
+    return ap
 
 
 def _f1_from_counts(tp: np.ndarray, pred_count: np.ndarray, true_count: np.ndarray, average: str) -> float:
@@ -199,8 +266,12 @@ def bootstrap_ci(targets: Sequence[str], predictions: Sequence[str | None], metr
             out[metric] = summarize(value, _concat([b[metric] for b in blocks]))
         return out
 
-    special = {m: f for m, f in (statistics or {}).items() if m in metrics}
-    means = [m for m in metrics if m not in special]
+    special = {m: f for m, f in (statistics or {}).items() if m in metrics and not isinstance(f, Unavailable)}
+    for m, f in (statistics or {}).items():
+        if m in metrics and isinstance(f, Unavailable):
+            out[m] = {"value": None, "ci_low": None, "ci_high": None, "confidence": confidence,
+                      "resamples": resamples, "unavailable": f.reason}
+    means = [m for m in metrics if m not in special and m not in out]
     values = {m: item_values[m] if item_values and m in item_values else item_scores(targets, predictions, m)
               for m in means}
     samples: dict[str, list] = {m: [] for m in metrics}
@@ -210,9 +281,10 @@ def bootstrap_ci(targets: Sequence[str], predictions: Sequence[str | None], metr
         for metric, statistic in special.items():
             samples[metric].append(np.array([statistic(row) for row in index], dtype=float))
     for metric in metrics:
-        value = special[metric](np.arange(n)) if metric in special else values[metric].mean()
-        out[metric] = summarize(value, _concat(samples[metric]))
-    return out
+        if metric not in out:
+            value = special[metric](np.arange(n)) if metric in special else values[metric].mean()
+            out[metric] = summarize(value, _concat(samples[metric]))
+    return {metric: out[metric] for metric in metrics}
 
 
 def ratio_bootstrap(num: np.ndarray, den: np.ndarray, *, resamples: int, confidence: float, seed: int) -> dict:

@@ -44,17 +44,20 @@ class PromptTemplate:
     system: str | None
     user: str
     assistant: str
+    abstain: str | None = None  # an extraction task's answer for an empty target ("no answer here")
 
     @classmethod
-    def from_spec(cls, spec: dict) -> PromptTemplate:
-        return cls(system=spec.get("system"), user=spec["user"], assistant=spec["assistant"])
+    def from_spec(cls, spec: dict, abstain: str | None = None) -> PromptTemplate:
+        return cls(system=spec.get("system"), user=spec["user"], assistant=spec["assistant"], abstain=abstain)
 
     def _render(self, text: str, **variables) -> str:
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
         return env.from_string(text).render(**variables).strip()
 
     def answer(self, target: str, labels: list[str] | None) -> str:
-        """The assistant's turn for a target: an in-context answer, or a training completion."""
+        """The assistant's turn for a target: an in-context answer, or a training completion (the
+        abstain text for an empty target, when the task abstains)."""
+        target = target if target or self.abstain is None else self.abstain
         return self._render(self.assistant, target=target, labels=list(labels or []))
 
     def messages(self, item: dict, shots: list[dict], labels: list[str] | None,
@@ -70,7 +73,8 @@ class PromptTemplate:
         def user(row: dict) -> dict:
             return {"role": "user", "content": self._render(self.user, input=row["input"], labels=labels,
                                                             options=Options(row.get("options") or []),
-                                                            tests=Tests(row.get("tests") or []))}
+                                                            tests=Tests(row.get("tests") or []),
+                                                            context=row.get("context") or "")}
 
         for shot in shots:
             msgs.append(user(shot))

@@ -41,7 +41,7 @@ class TrainingError(TunebenchError):
 
 def training_examples(task: Task, prompt_spec: dict, rows: list[dict]) -> list[dict]:
     """Conversational prompt/completion pairs: the zero-shot prompt, then the target as the answer."""
-    template = PromptTemplate.from_spec(prompt_spec)
+    template = PromptTemplate.from_spec(prompt_spec, task.abstain)  # an empty target: the abstain text
     labels = list(task.labels or [])
     return [{
         "id": row["id"],
