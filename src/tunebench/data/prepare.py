@@ -44,6 +44,22 @@ def _key(stratify):
     return stratify if callable(stratify) else (lambda row: row["target"]) if stratify else (lambda row: "")
 
 
+def allocate(sizes: list[int], fraction: float) -> list[int]:
+    """How many of each group a split takes: round(total x fraction) in all, spread in proportion
+    to the group sizes by largest remainder (with many small groups, rounding each group alone would
+    give every group 0 and leave the split empty)."""
+    total = min(sum(sizes), round(sum(sizes) * fraction))
+    exact = [n * fraction for n in sizes]
+    counts = [min(n, int(e)) for n, e in zip(sizes, exact)]
+    by_remainder = sorted(range(len(sizes)), key=lambda i: (-(exact[i] - int(exact[i])), i))
+    for i in by_remainder:
+        if sum(counts) >= total:
+            break
+        if counts[i] < sizes[i]:
+            counts[i] += 1
+    return counts
+
+
 def stratified_split(rows: list[dict], val: float, test: float, seed: int, stratify) -> dict:
     """Split rows into train/val/test, keeping group proportions (`stratify`: True for the target,
     a function of the row, or False)."""
@@ -53,11 +69,13 @@ def stratified_split(rows: list[dict], val: float, test: float, seed: int, strat
         groups[key(row)].append(row)
     rng = random.Random(seed)
     out: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    for key in sorted(groups):
+    order = sorted(groups)
+    sizes = [len(groups[k]) for k in order]
+    tests = allocate(sizes, test)
+    vals = allocate([n - t for n, t in zip(sizes, tests)], val * len(rows) / max(1, len(rows) - sum(tests)))
+    for key, n_test, n_val in zip(order, tests, vals):
         members = sorted(groups[key], key=lambda r: r["id"])
         rng.shuffle(members)
-        n_test = round(len(members) * test)
-        n_val = round(len(members) * val)
         out["test"] += members[:n_test]
         out["val"] += members[n_test:n_test + n_val]
         out["train"] += members[n_test + n_val:]
