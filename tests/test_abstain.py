@@ -231,3 +231,38 @@ def test_a_training_completion_for_an_empty_target_is_the_abstain_text():
     examples = training_examples(TASK, spec, rows)
     assert [e["completion"][0]["content"] for e in examples] == ["none", "five years"]
     assert examples[0]["prompt"][-1]["content"] == "A contract.\n\nQ: Term?"
+
+
+def abstain_record(tmp_path, seed: int, confidence: bool) -> dict:
+    cell = outputs(40, seed)
+    folder = tmp_path / f"cell{seed}"
+    folder.mkdir()
+    write_jsonl(folder / "test.jsonl", [{"id": r["id"], "input": f"question {r['id']}", "target": r["target"],
+                                         "answers": r["answers"]} for r in cell.iter_rows(named=True)])
+    write_jsonl(folder / "preds.jsonl", [{"id": r["id"], "output": r["output"], "parsed": r["parsed"],
+                                          "latency_s": 0.1, "tokens_in": 50, "tokens_out": 3,
+                                          "confidence": r["confidence"] if confidence else None}
+                                         for r in cell.iter_rows(named=True)])
+    write_json(folder / "meta.json", {"system": "m", "model": "m", "adapter": None, "prompting": "0shot",
+                                      "shots": 0, "method": "generate", "started_at": "2026-01-01T00:00:00+00:00",
+                                      "finished_at": "2026-01-01T00:01:00+00:00"})
+    return score_predictions(task=TASK, predictions_path=str(folder / "preds.jsonl"),
+                             meta_path=str(folder / "meta.json"), test_path=str(folder / "test.jsonl"),
+                             max_items=None, bootstrap=BOOT, out_path=str(folder / "score.json"))
+
+
+def test_paired_comparisons_and_gates_of_an_abstaining_task(tmp_path):
+    """The primary token F1 pairs over the items that have an answer (as the cell computes it); what is
+    no sum over items (detection, AUPR) is not paired, and an unavailable AUPR gets no gate row."""
+    from tunebench.compare.gate import gate_score
+    from tunebench.compare.paired import paired_comparison
+
+    base, tuned = abstain_record(tmp_path, 3, confidence=True), abstain_record(tmp_path, 4, confidence=False)
+    rows = {r["metric"]: r for r in paired_comparison(base, tuned, labels=None, **BOOT)}
+    assert set(rows) == {"token_f1", "exact_match"}
+    assert rows["token_f1"]["base"] == pytest.approx(base["metrics"]["token_f1"]["value"], abs=1e-6)
+    assert rows["token_f1"]["finetuned"] == pytest.approx(tuned["metrics"]["token_f1"]["value"], abs=1e-6)
+    gates = gate_score(base, tuned, gates={"default": {"relative_pct": 5}, "metrics": {}}, labels=None,
+                       bootstrap=BOOT)
+    assert {g["metric"] for g in gates} == set(METRICS) - {"aupr"}  # aupr: n/a on one side, no verdict
+    assert next(g for g in gates if g["metric"] == "detection_f1")["test"].startswith("unpaired")

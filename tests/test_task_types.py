@@ -23,7 +23,6 @@ from tunebench.data.sources import fetch_raw
 from tunebench.predict.score import score_predictions
 from tunebench.scoring.metrics import CLASSIFICATION, DETECTION, EXTRACTION
 from tunebench.tasks import ItemScores, TaskType, register_task_type, task_type, task_type_names
-from tunebench.tasks.parsing import LABEL_PARSERS, PARSERS
 from tunebench.tasks.registry import NO_ANSWER, unregister_task_type
 
 BOOT = {"resamples": 200, "confidence": 0.95, "seed": 0}
@@ -65,12 +64,12 @@ def test_the_built_in_types_declare_what_the_rest_asks():
     classification, extraction = task_type("classification"), task_type("extraction")
     assert classification.metrics == CLASSIFICATION and extraction.metrics == EXTRACTION + DETECTION
     assert (classification.default_parser, extraction.default_parser) == ("first_label", "first_line")
-    assert classification.parsers == set(PARSERS) and extraction.parsers == set(PARSERS) - LABEL_PARSERS
+    assert classification.parsers == {"first_label", "label_mention", "first_line"} and extraction.parsers == {"first_line"}
     assert classification.labelled and classification.stratify
     assert not extraction.labelled and not extraction.stratify
     assert classification.prompt_variables == {"system": {"labels"}, "user": {"input", "labels"},
                                                "assistant": {"target", "labels"}}
-    assert extraction.prompt_variables == {"system": set(), "user": {"input"}, "assistant": {"target"}}
+    assert extraction.prompt_variables == {"system": set(), "user": {"input", "context"}, "assistant": {"target"}}
     assert [classification.miss("a", p) for p in ("a", None, "b")] == [None, NO_ANSWER, "other_label"]
     assert [extraction.miss("the blue mug", p) for p in ("Blue mug.", None, "mug", "a chair")] == [
         None, NO_ANSWER, "partial", "wrong"]
@@ -81,7 +80,7 @@ def test_the_schema_offers_exactly_the_registered_types(repo_root):
 
 
 def test_an_unregistered_type_is_named_with_the_known_ones():
-    with pytest.raises(KeyError, match="'regression'.*classification, extraction"):
+    with pytest.raises(KeyError, match="'regression'.*classification, code, extraction, multiple_choice"):
         task_type("regression")
 
 

@@ -1,5 +1,6 @@
 """A new user's project through the real `snakemake` command: their own CSV data with many labels
-built from shared parts, their own model folder (a tiny random Llama: no download), `method: loglik`,
+built from shared parts (an official train and test file, integer labels named by `label_names`,
+`labels: auto`, as README "Adding your own task" shows), their own model folder (a tiny random Llama: no download), `method: loglik`,
 and a suite of their own with its own results folder. What this user hit on a first run must work
 or fail clearly: the loglik cell reaches summary.json and the dashboard; a target named for another
 suite's folder gets one `tunebench:` line naming the right target."""
@@ -7,6 +8,7 @@ suite's folder gets one `tunebench:` line naming the right target."""
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -34,17 +36,19 @@ def write_yaml(path: Path, doc: dict) -> None:
 @pytest.fixture(scope="module")
 def user_project(tmp_path_factory, tiny_llama_dir) -> Path:
     repo = copy_repo(tmp_path_factory.mktemp("user") / "repo")
-    (repo / "data_in").mkdir()
-    with open(repo / "data_in/intents.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "category"])
-        for i in range(126):
-            label = LABELS[i % len(LABELS)]
-            writer.writerow([f"message {i}: something about {label.replace('_', ' ')}", label])
+    (repo / "data_in/intents").mkdir(parents=True)
+    for split, n in (("train", 96), ("test", 30)):
+        with open(repo / f"data_in/intents/{split}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "category"])
+            for i in range(n):
+                label = i % len(LABELS)
+                writer.writerow([f"{split} message {i}: something about {LABELS[label].replace('_', ' ')}", label])
     write_yaml(repo / "configs/tasks/intents.yaml", {
         "name": "intents", "type": "classification",
-        "source": {"kind": "local", "path": "data_in/intents.csv", "format": "csv"},
-        "fields": {"id": None, "input": "text", "target": "category"}, "labels": LABELS,
+        "source": {"kind": "local", "path": "data_in/intents", "format": "csv",
+                   "splits": {"train": "train.csv", "test": "test.csv"}},
+        "fields": {"id": None, "input": "text", "target": "category"}, "labels": "auto", "label_names": LABELS,
         "split": {"val": 0.1, "test": 0.2, "seed": 7}, "prompt": "prompts/intents.yaml",
         "metrics": ["accuracy", "macro_f1"], "generation": {"max_new_tokens": 8}, "method": "loglik"})
     (repo / "prompts/intents.yaml").write_text(
@@ -78,6 +82,17 @@ def test_a_loglik_task_reaches_the_summary_and_the_dashboard(user_project):
                      if line.startswith("| tiny | 0shot |"))
     assert "| loglik | 10 | 0 |" in table_row
     assert not (user_project / "results/summary.json").exists()
+
+
+def test_the_official_test_file_is_the_test_split_and_its_integer_labels_are_named(user_project):
+    test = [json.loads(line) for line in (user_project / "data/prepared/intents/test.jsonl").read_text().splitlines()]
+    assert [r["input"] for r in test] == [f"test message {i}: something about {LABELS[i % len(LABELS)].replace('_', ' ')}"
+                                          for i in range(30)]  # as the file has it, in its order
+    assert [r["target"] for r in test[:3]] == LABELS[:3]
+    summary = read_json(user_project / "results/mine/summary.json")
+    info = summary["tasks"]["intents"]
+    assert info["labels"] == LABELS and (info["evaluated"], info["test_of"]) == (10, 30)
+    assert info["splits"]["test"] == 30 and info["splits"]["train"] + info["splits"]["val"] == 96
 
 
 def test_every_method_a_task_may_name_is_one_the_summary_schema_accepts(repo_root):

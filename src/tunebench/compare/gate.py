@@ -112,7 +112,9 @@ def gate_score(base: dict, current: dict, *, gates: dict, labels: list[str] | No
     shared = [str(it["id"]) for it in base["items"] if str(it["id"]) in current_ids]
     paired = {r["metric"]: r for r in paired_comparison(base, current, labels=labels, **bootstrap)} if shared else {}
     rows = []
-    for metric in [m for m in base["metrics"] if m in current["metrics"]]:
+    shared_metrics = [m for m in base["metrics"] if m in current["metrics"]
+                      and None not in (base["metrics"][m]["value"], current["metrics"][m]["value"])]  # n/a: no gate
+    for metric in shared_metrics:
         threshold = threshold_for(metric, gates)
         base_value = base["metrics"][metric]["value"]
         if metric in paired:

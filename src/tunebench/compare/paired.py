@@ -16,6 +16,7 @@ import numpy as np
 from tunebench.core.records import BENCHMARK, TASK, record_source
 from tunebench.core.spec import parse_prompting
 from tunebench.scoring.metrics import (
+    EXTRACTION,
     NO_ANSWER,
     classification_rows,
     confusion_counts,
@@ -32,12 +33,15 @@ def _statistics(score: dict, ids: list[str], labels: list[str] | None) -> tuple[
     over the items of each row of `index` (resamples x items, positions in ids)."""
     by_id = {str(it["id"]): it for it in score["items"]}
     rows = [by_id[i] for i in ids]
+    ratios: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if record_source(score) == BENCHMARK:  # per item a numerator and denominator per metric
-        ratios = {}
         for label in score["metrics"]:
             if all(label in r.get("values", {}) for r in rows):
                 ratios[label] = (np.array([r["values"][label][0] for r in rows], dtype=float),
                                  np.array([r["values"][label][1] for r in rows], dtype=float))
+    elif not labels:
+        ratios = _item_ratios(score, rows)
+    if ratios:
 
         def ratio(index: np.ndarray, metrics: list[str]) -> dict[str, np.ndarray]:
             sums = {m: (np.take(num, index).sum(axis=1), np.take(den, index).sum(axis=1))
@@ -53,9 +57,26 @@ def _statistics(score: dict, ids: list[str], labels: list[str] | None) -> tuple[
         pairs = pair_codes(y_true, y_pred, len(labels))
         return list(score["metrics"]), lambda index, metrics: classification_rows(
             confusion_counts(pairs, len(labels), index), metrics, len(ids))
+    return [], lambda index, metrics: {}
+
+
+def _item_ratios(score: dict, rows: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """What a task record without labels can rebuild per item, as (numerator, denominator) pairs:
+    its primary metric from each item's own score, and token F1 / exact match from the answers, both
+    over the items that have an answer (an abstaining extraction task scores those on present items
+    only). Metrics that are no sum over items (AUPR, answer detection, macro F1 over letters) are not
+    paired: a gate compares them through their own intervals."""
+    present = np.array([r["target"] != "" for r in rows], dtype=float)
     texts = ([r["target"] for r in rows], [r["parsed"] for r in rows])
-    values = {metric: item_scores(*texts, metric) for metric in score["metrics"]}
-    return list(values), lambda index, metrics: {m: np.take(values[m], index).mean(axis=1) for m in metrics}
+    out = {}
+    for metric, stats in score["metrics"].items():
+        if stats.get("value") is None:
+            continue
+        if metric == score["primary_metric"]:
+            out[metric] = (np.array([r["score"] for r in rows], dtype=float) * present, present)
+        elif metric in EXTRACTION:
+            out[metric] = (item_scores(*texts, metric) * present, present)
+    return out
 
 
 def paired_comparison(base: dict, tuned: dict, *, labels: list[str] | None, resamples: int = 1000,

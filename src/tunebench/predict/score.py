@@ -167,6 +167,8 @@ def score_predictions(*, task: Task, predictions_path: str, meta_path: str, test
     ).to_dict()
     write_text(out_path, record_json(record) + "\n")  # = write_json(out_path, record)
     primary = cis[task.primary_metric]
-    log.info("%s %s %s: %s = %.3f [%.3f, %.3f] (n=%d)", meta["system"], task.name, meta["prompting"],
-             task.primary_metric, primary["value"], primary["ci_low"], primary["ci_high"], cell.height)
+    shown = ("n/a: " + str(primary.get("unavailable")) if primary["value"] is None
+             else f"{primary['value']:.3f} [{primary['ci_low']:.3f}, {primary['ci_high']:.3f}]")
+    log.info("%s %s %s: %s = %s (n=%d)", meta["system"], task.name, meta["prompting"], task.primary_metric,
+             shown, cell.height)
     return record

@@ -33,7 +33,6 @@ from tunebench.scoring.metrics import (
     normalize_answer,
     subset_mean,
 )
-from tunebench.tasks.parsing import LABEL_PARSERS, PARSERS
 from tunebench.tasks.registry import NO_ANSWER, TRUNCATED, ItemScores, TaskType, register_task_type
 
 if TYPE_CHECKING:
@@ -74,7 +73,7 @@ class Extraction(TaskType):
     name = "extraction"
     metrics = EXTRACTION + DETECTION
     default_parser = "first_line"
-    parsers = frozenset(PARSERS) - LABEL_PARSERS
+    parsers = frozenset({"first_line"})
     labelled = False
     stratify = False
     item_fields = {"answers": pl.List(pl.String)}
