@@ -154,9 +154,11 @@ def run_adapter_train_job(repo_root, tmp_path, *, model_dir, data, hp, prelude: 
     project = load_project_from_file(repo_root)
     preamble = PythonScript.generate_preamble(
         LocalSourceFile(str(script)), None, None, str(script.parent),
-        InputFiles(fromdict={"model": str(model_dir), "train": str(data[0]), "val": str(data[1])}),
+        InputFiles(fromdict={"model": str(model_dir), "train": str(data[0]), "val": str(data[1]),
+                             "manifest": str(tmp_path / "manifest.json")}),
         OutputFiles([str(tmp_path / "adapter")]),
-        Params(fromdict={"task": project.tasks["ticket_routing"].to_param("labels"),  # as rules/train.smk
+        Params(fromdict={"task": project.tasks["ticket_routing"].to_param(  # as rules/train.smk (TASK_TRAIN)
+                             "type", "labels", "auto_labels", "abstain", "answer_format"),
                          "prompt": project.prompts["ticket_routing"], "training": hp,
                          "training_file": "configs/training/unsloth-qlora.yaml", "work_root": str(tmp_path / "work")}),
         Wildcards(fromdict={"model": "m", "task": "ticket_routing", "size": "16"}), 1,
