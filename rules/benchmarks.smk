@@ -8,7 +8,7 @@ rule lm_eval_run:
         directory(LAYOUT.lm_eval_dir()),
     params:
         run=get_lm_eval_spec,
-        model=lambda wildcards: PROJECT.models[get_system_model(wildcards)].to_param("backend", "dtype"),
+        model=lambda wildcards: PROJECT.models[get_system_model(wildcards)].to_param("backend", "dtype", "chat_template_kwargs"),
         nltk_dir=NLTK_DIR,
         # the request cache of a stalled or failed run, so a rerun generates only what is missing
         cache_dir=lambda wildcards: LAYOUT.lm_eval_cache(wildcards.system, wildcards.benchmark),

@@ -13,6 +13,8 @@ rule adapter_train:
         prompt=get_prompt_spec,
         training=PROJECT.training,
         training_file=PROJECT.training_file,
+        # the model's chat template variables (e.g. enable_thinking: false), as prediction uses them
+        chat_template_kwargs=lambda wildcards: PROJECT.models[wildcards.model].chat_template_kwargs,
         # checkpoints of an interrupted run: the rerun resumes from the last one
         work_root=lambda wildcards: LAYOUT.adapter_work(wildcards.model, f"{wildcards.task}-{wildcards.size}"),
     # the longest job and the head of the fine-tuned chain: start it first

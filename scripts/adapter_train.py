@@ -10,7 +10,8 @@ def main(sm):
     train_adapter(task=Task.from_param(sm.params.task).with_labels(sm.input.manifest), prompt_spec=sm.params.prompt,
                   hp=sm.params.training, hp_file=sm.params.training_file, model_dir=model_input(sm),
                   train_path=sm.input.train, val_path=sm.input.val, out_dir=sm.output[0],
-                  work_root=sm.params.work_root, threads=sm.threads)
+                  work_root=sm.params.work_root, threads=sm.threads,
+                  chat_template_kwargs=sm.params.get("chat_template_kwargs"))
 
 
 run_job(snakemake, main)  # noqa: F821

@@ -6,7 +6,7 @@ from tunebench.data.models import model_input
 
 
 def main(sm):
-    from tunebench.benchmarks.run import run_lm_eval, vllm_model
+    from tunebench.benchmarks.run import hf_model, run_lm_eval, vllm_model
     from tunebench.core.spec import Model
 
     model = Model.from_param(sm.params.model)
@@ -18,7 +18,8 @@ def main(sm):
     data_files = {role: str(Path(sm.input[role]).resolve()) for role in ("test", "fewshot")
                   if role in sm.input.keys()}
     run_lm_eval(benchmark=sm.wildcards.benchmark, spec=spec, model_dir=model_dir, adapter_dir=adapter,
-                model=vllm_model(model_dir, adapter, model.dtype) if model.backend == "vllm" else None,
+                model=vllm_model(model_dir, adapter, model.dtype, model.chat_template_kwargs) if model.backend == "vllm"
+                else hf_model(model_dir, adapter, chat_template_kwargs=model.chat_template_kwargs),
                 out_dir=sm.output[0], nltk_dir=sm.params.nltk_dir, cache_dir=sm.params.cache_dir, limit=limit,
                 threads=sm.threads, stall_timeout_s=sm.config["watchdog"]["stall_timeout_s"], log_path=sm.log[0],
                 data_files=data_files or None)

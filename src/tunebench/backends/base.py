@@ -61,10 +61,13 @@ class BackendContext:
     logprobs: bool = False  # the task wants each generation's token log-probs (Generation.logprob)
 
 
-def render_messages(tokenizer: Any, messages: Conversation, use_chat_template: bool) -> str:
-    """The exact text the model sees (shared by the backends that hold an HF tokenizer)."""
+def render_messages(tokenizer: Any, messages: Conversation, use_chat_template: bool,
+                    template_kwargs: dict | None = None) -> str:
+    """The exact text the model sees (shared by the backends that hold an HF tokenizer);
+    `template_kwargs`: the model's chat_template_kwargs (e.g. enable_thinking=False)."""
     if use_chat_template:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                             **(template_kwargs or {}))
     return "\n\n".join(m["content"] for m in messages) + "\n"
 
 

@@ -63,7 +63,8 @@ class OpenAIBackend(BackendBase):
 
     def __init__(self, *, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4,
                  max_retries: int = 3, timeout_s: float = 60.0, cache_dir: str | Path | None = None,
-                 breaker_failures: int = 5, stream: bool = True, logprobs: bool = False):
+                 breaker_failures: int = 5, stream: bool = True, chat_template_kwargs: dict | None = None,
+                 logprobs: bool = False):
         import openai
 
         self.endpoint = base_url  # as configured, for the meta file
@@ -73,6 +74,9 @@ class OpenAIBackend(BackendBase):
         self.client: Any = openai.OpenAI(base_url=self.base_url, api_key=os.environ.get(api_key_env) or "not-set",
                                     max_retries=max_retries, timeout=timeout_s)
         self.api_key_env = api_key_env
+        # vLLM's (and llama.cpp's) server read chat_template_kwargs from the request body; a frontier
+        # API would refuse the unknown field, so it is sent only when the model's config sets some
+        self.template_kwargs = dict(chat_template_kwargs or {})
         # token log-probs are asked for only when the task wants a confidence (it changes the cache
         # key); a server that refuses the field is asked again without it, and its answers have none
         self.logprobs, self.logprobs_refused = logprobs, False
@@ -87,7 +91,8 @@ class OpenAIBackend(BackendBase):
         m = ctx.model
         return cls(base_url=m.source["base_url"], model=m.source["model"],
                    api_key_env=m.source.get("api_key_env", "OPENAI_API_KEY"), concurrency=m.concurrency,
-                   stream=m.stream, cache_dir=ctx.cache_dir, logprobs=ctx.logprobs)
+                   stream=m.stream, cache_dir=ctx.cache_dir, chat_template_kwargs=m.chat_template_kwargs,
+                   logprobs=ctx.logprobs)
 
     def run_meta(self) -> dict:
         return {**super().run_meta(), "endpoint": self.endpoint, "requests_sent": self.requests_sent,
@@ -186,6 +191,8 @@ class OpenAIBackend(BackendBase):
         params: dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": 0.0}
         if stop:
             params["stop"] = list(stop)
+        if self.template_kwargs:
+            params["extra_body"] = {"chat_template_kwargs": self.template_kwargs}
         if self.logprobs:
             params["logprobs"] = True
         results: list[APIResult | None] = [None] * len(conversations)

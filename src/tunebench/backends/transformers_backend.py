@@ -34,7 +34,7 @@ class TransformersBackend(BackendBase):
     def __init__(self, model_dir: str | Path, *, dtype: str = "float32", threads: int | None = None,
                  chat_template: bool = True, max_input_tokens: int = 4096,
                  adapter_dir: str | Path | None = None, batch_size: int = 8, batch_tokens: int | None = None,
-                 logprobs: bool = False):
+                 chat_template_kwargs: dict | None = None, logprobs: bool = False):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -55,6 +55,7 @@ class TransformersBackend(BackendBase):
         self.model.to(self.device).eval()
         self.cache_arg = cache_argument(self.model)
         self.use_chat_template = chat_template and self.tokenizer.chat_template is not None
+        self.template_kwargs = dict(chat_template_kwargs or {})
         self.max_input_tokens = max_input_tokens
         self.weights = (model_dir, adapter_dir, dtype)  # what a journal's batches must come from
         self.batch_size, self.batch_tokens = batch_size, batch_tokens  # for complete() and score_labels()
@@ -66,11 +67,12 @@ class TransformersBackend(BackendBase):
         m = ctx.model
         return cls(ctx.model_dir or "", dtype=m.dtype, threads=ctx.threads, chat_template=m.chat_template,
                    max_input_tokens=m.max_input_tokens, adapter_dir=ctx.adapter_dir, batch_size=m.batch_size,
-                   batch_tokens=m.batch_tokens, logprobs=ctx.logprobs)
+                   batch_tokens=m.batch_tokens, chat_template_kwargs=m.chat_template_kwargs,
+                   logprobs=ctx.logprobs)
 
     def render(self, messages: list[dict]) -> str:
         """The exact text the model sees."""
-        return render_messages(self.tokenizer, messages, self.use_chat_template)
+        return render_messages(self.tokenizer, messages, self.use_chat_template, self.template_kwargs)
 
     def prompt_text(self, conversation: Conversation) -> str:
         return self.render(conversation)
@@ -240,7 +242,7 @@ class TransformersBackend(BackendBase):
             return answer + "\n"
         prompt = self.render(messages)
         full = self.tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": answer}],
-                                                  tokenize=False)
+                                                  tokenize=False, **self.template_kwargs)
         if not full.startswith(prompt):
             raise ConfigError("the chat template renders an answer that does not continue its prompt, so "
                               "labels cannot be scored as continuations", field="method",

@@ -48,7 +48,7 @@ class VLLMBackend(BackendBase):
     def __init__(self, model_dir: str | Path, *, dtype: str = "bfloat16", chat_template: bool = True,
                  max_input_tokens: int = 4096, max_new_tokens: int = 256, adapter_dir: str | Path | None = None,
                  gpu_memory_utilization: float = 0.85, seed: int = 0, batch_size: int = 8,
-                 logprobs: bool = False):
+                 chat_template_kwargs: dict | None = None, logprobs: bool = False):
         try:
             from vllm import LLM
         except ImportError as exc:
@@ -62,6 +62,7 @@ class VLLMBackend(BackendBase):
                        gpu_memory_utilization=gpu_memory_utilization)
         self.tokenizer: Any = self.llm.get_tokenizer()
         self.use_chat_template = chat_template and getattr(self.tokenizer, "chat_template", None) is not None
+        self.template_kwargs = dict(chat_template_kwargs or {})
         self.max_input_tokens = max_input_tokens
         self.adapter_dir = adapter_dir
         self.batch_size = batch_size  # for complete(); vLLM batches by itself
@@ -72,10 +73,11 @@ class VLLMBackend(BackendBase):
         m = ctx.model
         return cls(ctx.model_dir or "", dtype=m.dtype, chat_template=m.chat_template,
                    max_input_tokens=m.max_input_tokens, max_new_tokens=ctx.max_new_tokens,
-                   adapter_dir=ctx.adapter_dir, batch_size=m.batch_size, logprobs=ctx.logprobs)
+                   adapter_dir=ctx.adapter_dir, batch_size=m.batch_size, chat_template_kwargs=m.chat_template_kwargs,
+                   logprobs=ctx.logprobs)
 
     def render(self, messages: list[dict]) -> str:
-        return render_messages(self.tokenizer, messages, self.use_chat_template)
+        return render_messages(self.tokenizer, messages, self.use_chat_template, self.template_kwargs)
 
     def prompt_text(self, conversation: Conversation) -> str:
         return self.render(conversation)

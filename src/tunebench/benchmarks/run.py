@@ -155,17 +155,35 @@ def _log_tail(log_path: str | None, lines: int = 25) -> str:
     return "\n".join(Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
-def hf_model(model_dir: str, adapter_dir: str | None = None, dtype: str = "float32") -> dict:
+def template_args(chat_template_kwargs: dict | None) -> dict:
+    """A model's chat_template_kwargs as lm-eval's hf and vllm models take them (lm-eval 0.4.13):
+    `enable_thinking` as its own argument, the rest as `chat_template_args`. Both models pass
+    `chat_template_args` to apply_chat_template, but the vllm one pops `enable_thinking` out of it
+    and then overwrites it with its own `enable_thinking` argument (None by default), so inside
+    chat_template_args it would be lost."""
+    rest = dict(chat_template_kwargs or {})
+    out: dict = {}
+    if "enable_thinking" in rest:
+        out["enable_thinking"] = rest.pop("enable_thinking")
+    if rest:
+        out["chat_template_args"] = rest
+    return out
+
+
+def hf_model(model_dir: str, adapter_dir: str | None = None, dtype: str = "float32",
+             chat_template_kwargs: dict | None = None) -> dict:
     """lm-eval's hf backend on a model folder, with a LoRA adapter applied through its `peft=`."""
-    args = {"pretrained": str(Path(model_dir).resolve()), "dtype": dtype}
+    args = {"pretrained": str(Path(model_dir).resolve()), "dtype": dtype, **template_args(chat_template_kwargs)}
     if adapter_dir:
         args["peft"] = str(Path(adapter_dir).resolve())
     return {"name": "hf", "args": args}
 
 
-def vllm_model(model_dir: str, adapter_dir: str | None = None, dtype: str = "bfloat16") -> dict:
+def vllm_model(model_dir: str, adapter_dir: str | None = None, dtype: str = "bfloat16",
+               chat_template_kwargs: dict | None = None) -> dict:
     """lm-eval's vllm backend (GPU) on a model folder, a LoRA adapter through its `lora_local_path`."""
-    args = {"pretrained": str(Path(model_dir).resolve()), "dtype": dtype, "seed": 0, "gpu_memory_utilization": 0.85}
+    args = {"pretrained": str(Path(model_dir).resolve()), "dtype": dtype, "seed": 0, "gpu_memory_utilization": 0.85,
+            **template_args(chat_template_kwargs)}
     if adapter_dir:
         args.update(lora_local_path=str(Path(adapter_dir).resolve()), max_lora_rank=64)
     return {"name": "vllm", "args": args}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from tunebench.config.suites import apply_suite, merge_task
 from tunebench.core.errors import ConfigError
 from tunebench.core.schema import check_schema, fill_defaults, load_schema, read_yaml
 from tunebench.core.spec import Model, Project, Task
@@ -53,14 +54,19 @@ def _resolve_named(root: Path, folder: Path, names: list[str], kind: str, config
     return out
 
 
-def _checked_docs(root: Path, folder: Path, names: list[str], kind: str, config_file: str, schema: dict):
-    """(name, path, doc, shown path) per named file: schema-checked, defaults filled."""
+def _checked_docs(root: Path, folder: Path, names: list[str], kind: str, config_file: str, schema: dict,
+                  overrides: Mapping[str, dict] | None = None, origin: str = ""):
+    """(name, path, doc, shown path) per named file: schema-checked, defaults filled; `overrides`
+    (a suite's task_overrides, from `origin` in the config) merged in first."""
     for name, (path, doc) in _resolve_named(root, folder, names, kind, config_file, f"{kind}s").items():
-        shown = _rel(root, path)
-        check_schema(doc, schema, shown)
+        shown = where = _rel(root, path)
+        if overrides and name in overrides:
+            doc = merge_task(doc, overrides[name])
+            where = f"{shown} (with {origin}.{name} of {config_file})"
+        check_schema(doc, schema, where)
         fill_defaults(doc, schema)
         if doc["name"] != name:
-            raise ConfigError(f"name {doc['name']!r} differs from the file name {name!r}", file=shown,
+            raise ConfigError(f"name {doc['name']!r} differs from the file name {name!r}", file=where,
                               field="name", fix=f"set `name: {name}` or rename the file")
         yield name, path, doc, shown
 
@@ -113,6 +119,7 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
                               file=config_file, field=f"suites.{name}.results_dir",
                               fix="give every suite its own results_dir so runs never overwrite each other")
         dirs[d] = name
+    task_overrides = apply_suite(root, config, config_file)  # the suite's own models, tasks, finetune
 
     task_schema = load_schema(root, "task.schema.yaml")
     model_schema = load_schema(root, "model.schema.yaml")
@@ -122,7 +129,7 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
 
     tasks, prompts = {}, {}
     for name, _path, doc, shown in _checked_docs(root, TASK_DIR, config["tasks"], "task", config_file,
-                                                 task_schema):
+                                                 task_schema, task_overrides, f"suites.{suite_name}.task_overrides"):
         src = doc["source"]
         if src["kind"] == "generated" and src["generator"] not in GENERATORS:
             raise ConfigError(f"unknown generator {src['generator']!r}", file=shown,
@@ -168,6 +175,10 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
                 raise ConfigError("backend llamacpp runs a GGUF file and this source names none", file=shown,
                                   field="source.gguf_file",
                                   fix="add `gguf_file: <name>.gguf`, or use backend transformers for an HF folder")
+            if doc["chat_template_kwargs"]:
+                raise ConfigError("backend llamacpp renders the GGUF's own chat template and cannot pass it "
+                                  "chat_template_kwargs", file=shown, field="chat_template_kwargs",
+                                  fix="remove them, or use backend transformers or vllm for this model")
             from tunebench.backends.llamacpp_backend import INSTALL_HINT, available
 
             if not available():
@@ -180,7 +191,8 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
             local_model_folder(src, root, shown)
         models[name] = Model(
             name=name, source=doc["source"], backend=doc["backend"], description=doc.get("description"),
-            dtype=doc["dtype"], chat_template=doc["chat_template"], batch_size=doc["batch_size"],
+            dtype=doc["dtype"], chat_template=doc["chat_template"],
+            chat_template_kwargs=doc["chat_template_kwargs"], batch_size=doc["batch_size"],
             batch_tokens=doc["batch_tokens"], max_input_tokens=doc["max_input_tokens"],
             concurrency=doc["concurrency"], stream=doc["stream"], file=Path(shown),
         )

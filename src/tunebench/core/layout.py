@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DATA_RAW = "data/raw"
-DATA_PREPARED = "data/prepared"
+DATA = "data"  # raw and prepared task data (<data>/raw, <data>/prepared), shared by suites
 MODELS = "resources/models"  # HF folders (transformers, vLLM)
 GGUF = "resources/gguf"  # GGUF files as shipped (llama.cpp)
 API_CACHE = "resources/api_cache"
@@ -25,21 +24,22 @@ MERGED = "merged"  # base + adapter folders built on request: rebuilt, never syn
 @dataclass(frozen=True)
 class Layout:
     results: str = "results"
+    # a suite whose task_overrides change a task's data keeps it in a data folder of its own, so it
+    # never overwrites (and so invalidates) the data every other suite shares
+    data: str = DATA
+
+    # shared by the suites with the same data folder ------------------------------------------
+    def raw(self, task: str = "{task}") -> str:
+        return f"{self.data}/raw/{task}"
+
+    def prepared(self, task: str = "{task}", split: str = "train") -> str:
+        """`split` is train, val, test, train-<n> (a training cap) or manifest."""
+        return f"{self.prepared_dir(task)}/{split}.{'json' if split == 'manifest' else 'jsonl'}"
+
+    def prepared_dir(self, task: str = "{task}") -> str:
+        return f"{self.data}/prepared/{task}"
 
     # shared by every suite -------------------------------------------------------------------
-    @staticmethod
-    def raw(task: str = "{task}") -> str:
-        return f"{DATA_RAW}/{task}"
-
-    @staticmethod
-    def prepared(task: str = "{task}", split: str = "train") -> str:
-        """`split` is train, val, test, train-<n> (a training cap) or manifest."""
-        return f"{DATA_PREPARED}/{task}/{split}.{'json' if split == 'manifest' else 'jsonl'}"
-
-    @staticmethod
-    def prepared_dir(task: str = "{task}") -> str:
-        return f"{DATA_PREPARED}/{task}"
-
     @staticmethod
     def model_dir(model: str = "{model}", backend: str = "transformers") -> str:
         return f"{GGUF if backend == 'llamacpp' else MODELS}/{model}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from tunebench.core.layout import Layout
+from tunebench.core.layout import DATA, Layout
 
 
 def _plain(value: Any) -> Any:
@@ -124,6 +124,8 @@ class Model(_Param):
     description: str | None = None
     dtype: str = "float32"
     chat_template: bool = True
+    # extra chat template variables wherever the template is applied, e.g. {"enable_thinking": False}
+    chat_template_kwargs: dict = field(default_factory=dict)
     batch_size: int = 8
     batch_tokens: int | None = None
     max_input_tokens: int = 4096
@@ -209,7 +211,7 @@ class Project:
 
     @property
     def layout(self) -> Layout:
-        return Layout(self.results_dir)
+        return Layout(self.results_dir, self.suite.get("data_dir", DATA).rstrip("/"))
 
     @property
     def results_dir(self) -> str:

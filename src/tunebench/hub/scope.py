@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from tunebench.core.layout import MERGED, Layout
+from tunebench.core.layout import DATA, MERGED, Layout
 from tunebench.hub.settings import HubSettings
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ class SyncScope:
     model_dirs: tuple[str, ...]  # base models' folders (Layout.model_dir), weights left out
     other_results_dirs: tuple[str, ...]  # the other suites' results folders: skipped when nested in ours
     hub: HubSettings
+    data_dir: str = DATA  # the suite's data folder (Layout.data): whose prepared/<task>/ travel
 
     @classmethod
     def from_project(cls, project: Project) -> SyncScope:
@@ -44,6 +45,7 @@ class SyncScope:
             model_dirs=tuple(sorted(d for d in map(project.model_dir, project.models) if d)),
             other_results_dirs=tuple(sorted(others)),
             hub=HubSettings.from_config(project.config),
+            data_dir=project.layout.data,
         )
 
     def to_param(self) -> dict[str, Any]:
@@ -61,11 +63,11 @@ class SyncScope:
 
     @property
     def layout(self) -> Layout:
-        return Layout(self.results_dir)
+        return Layout(self.results_dir, self.data_dir)
 
     def roots(self) -> list[str]:
         """The folders that travel: prepared data, model folders, the results folder."""
-        return [Layout.prepared_dir(task) for task in self.tasks] + list(self.model_dirs) + [self.results_dir]
+        return [self.layout.prepared_dir(task) for task in self.tasks] + list(self.model_dirs) + [self.results_dir]
 
     def excluded_dirs(self) -> set[str]:
         """Other suites' results folders nested inside this one, and folders that are rebuilt."""

@@ -39,24 +39,32 @@ class TrainingError(TunebenchError):
     """Training cannot run as configured (e.g. Unsloth without a GPU)."""
 
 
-def training_examples(task: Task, prompt_spec: dict, rows: list[dict]) -> list[dict]:
-    """Conversational prompt/completion pairs: the zero-shot prompt, then the target as the answer."""
+def training_examples(task: Task, prompt_spec: dict, rows: list[dict],
+                      chat_template_kwargs: dict | None = None) -> list[dict]:
+    """Conversational prompt/completion pairs: the zero-shot prompt, then the target as the answer.
+    `chat_template_kwargs` (the model's, e.g. enable_thinking=False) ride along in each example's
+    `chat_template_kwargs` column, which TRL's SFTTrainer and Unsloth pass to apply_chat_template,
+    so training renders the prompt exactly as prediction does."""
     template = PromptTemplate.from_spec(prompt_spec, task.abstain)  # an empty target: the abstain text
     labels = list(task.labels or [])
+    extra = {"chat_template_kwargs": dict(chat_template_kwargs)} if chat_template_kwargs else {}
     return [{
         "id": row["id"],
         "prompt": template.messages(row, [], labels),
         "completion": [{"role": "assistant", "content": template.answer(row["target"], labels)}],
+        **extra,
     } for row in rows]
 
 
-def work_key(model_dir: str | Path, train_path: str | Path, hp: dict, prompt_spec: dict) -> str:
+def work_key(model_dir: str | Path, train_path: str | Path, hp: dict, prompt_spec: dict,
+             chat_template_kwargs: dict | None = None) -> str:
     """What makes a training run the same run: resume only into a run with the same key."""
     h = hashlib.sha256()
     manifest = Path(model_dir) / "tunebench_model.json"
     h.update(manifest.read_bytes() if manifest.is_file() else str(Path(model_dir).resolve()).encode())
     h.update(Path(train_path).read_bytes())
-    h.update(json.dumps([hp, prompt_spec], sort_keys=True).encode())
+    h.update(json.dumps([hp, prompt_spec, *([chat_template_kwargs] if chat_template_kwargs else [])],
+                        sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
@@ -95,7 +103,8 @@ def _peak_rss_mb() -> float:
 def _token_counts(tokenizer, examples: list[dict]) -> list[int]:
     counts = []
     for ex in examples:
-        ids = tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=True, return_dict=True)
+        ids = tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=True, return_dict=True,
+                                            **ex.get("chat_template_kwargs", {}))
         counts.append(len(ids["input_ids"]))
     return counts
 
@@ -139,7 +148,7 @@ def _load_model(model_dir: str, hp: dict, device: str):
 
 def train_adapter(*, task: Task, prompt_spec: dict, hp: dict, hp_file: str, model_dir: str | Path,
                   train_path: str | Path, val_path: str | Path, out_dir: str | Path, work_root: str | Path,
-                  threads: int = 1, progress: bool = True) -> dict:
+                  threads: int = 1, progress: bool = True, chat_template_kwargs: dict | None = None) -> dict:
     """Train one LoRA adapter; resume from the last checkpoint of an interrupted identical run."""
     if hp["trainer"] == "unsloth":
         require_cuda(hp, hp_file)
@@ -153,8 +162,9 @@ def train_adapter(*, task: Task, prompt_spec: dict, hp: dict, hp_file: str, mode
     device = "cuda" if torch.cuda.is_available() else "cpu"
     started = datetime.now(timezone.utc)
     train_rows, val_rows = read_jsonl(train_path), read_jsonl(val_path)[: hp.get("max_val_items", 256)]
-    train, val = training_examples(task, prompt_spec, train_rows), training_examples(task, prompt_spec, val_rows)
-    work = Path(work_root) / work_key(model_dir, train_path, hp, prompt_spec)
+    train = training_examples(task, prompt_spec, train_rows, chat_template_kwargs)
+    val = training_examples(task, prompt_spec, val_rows, chat_template_kwargs)
+    work = Path(work_root) / work_key(model_dir, train_path, hp, prompt_spec, chat_template_kwargs)
     checkpoints = work / "checkpoints"
     resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     if resume:
@@ -179,7 +189,7 @@ def train_adapter(*, task: Task, prompt_spec: dict, hp: dict, hp_file: str, mode
         bf16=device == "cuda", fp16=False, gradient_checkpointing=False, use_cpu=device == "cpu",
         dataloader_num_workers=0, report_to="none", disable_tqdm=not progress,
     )
-    columns = ["prompt", "completion"]
+    columns = ["prompt", "completion"] + (["chat_template_kwargs"] if chat_template_kwargs else [])
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer, peft_config=peft_config,
                          train_dataset=Dataset.from_list([{k: e[k] for k in columns} for e in train]),
                          eval_dataset=Dataset.from_list([{k: e[k] for k in columns} for e in val]))
@@ -191,6 +201,7 @@ def train_adapter(*, task: Task, prompt_spec: dict, hp: dict, hp_file: str, mode
     history = trainer.state.log_history
     record = {
         "task": task.name, "base_model_dir": str(model_dir), "trainer": hp["trainer"], "training": hp,
+        "chat_template_kwargs": chat_template_kwargs or {},
         "device": device, "threads": threads, "n_train": len(train), "n_val": len(val),
         "train_ids_sha256": hashlib.sha256("\n".join(r["id"] for r in train_rows).encode()).hexdigest(),
         "steps": trainer.state.global_step, "steps_this_run": steps_run, "resumed_from": resume,
