@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tunebench.config.suites import apply_suite, merge_task
+from tunebench.config.task_checks import check_methods, load_prompt
 from tunebench.core.errors import ConfigError
 from tunebench.core.schema import check_schema, fill_defaults, load_schema, read_yaml
 from tunebench.core.spec import Model, Project, Task
@@ -71,36 +72,6 @@ def _checked_docs(root: Path, folder: Path, names: list[str], kind: str, config_
         yield name, path, doc, shown
 
 
-def load_prompt(root: Path, path: Path, schema: dict, variables: Mapping[str, frozenset[str]]) -> dict:
-    """The template, checked; `variables`: those each part may use (the task type's)."""
-    import jinja2
-    import jinja2.meta
-
-    shown = _rel(root, path)
-    if not path.is_file():
-        raise ConfigError("prompt template file not found", file=shown,
-                          fix="create it or point the task's `prompt:` at an existing file")
-    doc = read_yaml(path, shown)
-    check_schema(doc, schema, shown)
-    env = jinja2.Environment()
-    for part, allowed in variables.items():
-        if part not in doc:
-            continue
-        try:
-            used = jinja2.meta.find_undeclared_variables(env.parse(doc[part]))
-        except jinja2.TemplateSyntaxError as exc:
-            raise ConfigError(f"template syntax error on line {exc.lineno}: {exc.message}",
-                              file=shown, field=part, fix="fix the Jinja2 syntax") from None
-        unknown = sorted(used - allowed)
-        if unknown:
-            raise ConfigError(
-                f"unknown template variable(s) {', '.join(unknown)}", file=shown, field=part,
-                fix=f"use only {', '.join('{{ ' + v + ' }}' for v in sorted(allowed))} here" if allowed
-                else "this part takes no variables for this task type: write it as plain text",
-            )
-    return doc
-
-
 def load_project(root: str | Path, config: dict, config_file: str = "configs/config.yaml") -> Project:
     root = Path(root).resolve()
     _refuse_benchmark_map(config, config_file)
@@ -136,7 +107,7 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
                               field="source.generator", fix=f"use one of: {', '.join(sorted(GENERATORS))}")
         kind = task_type(doc["type"])
         metrics, parser = doc["metrics"], kind.check(doc, shown)
-        _check_methods(doc, kind, shown)
+        check_methods(doc, kind, shown)
         split = doc["split"]
         if split["val"] + split["test"] >= 0.95:
             raise ConfigError(f"val + test = {split['val'] + split['test']:.2f} leaves too little to train on",
@@ -241,21 +212,6 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
     return Project(root=root, config=config, config_file=config_file, suite_name=suite_name,
                    suite=config["suites"][suite_name], tasks=tasks, models=models, prompts=prompts,
                    training=training, pricing=pricing, benchmark_specs=benchmarks)
-
-
-def _check_methods(doc: dict, kind, shown: str) -> None:
-    """`methods` (side by side) and `method` (one) must agree; each method must fit the type."""
-    methods = doc.get("methods")
-    if not methods:
-        return
-    if "method" in doc and doc["method"] != methods[0] and doc["method"] != "generate":
-        raise ConfigError(f"method {doc['method']} and methods {methods} disagree", file=shown, field="methods",
-                          fix=f"drop `method:`; the first of `methods` ({methods[0]}) is the task's method")
-    for i, method in enumerate(methods):
-        try:
-            kind.check({**doc, "method": method}, shown)
-        except ConfigError as exc:
-            raise ConfigError(exc.problem, file=shown, field=f"methods[{i}]", fix=exc.fix) from None
 
 
 def _refuse_benchmark_map(config: dict, config_file: str) -> None:

@@ -1,0 +1,62 @@
+"""Checks of a task's parts that the loader runs before any job: its prompt template (variables the
+task type allows, Jinja2 syntax) and its methods side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from tunebench.core.errors import ConfigError
+from tunebench.core.schema import check_schema, read_yaml
+
+
+def _rel(root: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def load_prompt(root: Path, path: Path, schema: dict, variables: Mapping[str, frozenset[str]]) -> dict:
+    """The template, checked; `variables`: those each part may use (the task type's)."""
+    import jinja2
+    import jinja2.meta
+
+    shown = _rel(root, path)
+    if not path.is_file():
+        raise ConfigError("prompt template file not found", file=shown,
+                          fix="create it or point the task's `prompt:` at an existing file")
+    doc = read_yaml(path, shown)
+    check_schema(doc, schema, shown)
+    env = jinja2.Environment()
+    for part, allowed in variables.items():
+        if part not in doc:
+            continue
+        try:
+            used = jinja2.meta.find_undeclared_variables(env.parse(doc[part]))
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"template syntax error on line {exc.lineno}: {exc.message}",
+                              file=shown, field=part, fix="fix the Jinja2 syntax") from None
+        unknown = sorted(used - allowed)
+        if unknown:
+            raise ConfigError(
+                f"unknown template variable(s) {', '.join(unknown)}", file=shown, field=part,
+                fix=f"use only {', '.join('{{ ' + v + ' }}' for v in sorted(allowed))} here" if allowed
+                else "this part takes no variables for this task type: write it as plain text",
+            )
+    return doc
+
+
+def check_methods(doc: dict, kind, shown: str) -> None:
+    """`methods` (side by side) and `method` (one) must agree; each method must fit the type."""
+    methods = doc.get("methods")
+    if not methods:
+        return
+    if "method" in doc and doc["method"] != methods[0] and doc["method"] != "generate":
+        raise ConfigError(f"method {doc['method']} and methods {methods} disagree", file=shown, field="methods",
+                          fix=f"drop `method:`; the first of `methods` ({methods[0]}) is the task's method")
+    for i, method in enumerate(methods):
+        try:
+            kind.check({**doc, "method": method}, shown)
+        except ConfigError as exc:
+            raise ConfigError(exc.problem, file=shown, field=f"methods[{i}]", fix=exc.fix) from None
