@@ -110,9 +110,8 @@ class Task(_Param):
         `manifest`: the manifest or its path."""
         if not self.auto_labels or manifest is None:
             return self
-        if not isinstance(manifest, dict):
-            manifest = json.loads(Path(manifest).read_text(encoding="utf-8"))
-        return replace(self, labels=tuple(manifest["labels"])) if manifest.get("labels") else self
+        doc: dict = manifest if isinstance(manifest, dict) else json.loads(Path(manifest).read_text(encoding="utf-8"))
+        return replace(self, labels=tuple(doc["labels"])) if doc.get("labels") else self
 
 
 @dataclass(frozen=True)

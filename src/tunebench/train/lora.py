@@ -28,7 +28,7 @@ from typing import Any, cast
 from tunebench.core.atomic import atomic_dir, read_jsonl, write_json
 from tunebench.core.errors import TunebenchError
 from tunebench.core.spec import Task
-from tunebench.tasks.prompting import PromptTemplate
+from tunebench.tasks.prompting import PromptTemplate, shown_answer
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,9 @@ def training_examples(task: Task, prompt_spec: dict, rows: list[dict],
     extra = {"chat_template_kwargs": dict(chat_template_kwargs)} if chat_template_kwargs else {}
     return [{
         "id": row["id"],
-        "prompt": template.messages(row, [], labels),
-        "completion": [{"role": "assistant", "content": template.answer(row["target"], labels)}],
+        "prompt": template.messages(row, [], labels, task.answer_format),
+        # a multiple-choice answer as the task asks for it: the letter, or the option's text
+        "completion": [{"role": "assistant", "content": template.answer(shown_answer(row, task.answer_format), labels)}],
         **extra,
     } for row in rows]
 
