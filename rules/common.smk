@@ -71,7 +71,7 @@ TASK_DATA = ("type", "source", "fields", "labels", "auto_labels", "label_names",
              "test_sample_size", "test_balance", "abstain", "file")
 TASK_PREDICT = ("type", "labels", "auto_labels", "parser", "generation", "abstain", "context_window",
                 "answer_format")
-TASK_TRAIN = ("type", "labels", "auto_labels", "abstain", "answer_format")
+TASK_TRAIN = ("type", "labels", "auto_labels", "abstain", "answer_format", "context_window")
 TASK_SCORE = ("type", "labels", "auto_labels", "metrics", "parser", "generation", "abstain", "execution")
 
 

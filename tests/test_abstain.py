@@ -233,6 +233,23 @@ def test_a_training_completion_for_an_empty_target_is_the_abstain_text():
     assert examples[0]["prompt"][-1]["content"] == "A contract.\n\nQ: Term?"
 
 
+def test_a_long_document_trains_on_the_window_that_holds_its_answer():
+    """CUAD-style training rows hold whole contracts: each example keeps one window, the one with the
+    answer (as an in-context example does), so it fits the training length."""
+    import dataclasses
+
+    from tunebench.train.lora import training_examples
+
+    spec = {"user": "{{ context }}\n\nQ: {{ input }}", "assistant": "{{ target }}"}
+    contract = " ".join(f"w{i}" for i in range(300)) + " the term is five years " + " ".join(
+        f"x{i}" for i in range(300))
+    task = dataclasses.replace(TASK, context_window={"tokens": 50, "stride": 10})
+    [example] = training_examples(task, spec, [{"id": "a", "input": "Term?", "target": "five years",
+                                                "context": contract}])
+    shown = example["prompt"][-1]["content"]
+    assert "five years" in shown and len(shown.split()) <= 50 + 2  # one window (+ "Q: Term?")
+
+
 def abstain_record(tmp_path, seed: int, confidence: bool) -> dict:
     cell = outputs(40, seed)
     folder = tmp_path / f"cell{seed}"

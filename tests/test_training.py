@@ -158,7 +158,7 @@ def run_adapter_train_job(repo_root, tmp_path, *, model_dir, data, hp, prelude: 
                              "manifest": str(tmp_path / "manifest.json")}),
         OutputFiles([str(tmp_path / "adapter")]),
         Params(fromdict={"task": project.tasks["ticket_routing"].to_param(  # as rules/train.smk (TASK_TRAIN)
-                             "type", "labels", "auto_labels", "abstain", "answer_format"),
+                             "type", "labels", "auto_labels", "abstain", "answer_format", "context_window"),
                          "prompt": project.prompts["ticket_routing"], "training": hp,
                          "training_file": "configs/training/unsloth-qlora.yaml", "work_root": str(tmp_path / "work")}),
         Wildcards(fromdict={"model": "m", "task": "ticket_routing", "size": "16"}), 1,

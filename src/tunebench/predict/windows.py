@@ -14,34 +14,16 @@ In-context examples keep one window of their own document: the first that holds 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tunebench.tasks.extraction import answer_confidence, is_answer
 from tunebench.tasks.prompting import prompt_hash
+from tunebench.tasks.windows import split_windows, window_shot  # noqa: F401 (window_shot: re-exported)
 
 if TYPE_CHECKING:
     from tunebench.backends import Generation
     from tunebench.core.spec import Task
-
-WORD = re.compile(r"\S+")
-
-
-def split_windows(text: str, size: int, stride: int) -> list[str]:
-    """The windows of `text`: `size` words each, overlapping by `stride` words (stride < size); one
-    window (the text, stripped) when it has at most `size` words."""
-    spans = [m.span() for m in WORD.finditer(text)]
-    if len(spans) <= size:
-        return [text.strip()]
-    out, start = [], 0
-    while True:
-        end = min(start + size, len(spans))
-        out.append(text[spans[start][0]:spans[end - 1][1]])
-        if end == len(spans):
-            return out
-        start += size - stride
-
 
 def window_items(items: list[dict], window: dict) -> tuple[list[dict], list[int]]:
     """One item per window of each item's `context` (the item itself, its context replaced by the
@@ -52,13 +34,6 @@ def window_items(items: list[dict], window: dict) -> tuple[list[dict], list[int]
             out.append({**item, "context": text})
             owner.append(n)
     return out, owner
-
-
-def window_shot(row: dict, window: dict) -> dict:
-    """An in-context example with its context cut to one window: the first holding its answer."""
-    texts = split_windows(row.get("context") or "", window["tokens"], window.get("stride", 0))
-    answer = row.get("target") or ""
-    return {**row, "context": next((t for t in texts if answer and answer in t), texts[0])}
 
 
 def _total(values: Sequence[float | None]) -> float | None:

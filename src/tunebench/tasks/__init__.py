@@ -8,7 +8,7 @@ import pkgutil
 
 from tunebench.tasks.registry import ItemScores, TaskType, register_task_type, task_type, task_type_names
 
-_SHARED = {"registry", "prompting", "parsing"}
+_SHARED = {"registry", "prompting", "parsing", "windows"}
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _SHARED:
         importlib.import_module(f"{__name__}.{_module.name}")

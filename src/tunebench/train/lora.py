@@ -29,6 +29,7 @@ from tunebench.core.atomic import atomic_dir, read_jsonl, write_json
 from tunebench.core.errors import TunebenchError
 from tunebench.core.spec import Task
 from tunebench.tasks.prompting import PromptTemplate, shown_answer
+from tunebench.tasks.windows import window_shot
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ def training_examples(task: Task, prompt_spec: dict, rows: list[dict],
     so training renders the prompt exactly as prediction does."""
     template = PromptTemplate.from_spec(prompt_spec, task.abstain)  # an empty target: the abstain text
     labels = list(task.labels or [])
+    if task.context_window:  # a long document: the window that holds the answer, as an in-context example
+        rows = [window_shot(row, task.context_window) for row in rows]
     extra = {"chat_template_kwargs": dict(chat_template_kwargs)} if chat_template_kwargs else {}
     return [{
         "id": row["id"],
