@@ -15,6 +15,7 @@ import tunebench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 ROOT = Path(__file__).resolve().parents[1]
 SKIP_COPY = {".git", ".venv", "data", "resources", "results", "logs", ".snakemake", ".pytest_cache",
              ".ruff_cache", "__pycache__", "node_modules"}
+TOP_ONLY = {"data", "resources", "results", "logs"}  # skipped at the top only: a fixture may hold a data/ folder
 
 
 @pytest.fixture(scope="session")
@@ -25,8 +26,8 @@ def repo_root() -> Path:
 def copy_repo(dest: Path) -> Path:
     """The project's files (no data, results or venv) in `dest`, for tests that edit configs, with a
     link to the Chart.js that `make install` put in site/node_modules (a run needs it, never fetches it)."""
-    shutil.copytree(ROOT, dest, ignore=lambda d, names: [n for n in names if n in SKIP_COPY
-                                                          or n.endswith(".egg-info")])
+    shutil.copytree(ROOT, dest, ignore=lambda d, names: [n for n in names if n.endswith(".egg-info") or (
+        n in SKIP_COPY and (n not in TOP_ONLY or Path(d) == ROOT))])
     if (ROOT / "site/node_modules").is_dir():
         (dest / "site/node_modules").symlink_to(ROOT / "site/node_modules", target_is_directory=True)
     return dest
