@@ -118,6 +118,27 @@ def test_an_openai_compatible_server_gets_them_only_when_set_standin_server():
     assert with_kwargs["chat_template_kwargs"] == NO_THINK and "chat_template_kwargs" not in without
 
 
+def test_a_reasoning_model_gets_max_completion_tokens_and_no_temperature_or_stop_standin_server():
+    """OpenAI's GPT-5 models answer 400 to max_tokens, a temperature and stop strings: a model whose
+    source sets reasoning_effort sends max_completion_tokens (answer + reasoning budget) instead, and
+    its answer is still cut at the task's stop string here."""
+    from tunebench.backends.openai_backend import OpenAIBackend
+
+    server = HTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        backend = OpenAIBackend(base_url=url, model="gpt-5.4-mini", stream=False, reasoning_effort="low",
+                                reasoning_tokens=1000)
+        assert backend.complete([MESSAGES], max_new_tokens=8, stop=["\n"], progress=False)[0].text == "ok"
+        backend.close()
+    finally:
+        server.shutdown()
+    body = _Recorder.bodies[-1]
+    assert body["max_completion_tokens"] == 1008 and body["reasoning_effort"] == "low"
+    assert not {"max_tokens", "temperature", "stop"} & set(body)
+
+
 def test_lora_training_data_is_rendered_with_them(thinking_llama_dir, tmp_path):
     """The examples carry the kwargs in TRL's `chat_template_kwargs` column; SFTTrainer's own
     tokenization then renders the prompt as prediction does (the empty think block before the answer)."""

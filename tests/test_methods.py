@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run
 from test_scoring import BOOT, score, write_cell
 
+from conftest import run
 from tunebench.compare.paired import method_report, paired_comparison
 from tunebench.config.loader import load_project_from_file
 from tunebench.core.atomic import read_json, write_json

@@ -64,7 +64,7 @@ class OpenAIBackend(BackendBase):
     def __init__(self, *, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4,
                  max_retries: int = 3, timeout_s: float = 60.0, cache_dir: str | Path | None = None,
                  breaker_failures: int = 5, stream: bool = True, chat_template_kwargs: dict | None = None,
-                 logprobs: bool = False):
+                 logprobs: bool = False, reasoning_effort: str | None = None, reasoning_tokens: int = 2048):
         import openai
 
         self.endpoint = base_url  # as configured, for the meta file
@@ -80,6 +80,9 @@ class OpenAIBackend(BackendBase):
         # token log-probs are asked for only when the task wants a confidence (it changes the cache
         # key); a server that refuses the field is asked again without it, and its answers have none
         self.logprobs, self.logprobs_refused = logprobs, False
+        # a reasoning model (OpenAI's o-series, GPT-5) refuses max_tokens, a temperature other than its
+        # default and stop strings; its completion budget also pays for the hidden reasoning tokens
+        self.reasoning_effort, self.reasoning_tokens = reasoning_effort, reasoning_tokens
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.requests_sent = self.cache_hits = 0
         self._lock = threading.Lock()
@@ -92,7 +95,8 @@ class OpenAIBackend(BackendBase):
         return cls(base_url=m.source["base_url"], model=m.source["model"],
                    api_key_env=m.source.get("api_key_env", "OPENAI_API_KEY"), concurrency=m.concurrency,
                    stream=m.stream, cache_dir=ctx.cache_dir, chat_template_kwargs=m.chat_template_kwargs,
-                   logprobs=ctx.logprobs)
+                   logprobs=ctx.logprobs, reasoning_effort=m.source.get("reasoning_effort"),
+                   reasoning_tokens=m.source.get("reasoning_tokens", 2048))
 
     def run_meta(self) -> dict:
         return {**super().run_meta(), "endpoint": self.endpoint, "requests_sent": self.requests_sent,
@@ -191,6 +195,9 @@ class OpenAIBackend(BackendBase):
         params: dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": 0.0}
         if stop:
             params["stop"] = list(stop)
+        if self.reasoning_effort:  # the answer is still cut at the task's stop strings, here
+            params = {"max_completion_tokens": max_new_tokens + self.reasoning_tokens,
+                      "reasoning_effort": self.reasoning_effort}
         if self.template_kwargs:
             params["extra_body"] = {"chat_template_kwargs": self.template_kwargs}
         if self.logprobs:
