@@ -11,8 +11,15 @@ STAMP := $(VENV)/.tunebench-installed
 # Chart.js for the dashboard, installed here (never during the workflow, which runs offline)
 CHARTJS := site/node_modules/chart.js/dist/chart.umd.js
 LLAMACPP_STAMP := $(VENV)/.tunebench-llamacpp
+# The baseweight-smoke suite's datasets in their Hub parquet format, written offline from the rows in
+# tests/fixtures/baseweight/sources/ (data a script builds is not committed)
+FIXTURES := tests/fixtures/baseweight/.built
 
-install: $(STAMP) $(CHARTJS)
+install: $(STAMP) $(CHARTJS) $(FIXTURES)
+
+$(FIXTURES): $(STAMP) tests/fixtures/baseweight/make_fixtures.py $(wildcard tests/fixtures/baseweight/sources/*)
+	$(BIN)/python tests/fixtures/baseweight/make_fixtures.py
+	@touch $@
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)

@@ -16,6 +16,23 @@ ROOT = Path(__file__).resolve().parents[1]
 SKIP_COPY = {".git", ".venv", "data", "resources", "results", "logs", ".snakemake", ".pytest_cache",
              ".ruff_cache", "__pycache__", "node_modules"}
 TOP_ONLY = {"data", "resources", "results", "logs"}  # skipped at the top only: a fixture may hold a data/ folder
+FIXTURES = ROOT / "tests" / "fixtures" / "baseweight"
+
+
+def _baseweight_fixtures() -> None:
+    """The six datasets' parquet files in their Hub layout, written by make_fixtures.py from the rows
+    in sources/ (`make install` does this; a bare `pytest` does it here, once)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make_fixtures.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not all((FIXTURES / rel).is_file() for rel in module.LAYOUT):
+        module.build(FIXTURES)
+
+
+_baseweight_fixtures()
 
 
 @pytest.fixture(scope="session")

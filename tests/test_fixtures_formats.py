@@ -196,7 +196,7 @@ def test_mbpp_task_ids_sit_in_their_upstream_split_ranges():
             assert all(lo <= i <= hi for i in ids)
 
 
-def test_committed_fixtures_are_what_the_generator_writes(tmp_path):
+def test_the_fixtures_are_what_the_generator_writes_every_time(tmp_path):
     spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make_fixtures.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
