@@ -70,3 +70,21 @@ def test_summary_and_markdown_show_error_classes_confusions_and_coverage(routing
     assert "Errors by class:" in text and f"| {row['wrong']} of 30 |" in text
     top = record["confusions"][0]
     assert f"{top['target']} -> {top['answer']} ({top['count']})" in text
+
+
+def test_an_extraction_cell_keeps_its_count_beside_its_wrong_class(repo_root, tmp_path):
+    """Extraction has a class named `wrong`: the table's count column must not be overwritten by it."""
+    product = load_project_from_file(repo_root).tasks["ticket_product"]
+    paths = write_cell(tmp_path, product, 40, seed=2)
+    record = score(product, paths)
+    assert record["errors"].get("wrong")
+    write_json(tmp_path / "manifest.json", {"splits": {"test": {"rows": 40}}})
+    summary = build_summary(SummaryInputs.read(
+        score_paths=[paths["score.json"]], prepared_manifests={product.name: str(tmp_path / "manifest.json")},
+        model_dirs={}, tasks={product.name: product}, suite="demo", config_hash="0" * 64, root=repo_root,
+        bootstrap=BOOT))
+    text = markdown(summary)
+    header = next(line for line in text.splitlines() if line.startswith("| system | prompting | wrong of n |"))
+    assert "| wrong |" in header
+    wrong = sum(record["errors"].values())
+    assert f"| m | 0shot | {wrong} of 40 |" in text

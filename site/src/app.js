@@ -200,7 +200,7 @@
       body("errors").append(table([
         { label: "system", get: (r) => r.system },
         { label: "prompting", get: (r) => r.prompting },
-        { label: "wrong", num: true, get: (r) => `${r.wrong} of ${r.n}`, sort: (r) => r.wrong },
+        { label: "wrong of n", num: true, get: (r) => `${r.wrong} of ${r.n}`, sort: (r) => r.wrong },
         ...classes.map((k) => ({ label: k, num: true, get: (r) => String(r.errors[k] || 0), sort: (r) => r.errors[k] || 0 })),
         { label: "top confusions", get: (r) => r.confusions.slice(0, 3).map((c) => `${c.target} → ${c.answer} (${c.count})`).join("; ") },
       ], mine, true));

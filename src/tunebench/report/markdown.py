@@ -118,7 +118,7 @@ def errors_markdown(summary: dict, task: str) -> list[str]:
     if not rows or not any(r["wrong"] for r in rows):
         return []
     classes = sorted({k for r in rows for k in r["errors"]}, key=lambda k: -sum(r["errors"].get(k, 0) for r in rows))
-    table = pl.DataFrame([{"system": r["system"], "prompting": r["prompting"], "wrong": f"{r['wrong']} of {r['n']}",
+    table = pl.DataFrame([{"system": r["system"], "prompting": r["prompting"], "wrong of n": f"{r['wrong']} of {r['n']}",
                            **{k: r["errors"].get(k, 0) for k in classes}} for r in rows])
     lines = ["Errors by class:", "", markdown_table(table), ""]
     confused = [(r, c) for r in rows for c in r["confusions"][:3]]

@@ -43,7 +43,8 @@ def check_no_secrets(texts: dict[str, str], environ: dict[str, str] | None = Non
 
 def site_data(summary: dict) -> dict:
     """What the page draws: the summary without what only machines need."""
-    keep = ("suite", "cells", "tasks", "provenance", "comparisons", "adapters", "gates", "costs", "agreement")
+    keep = ("suite", "cells", "tasks", "provenance", "comparisons", "methods", "errors", "adapters", "gates", "costs",
+            "agreement")
     return {k: summary[k] for k in keep if k in summary}
 
 
