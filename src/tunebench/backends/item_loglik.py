@@ -10,7 +10,6 @@ positions start where the prompt ends, so each answer is scored as if it were al
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,15 +69,7 @@ def score_item_continuations(backend: TransformersBackend, prompts: list[str], c
                  for t in range(len(c))] for i in batch]
         keep = sorted({q for src in srcs for q in src})
         at_keep = {q: k for k, q in enumerate(keep)}
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            logits = backend.model(input_ids=query, attention_mask=full.to(backend.device),
-                                   position_ids=position_ids.to(backend.device),
-                                   **({backend.cache_arg: cache} if cache is not None else {}),
-                                   use_cache=cache is not None,
-                                   logits_to_keep=torch.tensor(keep, device=backend.device)).logits.float()
-            logp = torch.log_softmax(logits, dim=-1).cpu()
-        elapsed = time.perf_counter() - t0
+        logp, elapsed = backend.kept_logprobs(query, full, position_ids, cache, keep)
         results = []
         for row, i in enumerate(batch):
             where = torch.tensor([at_keep[q] for q in srcs[row]])

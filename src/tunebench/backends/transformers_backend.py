@@ -249,6 +249,20 @@ class TransformersBackend(BackendBase):
                               fix="use method: generate for this task, or chat_template: false")
         return full[len(prompt):].rstrip("\n")
 
+    def kept_logprobs(self, query, full, position_ids, cache, keep: list[int]):
+        """Log-softmax over the vocabulary at the `keep` positions of one forward pass of `query` (after
+        the cached shared prefix, when there is one), on the CPU; and the pass's wall time."""
+        torch = self.torch
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            logits = self.model(input_ids=query, attention_mask=full.to(self.device),
+                                position_ids=position_ids.to(self.device),
+                                **({self.cache_arg: cache} if cache is not None else {}),
+                                use_cache=cache is not None,
+                                logits_to_keep=torch.tensor(keep, device=self.device)).logits.float()
+            logp = torch.log_softmax(logits, dim=-1).cpu()
+        return logp, time.perf_counter() - t0
+
     def score_continuations(self, prompts: list[str], continuations: list[str], *, batch_size: int,
                             batch_tokens: int | None = None, progress: bool = True, desc: str = "score",
                             share_prefix: bool = True, journal: str | Path | None = None,
@@ -304,15 +318,7 @@ class TransformersBackend(BackendBase):
             src = [width - 1 if t == 0 else width + offsets[j] + t - 1 for j, c in enumerate(conts) for t in range(len(c))]
             keep = sorted(set(src))
             where = torch.tensor([keep.index(q) for q in src])
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                logits = self.model(input_ids=query, attention_mask=full.to(self.device),
-                                    position_ids=position_ids.to(self.device),
-                                    **({self.cache_arg: cache} if cache is not None else {}),
-                                    use_cache=cache is not None,
-                                    logits_to_keep=torch.tensor(keep, device=self.device)).logits.float()
-                logp = torch.log_softmax(logits, dim=-1).cpu()
-            elapsed = time.perf_counter() - t0
+            logp, elapsed = self.kept_logprobs(query, full, position_ids, cache, keep)
             picked = logp[:, where, :].gather(2, torch.tensor(cont_flat).expand(rows, -1)[..., None])[..., 0]
             results = []
             for row, i in enumerate(batch):
