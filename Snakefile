@@ -5,13 +5,17 @@ import sys
 
 from snakemake.utils import min_version
 
-from tunebench.core.schema import read_yaml
+from tunebench.config.layers import config_layers
 from tunebench.core.errors import TunebenchError
 
 min_version("9.17")
 
-try:  # a YAML mistake gets its line and a fix (Snakemake's own message names neither)
-    read_yaml(f"{workflow.basedir}/configs/config.yaml", "configs/config.yaml")
+# Every config source, read before Snakemake merges them: malformed YAML, a key written twice (YAML
+# keeps the last silently) or an empty file gets its line and a fix (Snakemake's own reader names
+# neither), and an error of the merged config is later blamed on the source that set the field:
+# configs/config.yaml, a --configfile, or --config on the command line.
+try:
+    CONFIG_LAYERS = config_layers(workflow.basedir, workflow.configfiles, workflow.config_settings.config)
 except TunebenchError as exc:
     sys.exit(f"tunebench: {exc}")
 

@@ -1,7 +1,8 @@
 """The bad-input corpus (tests/bad_inputs/*.yaml): each file is one mistake a user makes, applied
 to a fresh copy of the project and run through the real command, `snakemake --cores 1 --config
 suite=test`. Every one must stop before any job runs, exit non-zero, print one message naming the
-file, the field and the fix, without a traceback, and leave earlier results exactly as they were.
+file, the field and the fix, without a traceback or any stack frame (no `File "...", line N` line,
+whatever prints it), and leave earlier results exactly as they were.
 
 A case file: `what` (the mistake), `change` (edits: `write` a file, `replace` [old, new] in it,
 `set` / `unset` dotted keys of a YAML file), optional `args` (instead of --config suite=test) and
@@ -20,6 +21,8 @@ import yaml
 from conftest import copy_repo, run
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+# a Python stack frame as any traceback printer writes it, even without the word Traceback
+STACK_FRAME = re.compile(r'^\s*File "[^"\n]*", line \d+', re.M)
 CASES = sorted((Path(__file__).parent / "bad_inputs").glob("*.yaml"))
 EARLIER = {"results/summary.json": '{"earlier": "demo result"}', "results/test/summary.json": '{"earlier": "test"}',
            "results/test/scores/m/t/0shot.json": '{"mean": 0.5}'}
@@ -85,6 +88,7 @@ def test_bad_input_stops_before_any_job_with_one_clear_message(outcomes, case):
     err = proc.stderr
     assert proc.returncode != 0, f"{spec['what']}: accepted\n{proc.stdout[-2000:]}"
     assert "Traceback" not in err, err[-3000:]
+    assert not STACK_FRAME.search(err), err[-3000:]
     messages = re.findall(r"^tunebench: (.*)$", err, re.M)
     assert len(messages) == 1, err[-3000:]
     expect = spec["expect"]

@@ -185,7 +185,7 @@ def standin_run(tmp_path_factory):
     (repo / "configs/models/standin.yaml").write_text(yaml.safe_dump({
         "name": "standin", "backend": "openai", "stream": False, "concurrency": 4,
         "source": {"kind": "api", "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1",
-                   "model": "standin"}}))
+                   "model": "standin", "api_key_env": None}}))  # a local server: no key
     pricing = yaml.safe_load((repo / "configs/pricing.yaml").read_text())
     pricing["api"]["standin"] = {"input_per_mtok": 0.0, "output_per_mtok": 0.0}
     (repo / "configs/pricing.yaml").write_text(yaml.safe_dump(pricing))

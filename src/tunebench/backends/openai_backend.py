@@ -61,7 +61,7 @@ class OpenAIBackend(BackendBase):
     device = "remote"
     row_fields = ("ttft_s", "cached")
 
-    def __init__(self, *, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4,
+    def __init__(self, *, base_url: str, model: str, api_key_env: str | None = "OPENAI_API_KEY", concurrency: int = 4,
                  max_retries: int = 3, timeout_s: float = 60.0, cache_dir: str | Path | None = None,
                  breaker_failures: int = 5, stream: bool = True, chat_template_kwargs: dict | None = None,
                  logprobs: bool = False, reasoning_effort: str | None = None, reasoning_tokens: int = 2048):
@@ -70,8 +70,10 @@ class OpenAIBackend(BackendBase):
         self.endpoint = base_url  # as configured, for the meta file
         self.base_url, self.model, self.stream = base_url.rstrip("/"), model, stream
         self.concurrency, self.breaker_failures = concurrency, breaker_failures
-        # Local servers accept any key; a real API answers 401, which names the variable to set.
-        self.client: Any = openai.OpenAI(base_url=self.base_url, api_key=os.environ.get(api_key_env) or "not-set",
+        # Local servers accept any key; a real API answers 401, which names the variable to set. The
+        # loader refuses a run whose key variable is unset; api_key_env None: a server needing no key.
+        key = os.environ.get(api_key_env) if api_key_env else None
+        self.client: Any = openai.OpenAI(base_url=self.base_url, api_key=key or "not-set",
                                     max_retries=max_retries, timeout=timeout_s)
         self.api_key_env = api_key_env
         # vLLM's (and llama.cpp's) server read chat_template_kwargs from the request body; a frontier

@@ -23,6 +23,7 @@ from tunebench.core.records import TASK, record_source
 
 SCHEMA = Path("configs") / "schema" / "baseline.schema.json"
 ITEM_KEYS = ("id", "score", "values", "target", "parsed")
+BASELINE_VERSION = 1  # schema_version of the files this version writes and reads
 
 
 class BaselineError(TunebenchError):
@@ -57,7 +58,7 @@ def baseline_from_results(results_dir: str | Path, system: str, run_id: str) -> 
                             fix=f"use one of: {', '.join(known) or '(none)'}")
     prov = summary["provenance"]
     return {
-        "schema_version": 1, "system": system, "model": scores[0]["model"], "adapter": scores[0]["adapter"],
+        "schema_version": BASELINE_VERSION, "system": system, "model": scores[0]["model"], "adapter": scores[0]["adapter"],
         "run_id": run_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "suite": summary["suite"], "git_commit": prov["git_commit"], "config_hash": prov["config_hash"],
         "run_started_at": prov["started_at"],
@@ -67,17 +68,33 @@ def baseline_from_results(results_dir: str | Path, system: str, run_id: str) -> 
 
 
 def load_baseline(path: str | Path, root: str | Path = ".") -> dict:
-    """A baseline file, checked against its schema (one clear error naming the file and field)."""
+    """A baseline file, checked against its schema and its file name (one clear error naming the
+    file and field). A baseline is written by `tunebench baseline update`, never by hand: every fix
+    is to write it again from a finished run."""
+    from tunebench.core.errors import ConfigError
     from tunebench.core.schema import check_schema, load_schema
 
     path = Path(path)
+    system = path.stem
+    again = (f"write it again from a finished run: `tunebench baseline update --system {system} --run-id ID "
+             f"--replace` (the old file is kept under baselines/history/{system}/), or delete it")
     try:
         doc = read_json(path)
     except json.JSONDecodeError as exc:
         raise BaselineError(f"not valid JSON (line {exc.lineno}: {exc.msg})", file=str(path),
-                            fix="restore it from baselines/history/ or write it again with `tunebench baseline update`"
-                            ) from None
-    check_schema(doc, load_schema(Path(root), "baseline.schema.json"), str(path))
+                            fix=f"restore it from baselines/history/{system}/ or {again}") from None
+    version = doc.get("schema_version") if isinstance(doc, dict) else None
+    if version is not None and version != BASELINE_VERSION:
+        raise BaselineError(f"schema_version {version!r}: written by another tunebench version (this one reads "
+                            f"version {BASELINE_VERSION})", file=str(path), field="schema_version", fix=again)
+    try:
+        check_schema(doc, load_schema(Path(root), "baseline.schema.json"), str(path))
+    except ConfigError as exc:
+        raise BaselineError(exc.problem, file=exc.file, field=exc.field, fix=again) from None
+    if doc["system"] != system:
+        raise BaselineError(f"holds the baseline of system {doc['system']!r}, but its file name says {system!r}: "
+                            f"{system} would be compared with another system's scores", file=str(path),
+                            field="system", fix=f"rename it to {doc['system']}.json if that is what it is, or {again}")
     return doc
 
 

@@ -8,6 +8,7 @@ schema defaults; and raises one ConfigError naming the file, the field and the f
 from __future__ import annotations
 
 from collections.abc import Mapping
+from copy import deepcopy
 from pathlib import Path
 
 from tunebench.config.suites import apply_suite, merge_task
@@ -47,11 +48,7 @@ def _resolve_named(root: Path, folder: Path, names: list[str], kind: str, config
                 fix=f"use one of: {', '.join(known) or '(none yet)'}; or add {folder}/{name}.yaml",
             )
         shown = _rel(root, path)
-        doc = read_yaml(path, shown)
-        if not isinstance(doc, dict):
-            raise ConfigError(f"expected a mapping of fields, got {type(doc).__name__}", file=shown,
-                              field="(top level)", fix=f"write the {kind} as `field: value` lines")
-        out[name] = (path, doc)
+        out[name] = (path, read_yaml(path, shown, kind))
     return out
 
 
@@ -113,7 +110,7 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
             raise ConfigError(f"val + test = {split['val'] + split['test']:.2f} leaves too little to train on",
                               file=shown, field="split", fix="keep val + test below 0.95")
         prompt_path = (root / doc["prompt"]).resolve()
-        prompts[name] = load_prompt(root, prompt_path, prompt_schema, kind.prompt_variables)
+        prompts[name] = load_prompt(root, prompt_path, prompt_schema, kind.prompt_variables, doc["fields"])
         tasks[name] = Task(
             name=name, type=doc["type"], description=doc.get("description"), source=src, fields=doc["fields"],
             labels=tuple(doc["labels"]) if isinstance(doc.get("labels"), list) else None,
@@ -186,7 +183,7 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
                               file=config_file, field="finetune.training",
                               fix=f"use one of: {', '.join(known)}; or add {TRAINING_DIR}/{name}.yaml")
         shown = _rel(root, path)
-        training = read_yaml(path, shown)
+        training = read_yaml(path, shown, "training setup")
         check_schema(training, training_schema, shown)
         fill_defaults(training, training_schema)
         cap = config["suites"][suite_name].get("training_max_steps")
@@ -212,6 +209,18 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
     return Project(root=root, config=config, config_file=config_file, suite_name=suite_name,
                    suite=config["suites"][suite_name], tasks=tasks, models=models, prompts=prompts,
                    training=training, pricing=pricing, benchmark_specs=benchmarks)
+
+
+def check_api_keys(project: Project, environ: Mapping[str, str]) -> None:
+    """Every API model of the run finds its key before any job starts (not at its first request, after
+    hours of other jobs). `api_key_env: null` declares a server that needs no key."""
+    for name, model in project.models.items():
+        var = model.source.get("api_key_env") if model.is_api else None
+        if var and not environ.get(var):
+            raise ConfigError(f"model {name!r} reads its API key from ${var}, which is not set (or empty)",
+                              file=str(model.file), field="source.api_key_env",
+                              fix=f"export {var}=<your key> before the run; a server that needs no key: set "
+                                  "`api_key_env: null` under `source:` (snakemake -n plans without a key)")
 
 
 def _refuse_benchmark_map(config: dict, config_file: str) -> None:
@@ -299,14 +308,20 @@ def check_targets(project: Project, targets) -> None:
 def load_project_from_file(root: str | Path, config_path: str | Path | list | None = None,
                            overrides: dict | None = None) -> Project:
     """Load configs/config.yaml (or other files, merged in order as `snakemake --configfile` merges
-    them) the way the Snakefile does; for tools and tests."""
+    them) the way the Snakefile does; for tools and tests. `overrides` replace top-level fields; an
+    error is blamed on the file that wrote the field."""
     from snakemake.utils import update_config
+
+    from tunebench.config.layers import config_layers
 
     root = Path(root).resolve()
     named = config_path if isinstance(config_path, list) else [config_path or "configs/config.yaml"]
-    paths = [Path(p) if Path(p).is_absolute() else root / p for p in named]
+    layers = config_layers(root, named, default=None)
     config: dict = {}
-    for path in paths:
-        update_config(config, read_yaml(path, _rel(root, path.resolve())) or {})
-    config.update(overrides or {})
-    return load_project(root, config, ", ".join(_rel(root, p.resolve()) for p in paths))
+    for _name, doc in layers.layers:
+        update_config(config, deepcopy(doc))  # the layers stay as written: they tell who set a field
+    config.update(deepcopy(overrides or {}))
+    try:
+        return load_project(root, config, layers.files)
+    except ConfigError as exc:
+        raise layers.blame(exc) from None

@@ -17,8 +17,21 @@ def _rel(root: Path, path: Path) -> str:
         return str(path)
 
 
-def load_prompt(root: Path, path: Path, schema: dict, variables: Mapping[str, frozenset[str]]) -> dict:
-    """The template, checked; `variables`: those each part may use (the task type's)."""
+def required_variables(variables: Mapping[str, frozenset[str]], fields: Mapping | None = None) -> dict[str, set[str]]:
+    """Variables a part must use, or the model never sees what it is asked about: the user message
+    its item (`input`), a multiple_choice item's `options`, an extraction item's document (`context`,
+    when the task names that column); the assistant part the answer of each in-context example and
+    training row (`target`)."""
+    user = {"input"} | ({"options"} & variables.get("user", frozenset()))
+    if "context" in variables.get("user", frozenset()) and (fields or {}).get("context"):
+        user.add("context")
+    return {"user": user, "assistant": {"target"}}
+
+
+def load_prompt(root: Path, path: Path, schema: dict, variables: Mapping[str, frozenset[str]],
+                fields: Mapping | None = None) -> dict:
+    """The template, checked; `variables`: those each part may use (the task type's); `fields`: the
+    task's columns (what decides the variables a part must use, see required_variables)."""
     import jinja2
     import jinja2.meta
 
@@ -26,9 +39,10 @@ def load_prompt(root: Path, path: Path, schema: dict, variables: Mapping[str, fr
     if not path.is_file():
         raise ConfigError("prompt template file not found", file=shown,
                           fix="create it or point the task's `prompt:` at an existing file")
-    doc = read_yaml(path, shown)
+    doc = read_yaml(path, shown, "prompt template")
     check_schema(doc, schema, shown)
     env = jinja2.Environment()
+    required = required_variables(variables, fields)
     for part, allowed in variables.items():
         if part not in doc:
             continue
@@ -44,6 +58,14 @@ def load_prompt(root: Path, path: Path, schema: dict, variables: Mapping[str, fr
                 fix=f"use only {', '.join('{{ ' + v + ' }}' for v in sorted(allowed))} here" if allowed
                 else "this part takes no variables for this task type: write it as plain text",
             )
+        missing = sorted(required.get(part, set()) - used)
+        if missing:
+            shown_missing = ", ".join("{{ " + v + " }}" for v in missing)
+            raise ConfigError(f"the template never uses {shown_missing}: "
+                              + ("the model would never see the item it is asked about" if part == "user"
+                                 else "in-context examples and training rows would carry no answer"),
+                              file=shown, field=part, fix=f"add {shown_missing} where it belongs, e.g. "
+                              + ('"Text: {{ input }}"' if part == "user" else '"{{ target }}"'))
     return doc
 
 

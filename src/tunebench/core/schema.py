@@ -1,12 +1,15 @@
 """JSON-schema handling for every YAML/JSON file a user writes: read it, check it, fill defaults.
 
 One ConfigError per problem, naming the file, the field and the fix (jsonschema's own message names
-neither the file nor a fix). Used by the project loader, pricing and stored baselines.
+neither the file nor a fix). Used by the project loader, pricing and stored baselines. `read_yaml`
+is the one reader of the user's YAML files: it refuses a key written twice in one mapping (YAML keeps
+only the last, so a task or a setting would vanish without a word) and an empty file.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,29 @@ import yaml
 from tunebench.core.errors import ConfigError
 
 SCHEMA_DIR = Path("configs") / "schema"
+# How each JSON-schema type is named in a fix ("use an integer"), with its article.
+TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+              "array": "a list", "object": "a mapping (`field: value` lines)", "null": "null"}
+BOUNDS = (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"))
+# The schema of each kind of file read_yaml reads, named in the fix for an empty file.
+SCHEMAS = {"config": "config.schema.yaml", "task": "task.schema.yaml", "model": "model.schema.yaml",
+           "benchmark": "benchmark.schema.yaml", "prompt template": "prompt.schema.yaml",
+           "training setup": "training.schema.yaml", "pricing": "pricing.schema.yaml"}
+NUMBER_TEXT = re.compile(r"^\s*[-+]?(\d[\d_]*\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+class SchemaError(ConfigError):
+    """A schema violation; `fields` are the dotted fields it concerns (an unknown field's own path,
+    not only its parent's), so a caller can tell which of several merged config files wrote it."""
+
+    def __init__(self, problem: str, *, file: str, field: str, fix: str, fields: list[str]):
+        super().__init__(problem, file=file, field=field, fix=fix)
+        self.fields = fields
+
+
+def article(word: str) -> str:
+    """'an integer', 'an extraction task', 'a number': the article that fits `word`."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
 def load_schema(root: Path, name: str) -> dict:
@@ -29,6 +55,52 @@ def field_path(parts) -> str:
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def _types(schema: Any) -> list[str]:
+    kind = schema.get("type", []) if isinstance(schema, dict) else []
+    return kind if isinstance(kind, list) else [kind]
+
+
+def _number_text(value: Any, types: list[str]) -> tuple[str, str] | None:
+    """(problem, fix) for a string that reads as a number where a number belongs: `5e-4` (YAML 1.1
+    reads an exponent as a number only with a dot in the mantissa and a sign: 5.0e-4) or a quoted '0.5'."""
+    if not isinstance(value, str) or not NUMBER_TEXT.match(value) or not {"integer", "number"} & set(types):
+        return None
+    number = float(value.replace("_", ""))
+    if "number" not in types and not number.is_integer():
+        return None
+    if number.is_integer() and abs(number) < 1e15:
+        shown = str(int(number))
+    else:
+        mantissa, _, exponent = value.strip().lower().lstrip("+").partition("e")
+        shown = mantissa if not exponent else (
+            f"{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent if exponent[0] in '+-' else '+' + exponent}")
+    if not isinstance(yaml.safe_load(shown), (int, float)):
+        shown = repr(number)
+    if isinstance(yaml.safe_load(value), (int, float)):  # it was quoted (or came from --config's text)
+        return f"{value!r} is text (in quotes), not a number", f"write it without quotes: {shown}"
+    return (f"{value!r} is read as text, not a number: YAML 1.1 (PyYAML, Snakemake) reads an exponent as a "
+            "number only with a dot in the mantissa and a signed exponent", f"write {shown}")
+
+
+def describe(schema: Any) -> str:
+    """One accepted form, in words: 'an integer >= 1', '`full`', 'null'."""
+    if not isinstance(schema, dict):
+        return "a value"
+    if "const" in schema:
+        return "null" if schema["const"] is None else f"`{schema['const']}`"
+    if "enum" in schema:
+        return "one of " + ", ".join(f"`{v}`" for v in schema["enum"])
+    text = " or ".join(TYPE_WORDS.get(t, t) for t in _types(schema)) or "a value"
+    bounds = [f"{op} {schema[key]}" for key, op in BOUNDS if key in schema]
+    if bounds:
+        text += " " + " and ".join(bounds)
+    if "minItems" in schema:
+        text += f" of at least {schema['minItems']} item(s)"
+    if schema.get("properties") and "object" in _types(schema):
+        text += f" with fields {', '.join(schema['properties'])}"
+    return text
 
 
 def _fix_for(error: jsonschema.ValidationError) -> tuple[str, str | None, str]:
@@ -57,13 +129,20 @@ def _fix_for(error: jsonschema.ValidationError) -> tuple[str, str | None, str]:
                 f"use one of: {', '.join(map(str, choices))}{described}")
     if kind == "type":
         types = value if isinstance(value, list) else [value]
+        text = _number_text(error.instance, types)
+        if text:
+            return text[0], None, text[1] + described
         return (f"{error.instance!r} has the wrong type", None,
-                f"use a {' or '.join(types)}{described}")
+                f"use {' or '.join(TYPE_WORDS.get(str(t), str(t)) for t in types)}{described}")
     if kind == "pattern":
         return (f"{error.instance!r} is not a valid name", None,
                 "use letters, digits, '_', '.' and '-' only (no spaces or slashes)")
     if kind == "minItems":
         return "the list is too short", None, f"give at least {value} item(s){described}"
+    if kind == "maxItems":
+        return "the list is too long", None, f"give at most {value} item(s){described}"
+    if kind in ("minProperties", "maxProperties"):
+        return "too few fields" if kind == "minProperties" else "too many fields", None, f"see the schema{described}"
     if kind == "uniqueItems":
         return "the list has duplicates", None, "list each item once"
     if kind == "minLength":
@@ -71,22 +150,44 @@ def _fix_for(error: jsonschema.ValidationError) -> tuple[str, str | None, str]:
     return error.message, None, f"see the schema{described}"
 
 
+def _choice(error: jsonschema.ValidationError) -> tuple[jsonschema.ValidationError, str, str | None, str]:
+    """A value allowed in one of several forms (anyOf / oneOf: a count or a fraction, `full` or an
+    integer): the deepest complaint of the one form whose type fits, else every accepted form."""
+    anc: jsonschema.ValidationError | None = error
+    while anc is not None and anc.validator not in ("anyOf", "oneOf"):
+        anc = anc.parent
+    if anc is None:
+        return (error, *_fix_for(error))
+    branches = anc.validator_value
+    fitting = [i for i, b in enumerate(branches) if isinstance(b, dict) and "type" in b
+               and jsonschema.Draft202012Validator({"type": b["type"]}).is_valid(anc.instance)]
+    own = [e for e in anc.context or [] if fitting and e.schema_path and e.schema_path[0] == fitting[0]]
+    nested = len(fitting) == 1 and {"object", "array"} & set(_types(branches[fitting[0]]))
+    if nested and own:  # a mapping or list of the one fitting form: its own complaint is concrete
+        deep = jsonschema.exceptions.best_match(own)
+        return (deep, *_fix_for(deep))
+    desc = anc.schema.get("description") if isinstance(anc.schema, dict) else None
+    forms = [describe(b) for b in branches]
+    fix = "use " + (forms[0] if len(forms) == 1 else ", ".join(forms[:-1]) + " or " + forms[-1])
+    text = _number_text(anc.instance, [t for b in branches for t in _types(b)])
+    if text:
+        return anc, text[0], None, text[1]
+    return anc, f"{anc.instance!r} is not allowed", None, fix + (f" ({desc})" if desc else "")
+
+
 def check_schema(doc: Any, schema: dict, file: str, prefix: tuple = ()) -> None:
-    """Validate `doc`; raise ConfigError for the most relevant error."""
+    """Validate `doc`; raise a SchemaError (a ConfigError) for the most relevant error."""
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
     if error is None:
         return
-    parent = error.parent
-    if parent is not None and parent.validator in ("anyOf", "oneOf"):
-        # One of several forms (e.g. a count or a fraction): the branch's complaint alone misleads.
-        desc = parent.schema.get("description", "") if isinstance(parent.schema, dict) else ""
-        error = parent
-        problem, extra, fix = f"{parent.instance!r} is not allowed", None, f"use {desc or 'a value the schema allows'}"
-    else:
-        problem, extra, fix = _fix_for(error)
+    error, problem, extra, fix = _choice(error)
     parts = list(prefix) + list(error.absolute_path) + ([extra] if extra else [])
-    raise ConfigError(problem, file=file, field=field_path(parts) or "(top level)", fix=fix)
+    fields = [field_path(parts)]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        fields = [field_path([*parts, name]) for name in sorted(set(error.instance) - allowed)] or fields
+    raise SchemaError(problem, file=file, field=field_path(parts) or "(top level)", fix=fix, fields=fields)
 
 
 def fill_defaults(doc: Any, schema: dict) -> Any:
@@ -112,14 +213,52 @@ def fill_defaults(doc: Any, schema: dict) -> Any:
     return doc
 
 
-def read_yaml(path: Path, shown: str) -> Any:
+def _duplicate_key(node: yaml.Node, path: tuple = ()) -> tuple[str, int, int] | None:
+    """(dotted key, first line, second line) of the first key written twice in one mapping."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[tuple[str, str], int] = {}
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                line = key.start_mark.line + 1
+                if (key.tag, key.value) in seen:
+                    return field_path([*path, key.value]), seen[(key.tag, key.value)], line
+                seen[(key.tag, key.value)] = line
+            found = _duplicate_key(value, (*path, key.value if isinstance(key, yaml.ScalarNode) else "?"))
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found = _duplicate_key(item, (*path, i))
+            if found:
+                return found
+    return None
+
+
+def read_yaml(path: str | Path, shown: str, kind: str = "file") -> dict:
+    """A YAML file that must hold a mapping (every config, task, model, prompt, training and pricing
+    file): malformed YAML, a key written twice and an empty file are one ConfigError each. `kind`
+    names what the file describes in the fix (e.g. "task")."""
     try:
         with open(path, encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+            text = fh.read()
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        doc = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         raise ConfigError(f"malformed YAML at {where}: {exc.problem}", file=shown,
                           fix="fix the YAML syntax (indentation, quotes, colons)") from None
-
-
+    duplicate = node is not None and _duplicate_key(node)
+    if duplicate:
+        key, first, second = duplicate
+        raise ConfigError(f"`{key.rsplit('.', 1)[-1]}` is written twice, on lines {first} and {second}; "
+                          "YAML would keep only the second and drop the first without a word",
+                          file=shown, field=key, fix=f"keep one of them (merge the two into the one on line {first})")
+    schema = SCHEMAS.get(kind)
+    fix = f"write the {kind} as `field: value` lines" + (f" (its fields: {SCHEMA_DIR / schema})" if schema else "")
+    if doc is None:
+        raise ConfigError("the file is empty (or only comments)", file=shown, field="(top level)", fix=fix)
+    if not isinstance(doc, dict):
+        raise ConfigError(f"expected a mapping of fields, got {type(doc).__name__}", file=shown,
+                          field="(top level)", fix=fix)
+    return doc

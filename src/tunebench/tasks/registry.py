@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 from tunebench.core.errors import ConfigError
+from tunebench.core.schema import article
 from tunebench.tasks.parsing import LABEL_PARSERS, PARSERS
 
 if TYPE_CHECKING:
@@ -57,17 +58,17 @@ class TaskType:
     def check(self, doc: Mapping, shown: str) -> str:
         """Check a schema-valid task config against this type; return the parser it uses."""
         if self.labelled and "labels" not in doc:
-            raise ConfigError(f"a {self.name} task needs its label set", file=shown, field="labels",
+            raise ConfigError(f"{article(self.name)} task needs its label set", file=shown, field="labels",
                               fix="add `labels:` (the answers a target may be)")
         bad = [m for m in doc["metrics"] if m not in self.metrics]
         if bad:
-            raise ConfigError(f"metric(s) {', '.join(bad)} do not apply to a {self.name} task",
+            raise ConfigError(f"metric(s) {', '.join(bad)} do not apply to {article(self.name)} task",
                               file=shown, field="metrics", fix=f"use: {', '.join(sorted(self.metrics))}")
         parser = doc.get("parser") or self.default_parser
         if parser not in self.parsers or (parser in LABEL_PARSERS and not self.labelled):
-            problem = (f"parser {parser} needs the task's labels, and a {self.name} task has none"
+            problem = (f"parser {parser} needs the task's labels, and {article(self.name)} task has none"
                        if parser in LABEL_PARSERS and not self.labelled
-                       else f"parser {parser} does not apply to a {self.name} task")
+                       else f"parser {parser} does not apply to {article(self.name)} task")
             raise ConfigError(problem, file=shown, field="parser",
                               fix=f"use {' or '.join(sorted(self.parsers))} for {self.name} tasks")
         if doc.get("method") == "loglik" and not self.labelled:

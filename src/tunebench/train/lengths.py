@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from tunebench.core.errors import ConfigError
+from tunebench.core.schema import article
 from tunebench.core.spec import Task
 from tunebench.tasks.prompting import PromptTemplate
 
@@ -27,7 +28,7 @@ def check_training_length(task: Task, prompt_spec: dict, training: dict, trainin
     limit = training.get("max_length", 512)
     if at_least >= limit:
         raise ConfigError(
-            f"a {task.name} training example is at least {at_least} tokens before its input (prompt "
+            f"{article(task.name)} training example is at least {at_least} tokens before its input (prompt "
             f"template {task.prompt_file.name} with {len(labels)} labels), longer than max_length {limit}: "
             "every example would lose its answer", file=training_file, field="max_length",
             fix=f"raise `max_length` to at least {_round_up(at_least * 2)} (the template plus a typical "
