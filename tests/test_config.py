@@ -375,3 +375,172 @@ def test_a_llamacpp_model_needs_a_gguf_and_llama_cpp(project_copy, monkeypatch):
     project = load_project_from_file(project_copy, overrides={"models": ["smollm2-135m-instruct", "smol-gguf"]})
     assert list(project.systems) == ["smollm2-135m-instruct", "smol-gguf",
                                      "smollm2-135m-instruct+ticket_routing-128"]  # no LoRA on a GGUF
+
+
+# --- the reader of every user YAML, merged config sources, values in words (issue 19) ---------------
+
+
+def test_a_key_written_twice_is_refused_with_both_lines_in_every_user_file(project_copy):
+    from tunebench.core.schema import read_yaml
+
+    path = project_copy / "configs/tasks/ticket_routing.yaml"
+    path.write_text(path.read_text().replace("parser: first_label", "parser: first_label\nparser: label_mention"))
+    err = expect_error(project_copy)
+    assert (err.file, err.field) == ("configs/tasks/ticket_routing.yaml", "parser")
+    lines = [i + 1 for i, line in enumerate(path.read_text().splitlines()) if line.startswith("parser:")]
+    assert f"lines {lines[0]} and {lines[1]}" in err.problem
+    nested = project_copy / "nested.yaml"
+    nested.write_text("a:\n  - {x: 1, y: 2, x: 3}\n")
+    with pytest.raises(ConfigError) as info:
+        read_yaml(nested, "nested.yaml")
+    assert info.value.field == "a[0].x" and "lines 2 and 2" in info.value.problem
+    nested.write_text("base: &b {x: 1}\nother:\n  <<: *b\n  x: 2\n")  # a merge key overridden: not a duplicate
+    assert read_yaml(nested, "nested.yaml")["other"] == {"x": 2}
+
+
+@pytest.mark.parametrize("rel, kind", [("configs/tasks/ticket_routing.yaml", "task"),
+                                       ("configs/models/smollm2-135m-instruct.yaml", "model"),
+                                       ("prompts/ticket_routing.yaml", "prompt template"),
+                                       ("configs/training/cpu-lora.yaml", "training setup"),
+                                       ("configs/pricing.yaml", "file")])
+def test_an_empty_file_is_named_with_what_to_write(project_copy, rel, kind):
+    (project_copy / rel).write_text("# later\n")
+    err = expect_error(project_copy)
+    assert (err.file, err.field) == (rel, "(top level)") and "empty" in err.problem and kind in err.fix
+
+
+@pytest.mark.parametrize("part, text, missing", [
+    ("user", 'user: "Route this ticket."', "{{ input }}"),
+    ("assistant", 'assistant: "Intent:"', "{{ target }}"),
+])
+def test_a_prompt_must_show_the_item_and_the_answer(project_copy, part, text, missing):
+    path = project_copy / "prompts/ticket_routing.yaml"
+    old = 'user: "Ticket: {{ input }}"' if part == "user" else 'assistant: "{{ target }}"'
+    path.write_text(path.read_text().replace(old, text))
+    err = expect_error(project_copy)
+    assert (err.file, err.field) == ("prompts/ticket_routing.yaml", part) and missing in err.problem
+
+
+def test_each_task_type_requires_the_variables_its_items_need():
+    from tunebench.config.task_checks import required_variables
+    from tunebench.tasks import task_type
+
+    assert required_variables(task_type("classification").prompt_variables)["user"] == {"input"}
+    assert required_variables(task_type("multiple_choice").prompt_variables)["user"] == {"input", "options"}
+    extraction = task_type("extraction").prompt_variables
+    assert required_variables(extraction, {"input": "q"})["user"] == {"input"}
+    assert required_variables(extraction, {"input": "q", "context": "doc"})["user"] == {"input", "context"}
+    assert all(r["assistant"] == {"target"} for r in [required_variables(task_type(t).prompt_variables)
+                                                       for t in ("classification", "code")])
+
+
+def test_every_numeric_field_of_the_user_schemas_has_an_upper_bound(repo_root):
+    from tunebench.core.schema import load_schema
+
+    def unbounded(node, path):
+        if isinstance(node, dict):
+            types = node.get("type") if isinstance(node.get("type"), list) else [node.get("type")]
+            if {"integer", "number"} & {t for t in types if isinstance(t, str)} and "maximum" not in node and "exclusiveMaximum" not in node:
+                yield path
+            for key, value in node.items():
+                yield from unbounded(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                yield from unbounded(value, f"{path}[{i}]")
+
+    names = ["config", "task", "model", "training", "pricing", "benchmark", "prompt"]
+    assert [p for n in names for p in unbounded(load_schema(repo_root, f"{n}.schema.yaml"), n)] == []
+    err = expect_error(repo_root, {"bootstrap": {"resamples": 10**12}})
+    assert err.field == "bootstrap.resamples" and "too large" in err.problem and "<= 100000" in err.fix
+
+
+@pytest.mark.parametrize("value, problem, fix", [
+    ("5e-4", "read as text", "write 5.0e-4"),
+    ("1e-3", "read as text", "write 1.0e-3"),
+    ("'0.0005'", "in quotes", "without quotes: 0.0005"),
+    ("abc", "wrong type", "use a number"),
+])
+def test_a_number_read_as_text_says_how_to_write_it(project_copy, value, problem, fix):
+    import yaml as pyyaml
+
+    path = project_copy / "configs/training/cpu-lora.yaml"
+    path.write_text(path.read_text().replace("learning_rate: 0.0005", f"learning_rate: {value}"))
+    err = expect_error(project_copy)
+    assert (err.file, err.field) == ("configs/training/cpu-lora.yaml", "learning_rate")
+    assert problem in err.problem and fix in err.fix
+    if "write " in fix:  # what the fix says to write is a number to YAML
+        assert isinstance(pyyaml.safe_load(fix.rsplit(" ", 1)[-1]), float)
+
+
+def test_a_value_of_several_forms_lists_every_form(repo_root):
+    err = expect_error(repo_root, {"suite": "test", "suites": {**_suites(repo_root),
+                                                              "test": {**_suites(repo_root)["test"], "benchmark_limit": "all"}}})
+    assert err.field == "suites.test.benchmark_limit" and "not valid under" not in err.problem
+    assert "an integer >= 1" in err.fix and "a number > 0 and < 1" in err.fix and "null" in err.fix
+    err = expect_error(repo_root, {"suites": {**_suites(repo_root), "test": {**_suites(repo_root)["test"], "train_sizes": [0]}}})
+    assert err.field == "suites.test.train_sizes[0]" and "`full`" in err.fix
+    err = expect_error(repo_root, {"suites": {**_suites(repo_root), "test": {**_suites(repo_root)["test"], "train_sizes": ["fll"]}}})
+    assert err.field == "suites.test.train_sizes[0]" and "`full`" in err.fix
+
+
+def _suites(root) -> dict:
+    return yaml.safe_load((root / "configs/config.yaml").read_text())["suites"]
+
+
+def test_an_error_names_the_config_source_that_set_the_field(repo_root, tmp_path):
+    from tunebench.config.layers import COMMAND_LINE, config_layers
+
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("bootstrap: {resamples: 5}\n")
+    with pytest.raises(ConfigError) as info:
+        load_project_from_file(repo_root, ["configs/config.yaml", str(extra)])
+    assert info.value.file == str(extra) and info.value.field == "bootstrap.resamples"
+    layers = config_layers(repo_root, [repo_root / "configs/config.yaml", str(extra)], {"suite": "x", "shots": "abc"})
+    assert layers.files == f"configs/config.yaml, {extra}"  # each file once, in merge order
+    assert layers.origin("suite") == COMMAND_LINE and layers.origin("bootstrap.resamples") == str(extra)
+    assert layers.origin("prompting.shots[1]") == "configs/config.yaml" and layers.origin("nowhere") is None
+    unknown = ConfigError("x", file=layers.files, field="(top level)", fix="f")
+    unknown.fields = ["shots"]  # type: ignore[attr-defined]
+    assert layers.blame(unknown).file == COMMAND_LINE
+
+
+def test_an_api_key_is_checked_before_any_job_unless_the_server_needs_none(project_copy):
+    from tunebench.config.loader import check_api_keys
+
+    (project_copy / "configs/models/api-x.yaml").write_text(yaml.safe_dump({
+        "name": "api-x", "backend": "openai",
+        "source": {"kind": "api", "base_url": "http://127.0.0.1:9/v1", "model": "x", "api_key_env": "API_X_KEY"}}))
+    edit_yaml(project_copy / "configs/pricing.yaml",
+              lambda d: d["api"].update({"api-x": {"input_per_mtok": 0, "output_per_mtok": 0}}))
+    project = load_project_from_file(project_copy, overrides={"models": ["api-x"]})
+    with pytest.raises(ConfigError) as info:
+        check_api_keys(project, {})
+    assert (info.value.file, info.value.field) == ("configs/models/api-x.yaml", "source.api_key_env")
+    assert "API_X_KEY" in info.value.problem and "api_key_env: null" in info.value.fix
+    check_api_keys(project, {"API_X_KEY": "sk-x"})
+    edit_yaml(project_copy / "configs/models/api-x.yaml", lambda d: d["source"].update(api_key_env=None))
+    check_api_keys(load_project_from_file(project_copy, overrides={"models": ["api-x"]}), {})
+
+
+def test_a_baseline_of_another_system_or_version_is_regenerated_not_edited(repo_root, tmp_path):
+    from tunebench.compare.baseline import load_baseline
+    from tunebench.core.errors import TunebenchError
+
+    doc = json.loads((repo_root / "baselines/smollm2-135m-instruct.json").read_text())
+    path = tmp_path / "smollm2-135m-instruct.json"
+    for change, field, words in [({"system": "other"}, "system", "'other'"),
+                                 ({"schema_version": 2}, "schema_version", "another tunebench version"),
+                                 ({"run_id": ""}, "run_id", "empty")]:
+        path.write_text(json.dumps({**doc, **change}))
+        with pytest.raises(TunebenchError) as info:
+            load_baseline(path, repo_root)
+        assert info.value.field == field and words in info.value.problem
+        assert "tunebench baseline update --system smollm2-135m-instruct --run-id ID --replace" in info.value.fix
+
+
+def test_messages_use_an_before_a_vowel(repo_root):
+    from tunebench.core.schema import article
+
+    assert (article("integer"), article("extraction"), article("number")) == ("an integer", "an extraction", "a number")
+    err = expect_error(repo_root, {"prompting": {"shots": ["many"]}})
+    assert "use an integer" in err.fix

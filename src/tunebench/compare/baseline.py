@@ -90,7 +90,7 @@ def load_baseline(path: str | Path, root: str | Path = ".") -> dict:
     try:
         check_schema(doc, load_schema(Path(root), "baseline.schema.json"), str(path))
     except ConfigError as exc:
-        raise BaselineError(exc.problem, file=exc.file, field=exc.field, fix=again) from None
+        raise BaselineError(exc.problem, file=exc.file, field=exc.field, fix=f"{exc.fix}; better, {again}") from None
     if doc["system"] != system:
         raise BaselineError(f"holds the baseline of system {doc['system']!r}, but its file name says {system!r}: "
                             f"{system} would be compared with another system's scores", file=str(path),
