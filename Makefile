@@ -6,7 +6,7 @@ CORES ?= $(shell nproc 2>/dev/null || echo 2)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tunebench-installed
 
-.PHONY: install browser llamacpp demo test perf gpu-check lint agreement publish clean-venv
+.PHONY: install browser llamacpp demo test soak perf gpu-check lint agreement publish clean-venv
 
 # Chart.js for the dashboard, installed here (never during the workflow, which runs offline)
 CHARTJS := site/node_modules/chart.js/dist/chart.umd.js
@@ -85,6 +85,12 @@ browser:
 
 test: install browser llamacpp
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest
+
+# Not in CI (~45 min on 2 cores): 24 kill points (SIGKILL, or SIGTERM as SLURM and Kubernetes send)
+# over every stage of the test suite, each run resumed by the same command, which must end with the
+# uninterrupted run's predictions and scores (tests/test_faults.py; TUNEBENCH_SOAK_POINTS, TUNEBENCH_KILL_SEED)
+soak: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -m soak tests/test_faults.py -rP
 
 # Speed and memory as ratios against peers in one run (perf/README.md); needs the demo's outputs
 perf: demo
