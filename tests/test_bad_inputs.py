@@ -4,8 +4,9 @@ suite=test`. Every one must stop before any job runs, exit non-zero, print one m
 file, the field and the fix, without a traceback or any stack frame (no `File "...", line N` line,
 whatever prints it), and leave earlier results exactly as they were.
 
-A case file: `what` (the mistake), `change` (edits: `write` a file, `replace` [old, new] in it,
-`set` / `unset` dotted keys of a YAML file), optional `args` (instead of --config suite=test) and
+A case file: `what` (the mistake), `change` (edits: `write` a file (in `encoding`, utf-8 unless set),
+`replace` [old, new] in it, `set` / `unset` dotted keys of a YAML file), optional `args` (instead of
+--config suite=test) and
 `expect` (`file`, `field` (null: a syntax error, located by line), `words` the message contains)."""
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def apply_change(repo: Path, change: dict) -> None:
     path = repo / change["file"]
     if "write" in change:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(change["write"])
+        path.write_text(change["write"], encoding=change.get("encoding", "utf-8"))  # latin-1: bytes as written
     if "replace" in change:
         old, new = change["replace"]
         text = path.read_text()

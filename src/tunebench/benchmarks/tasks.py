@@ -17,7 +17,6 @@ verdicts) goes into NOTES, which the worker writes beside lm-eval's own files.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -175,32 +174,26 @@ def read_local_rows(path: Path, spec: dict, shown: str, key: str) -> list[dict]:
     fields, mc = spec["fields"], spec["output_type"] == "multiple_choice"
     needed = ["input", "target"] + (["choices"] if mc else [])
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{named}, line {line_no}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{where}: not valid JSON ({exc.msg})", file=shown, field=key,
-                                  fix="write one JSON object per line") from None
-            for role in needed:
-                if fields[role] not in row:
-                    raise ConfigError(f"{where}: the row has no field {fields[role]!r} ({role})",
-                                      file=shown, field=f"fields.{role}",
-                                      fix=f"name the row's {role} column here; the row has: {', '.join(row)}")
-            if mc:
-                choices, target = row[fields["choices"]], row[fields["target"]]
-                if not isinstance(choices, list) or len(choices) < 2:
-                    raise ConfigError(f"{where}: {fields['choices']!r} must be a list of at least 2 choices",
-                                      file=shown, field=key, fix="give each row a list of answer options")
-                ok = (isinstance(target, int) and 0 <= target < len(choices)) or target in choices
-                if not ok:
-                    raise ConfigError(f"{where}: target {target!r} is neither a choice nor a choice index",
-                                      file=shown, field=key,
-                                      fix=f"use an index 0..{len(choices) - 1} or one of the choices")
-            rows.append(row)
+    from tunebench.data.readers import read_located  # decode, parse, non-object lines: named by line
+
+    for row, place in zip(*read_located(path, "jsonl", str(named))):
+        where = f"{named}, {place}"
+        for role in needed:
+            if fields[role] not in row:
+                raise ConfigError(f"{where}: the row has no field {fields[role]!r} ({role})",
+                                  file=shown, field=f"fields.{role}",
+                                  fix=f"name the row's {role} column here; the row has: {', '.join(row)}")
+        if mc:
+            choices, target = row[fields["choices"]], row[fields["target"]]
+            if not isinstance(choices, list) or len(choices) < 2:
+                raise ConfigError(f"{where}: {fields['choices']!r} must be a list of at least 2 choices",
+                                  file=shown, field=key, fix="give each row a list of answer options")
+            ok = (isinstance(target, int) and 0 <= target < len(choices)) or target in choices
+            if not ok:
+                raise ConfigError(f"{where}: target {target!r} is neither a choice nor a choice index",
+                                  file=shown, field=key,
+                                  fix=f"use an index 0..{len(choices) - 1} or one of the choices")
+        rows.append(row)
     if not rows:
         raise ConfigError(f"{named} has no rows", file=shown, field=key, fix="add rows to the file")
     return rows

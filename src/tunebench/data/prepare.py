@@ -14,10 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from tunebench.core.atomic import read_jsonl, write_json, write_jsonl
-from tunebench.core.errors import DataError
+from tunebench.core.errors import ConfigError, DataError
 from tunebench.core.spec import Task
+from tunebench.data.local_checks import remember, summarize
+from tunebench.data.readers import TASK_FILE, read_located
 from tunebench.data.rows import RowMapper, class_names
-from tunebench.data.sources import raw_features, read_raw_splits, sha256_file
+from tunebench.data.sources import (
+    _format_of,
+    hf_features,
+    local_split_files,
+    raw_features,
+    read_raw_splits,
+    sha256_file,
+)
 from tunebench.tasks import task_type
 
 log = logging.getLogger(__name__)
@@ -60,6 +69,13 @@ def allocate(sizes: list[int], fraction: float) -> list[int]:
     return counts
 
 
+def split_counts(sizes: list[int], val: float, test: float) -> tuple[list[int], list[int]]:
+    """Per group, how many rows go to test and to val (the rest trains)."""
+    tests = allocate(sizes, test)
+    total = sum(sizes)
+    return tests, allocate([n - t for n, t in zip(sizes, tests)], val * total / max(1, total - sum(tests)))
+
+
 def stratified_split(rows: list[dict], val: float, test: float, seed: int, stratify) -> dict:
     """Split rows into train/val/test, keeping group proportions (`stratify`: True for the target,
     a function of the row, or False)."""
@@ -70,9 +86,7 @@ def stratified_split(rows: list[dict], val: float, test: float, seed: int, strat
     rng = random.Random(seed)
     out: dict[str, list[dict]] = {s: [] for s in SPLITS}
     order = sorted(groups)
-    sizes = [len(groups[k]) for k in order]
-    tests = allocate(sizes, test)
-    vals = allocate([n - t for n, t in zip(sizes, tests)], val * len(rows) / max(1, len(rows) - sum(tests)))
+    tests, vals = split_counts([len(groups[k]) for k in order], val, test)
     for key, n_test, n_val in zip(order, tests, vals):
         members = sorted(groups[key], key=lambda r: r["id"])
         rng.shuffle(members)
@@ -118,7 +132,7 @@ def _check_count(task: Task, n_rows: int, split: str | None, raw_name: str, refe
 
 
 def check_rows(task: Task, raw_rows: list[dict] | dict, raw_name: str, row_schema: dict, refetch: str,
-               features: dict | None = None) -> dict[str | None, list[dict]]:
+               features: dict | None = None, places: dict | None = None) -> dict[str | None, list[dict]]:
     """Every check of a task's raw rows (counts, columns, schema, labels, ids): the prepared rows per
     official split (key None: one pool to split)."""
     parts = raw_rows if isinstance(raw_rows, dict) else {None: raw_rows}
@@ -131,27 +145,87 @@ def check_rows(task: Task, raw_rows: list[dict] | dict, raw_name: str, row_schem
         for name in task.expected_rows:
             _check_count(task, len(parts.get(name, [])), name, raw_name, refetch)
     mapper = RowMapper(task, row_schema, features)
-    return {split: mapper.map(rows, raw_name, split) for split, rows in parts.items()}
+    return {split: mapper.map(rows, raw_name, split, (places or {}).get(split)) for split, rows in parts.items()}
 
 
 def check_local_source(task: Task, root: Path, row_schema: dict) -> None:
     """A task whose rows are a local file is checked when the workflow loads, before any job: bad
-    rows would otherwise stop the run only after the model work had started beside them."""
-    from tunebench.data.sources import _format_of, hf_features, local_split_files, read_file_rows
-
+    rows, or a split the prepare job would leave empty, would otherwise stop the run only after the
+    model work had started beside them. Leaves a summary for `local_checks.check_local_plans`."""
     root = Path(root)
-    task_file = str(task.file.relative_to(root)) if task.file.is_relative_to(root) else str(task.file)
+
+    def shown(path: Path) -> str:
+        return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+    task_file = shown(task.file) if task.file.is_absolute() else str(task.file)
     files = local_split_files(task.source, root, config_file=task_file)
-    shown = task.source["path"]
     parts: dict[str | None, list[dict]] = {}
+    places: dict[str | None, list[tuple[str, str]]] = {}
     for split, f in files:
         try:
-            parts.setdefault(split, []).extend(read_file_rows(f, _format_of(f, task.source.get("format"))))
-        except DataError as exc:  # name the file as the user wrote it
-            raise DataError(exc.problem, file=str(f.relative_to(root)) if f.is_relative_to(root) else str(f),
-                            field=exc.field, fix=exc.fix) from None
+            rows, where = read_located(f, _format_of(f, task.source.get("format"), task_file), shown(f))
+        except DataError as exc:  # its fix names "the task file": name this one
+            raise DataError(exc.problem, file=exc.file, field=exc.field,
+                            fix=(exc.fix or "").replace(TASK_FILE, task_file)) from None
+        parts.setdefault(split, []).extend(rows)
+        places.setdefault(split, []).extend((shown(f), w) for w in where)
     features = next((feat for feat in (hf_features(f) for _, f in files) if feat), None)
-    check_rows(task, parts, shown, row_schema, refetch=f"fix {shown}", features=features)
+    name = task.source["path"]
+    official = check_rows(task, parts, name, row_schema, refetch=f"fix {name}", features=features, places=places)
+    carved = carve(task, official)
+    check_split_sizes(task, carved, official)
+    remember(task, summarize(task, official, places, len(carved["train"]), name))
+
+
+def carve(task: Task, official: dict[str | None, list[dict]]) -> dict[str, list[dict]]:
+    """train, val and test: one pool carved in three, or the official splits with what they lack
+    carved from the official train split (the whole test split: test_sample_size comes later)."""
+    split, key = task.split, group_key(task)
+    if None in official:
+        return stratified_split(official[None], split["val"], split["test"], split["seed"], key)
+    carve_test = 0.0 if "test" in official else split["test"]
+    carve_val = 0.0 if "validation" in official else split["val"]
+    parts = stratified_split(official.get("train", []), carve_val, carve_test, split["seed"], key)
+    parts["test"] = official.get("test", parts["test"])
+    parts["val"] = official.get("validation", parts["val"])
+    return parts
+
+
+def check_split_sizes(task: Task, parts: dict[str, list[dict]], official: dict[str | None, list[dict]]) -> None:
+    """A split left empty (by fractions too small for the rows, or an empty official split) is the
+    task file's mistake: name the fraction that gives one item."""
+    pool = official[None] if None in official else official.get("train", [])
+    counts = ", ".join(f"{len(parts[s])} {s}" for s in SPLITS)
+    for name in SPLITS:
+        own = {"train": "train", "val": "validation", "test": "test"}[name]
+        if parts[name] or None in official and not pool:
+            continue
+        if None not in official and (own in official or name == "train"):
+            raise ConfigError(f"the {name} split is empty: the source's official {own} split "
+                              f"{'has no rows' if own in official else 'is missing'} ({counts})", file=str(task.file),
+                              field=f"source.splits.{own}", fix=f"point source.splits.{own} at files with rows")
+        n, val, test = len(pool), task.split["val"], task.split["test"]
+        if name == "train":
+            raise ConfigError(f"split val {val} and test {test} of {n} rows leave no row to train on ({counts})",
+                              file=str(task.file), field="split", fix="lower split.val and split.test, or add rows")
+        need = _fraction_for_one(task, official, pool, name)
+        raise ConfigError(f"split.{name} = {task.split[name]} of {n} rows gives the {name} split 0 items ({counts})",
+                          file=str(task.file), field="split",
+                          fix=(f"set split.{name} to at least {need} ({need} x {n} rows rounds to 1 item), or add rows"
+                               if need else f"add rows: {n} rows cannot give train, val and test an item each"))
+
+
+def _fraction_for_one(task: Task, official: dict, pool: list[dict], name: str) -> float | None:
+    """The smallest split fraction (in hundredths) that gives split `name` an item and leaves one to train."""
+    key = group_key(task)
+    sizes = list(Counter(key(r) for r in pool).values())
+    val = 0.0 if "validation" in official else task.split["val"]
+    test = 0.0 if "test" in official else task.split["test"]
+    for k in range(1, 95):
+        tests, vals = split_counts(sizes, k / 100 if name == "val" else val, k / 100 if name == "test" else test)
+        if sum(vals if name == "val" else tests) and sum(tests) + sum(vals) < len(pool):
+            return k / 100
+    return None
 
 
 def label_set(task: Task, rows: list[dict], features: dict) -> list[str] | None:
@@ -171,20 +245,9 @@ def prepare_splits(task: Task, raw_dir: str | Path, out_paths: dict[str, str], m
     refetch = f"delete {raw_dir} and rerun to fetch it again"
     official = check_rows(task, read_raw_splits(raw_dir), str(raw_dir), row_schema, refetch, features)
     split, key = task.split, group_key(task)
-    if None in official:  # one pool: carve all three
-        parts = stratified_split(official[None], split["val"], split["test"], split["seed"], key)
-    else:
-        train = official.get("train", [])
-        carve_test = 0.0 if "test" in official else split["test"]
-        carve_val = 0.0 if "validation" in official else split["val"]
-        parts = stratified_split(train, carve_val, carve_test, split["seed"], key)
-        parts["test"] = official.get("test", parts["test"])
-        parts["val"] = official.get("validation", parts["val"])
+    parts = carve(task, official)
     every = [r for rows in parts.values() for r in rows]
-    for name in SPLITS:
-        if not parts[name]:
-            raise DataError(f"the {name} split is empty ({len(every)} rows in all)", file=str(raw_dir),
-                            field="split", fix=f"use more rows or larger split fractions in {task.file.name}")
+    check_split_sizes(task, parts, official)
     whole_test = len(parts["test"])
     if task.test_sample_size:
         parts["test"] = capped_subset(parts["test"], task.test_sample_size, split["seed"], key, task.test_balance)

@@ -96,11 +96,20 @@ class RowMapper:
                              "label names", raw_name, key, f"fix the row or `label_names` in {task.file.name}")
         return self.names[value]
 
-    def map(self, raw_rows: list[dict], raw_name: str, split: str | None = None) -> list[dict]:
+    def map(self, raw_rows: list[dict], raw_name: str, split: str | None = None,
+            places: list[tuple[str, str]] | None = None) -> list[dict]:
+        """`places`: each raw row's file and place in it (`line 7`), so a message names that file."""
         task, fields = self.task, self.task.fields
         rows = []
+        folder = raw_name
         for i, raw in enumerate(raw_rows):
             where = f"row {i + 1}" + (f" of split {split}" if split else "")
+            if places:
+                raw_name, place = places[i]
+                where = (place if place.startswith("row ") else where if place == f"line {i + 1}"
+                         else f"{where} ({place})")
+            else:
+                raw_name = folder
             f_id = fields["id"]
             if f_id is not None and column(raw, f_id) is _MISSING:
                 raise DataError(f"{where} has no id column {f_id!r}", file=raw_name, field="fields.id",

@@ -11,7 +11,6 @@ cache, revisions and HF_HUB_OFFLINE work as usual), local (a file or folder).
 from __future__ import annotations
 
 import fnmatch
-import gzip
 import hashlib
 import importlib.metadata
 import json
@@ -20,12 +19,12 @@ import shutil
 from pathlib import Path
 
 from tunebench.core.atomic import atomic_dir, read_json
-from tunebench.core.errors import DataError, SourceError
+from tunebench.core.errors import SourceError
+from tunebench.data.readers import EXTENSIONS, FORMATS, is_data_file, read_file_rows
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-FORMATS = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
 def sha256_file(path: Path) -> str:
@@ -53,41 +52,16 @@ def package_file(distribution: str, path: str, *, config_file: str | None = None
     return located
 
 
-def _format_of(path: Path, declared: str | None) -> str:
+def _format_of(path: Path, declared: str | None, config_file: str | None = None) -> str:
     if declared:
         return declared
-    suffixes = [s for s in path.suffixes if s != ".gz"]
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     fmt = FORMATS.get(suffixes[-1] if suffixes else "")
     if not fmt:
-        raise SourceError(f"cannot tell the format of {path.name}", field="source.format",
-                          fix="add `format: jsonl|json|csv|parquet` to the task's source")
+        raise SourceError(f"cannot tell the format of {path.name} from its name (it ends in none of "
+                          f"{', '.join(EXTENSIONS)})", file=config_file, field="source.format",
+                          fix="add `format: jsonl|json|csv|parquet` to the task's source, or rename the file")
     return fmt
-
-
-def read_file_rows(path: Path, fmt: str) -> list[dict]:
-    if fmt in ("jsonl", "json"):
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as fh:
-            if fmt == "json":
-                try:
-                    data = json.load(fh)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"not JSON: {exc.msg} at line {exc.lineno}", file=str(path),
-                                    field=f"line {exc.lineno}", fix="fix the JSON (or use format: jsonl)") from None
-                return data if isinstance(data, list) else data.get("data", data.get("rows", []))
-            rows = []
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise DataError(f"line {n} is not JSON ({exc.msg}, column {exc.colno})", file=str(path),
-                                        field=f"line {n}", fix="one JSON object per line; fix or drop that line") from None
-            return rows
-    import polars as pl
-
-    frame = pl.read_csv(path) if fmt == "csv" else pl.read_parquet(path)
-    return frame.to_dicts()
 
 
 def hf_features(path: Path) -> dict | None:
@@ -97,10 +71,10 @@ def hf_features(path: Path) -> dict | None:
         return None
     import pyarrow.parquet as pq
 
-    meta = pq.read_schema(path).metadata or {}
     try:
+        meta = pq.read_schema(path).metadata or {}
         info = json.loads(meta[b"huggingface"])
-    except (KeyError, ValueError):
+    except Exception:  # no such metadata, or a file that is no parquet (reading its rows says so)
         return None
     features = info.get("info", {}).get("features")
     return features if isinstance(features, dict) else None
@@ -158,14 +132,42 @@ def hub_snapshot(repo_id: str, *, repo_type: str, revision: str = "main",
 
 
 def local_data_files(source: dict, root: str | Path = ".", config_file: str | None = None) -> list[Path]:
-    """The data files of a `kind: local` source: the file itself, or a folder's data files."""
+    """The data files of a `kind: local` source: the file itself, or a folder's data files (one format)."""
     path = Path(source["path"])
     path = path if path.is_absolute() else Path(root) / path
     if not path.exists():
         raise SourceError(f"local data {source['path']} does not exist", file=config_file, field="source.path",
                           fix="point source.path at an existing file or folder (relative to the project)")
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in FORMATS)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise SourceError(f"local data {source['path']} is neither a file nor a folder", file=config_file,
+                          field="source.path", fix="point source.path at a data file or a folder of them")
+    try:
+        found = sorted(p for p in path.rglob("*") if p.is_file())
+    except OSError as exc:
+        raise SourceError(f"cannot list the folder {source['path']}: {exc.strerror or exc}", file=config_file,
+                          field="source.path", fix=f"make it readable (chmod -R u+rX {source['path']})") from None
+    files = [p for p in found if is_data_file(p)]
+    if not files:
+        held = [p.relative_to(path).as_posix() for p in found]
+        raise SourceError(f"the folder {source['path']} holds no data file (none ends in {', '.join(EXTENSIONS)}); "
+                          f"it holds {_listing(held)}", file=config_file, field="source.path",
+                          fix="put the rows there as JSON Lines, JSON, CSV or parquet files with those endings, "
+                              "or point source.path at the data file itself")
+    kinds = sorted({_format_of(p, None) for p in files})
+    if len(kinds) > 1 and not source.get("format"):
+        raise SourceError(f"the folder {source['path']} mixes {' and '.join(kinds)} files: a source is one format",
+                          file=config_file, field="source.path",
+                          fix=f"keep one format there, or point source.path at a file or subfolder "
+                              f"({_listing([p.relative_to(path).as_posix() for p in files])})")
     return files
+
+
+def _listing(names: list[str], n: int = 6) -> str:
+    if not names:
+        return "nothing"
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
 def local_split_files(source: dict, root: str | Path = ".", config_file: str | None = None) -> list[tuple[str | None, Path]]:
@@ -203,8 +205,7 @@ def fetch_raw(source: dict, out_dir: str | Path, root: str | Path = ".") -> dict
                 snap = hub_snapshot(source["repo_id"], repo_type="dataset",
                                     revision=source.get("revision", "main"),
                                     patterns=[patterns] if isinstance(patterns, str) else patterns)
-                found = sorted(p for p in snap.rglob("*")
-                               if p.is_file() and (p.suffix in FORMATS or p.name.endswith(".jsonl.gz")))
+                found = sorted(p for p in snap.rglob("*") if p.is_file() and is_data_file(p))
                 split_of = (list(split_files(source, snap, found)) if source.get("splits")
                             else [(None, f) for f in found])
             else:
