@@ -4,8 +4,15 @@ from tunebench.data.models import model_input
 
 
 def main(sm):
+    from pathlib import Path
+
+    from tunebench.core.integrity import verify_split
     from tunebench.core.spec import Task
     from tunebench.train.lora import train_adapter
+
+    verify_split(sm.input.val, sm.input.manifest, "val")  # as split_prepare wrote it (not edited since)
+    if Path(sm.input.train).name == "train.jsonl":  # a cap (train-<n>.jsonl) is not in the manifest
+        verify_split(sm.input.train, sm.input.manifest, "train")
 
     train_adapter(task=Task.from_param(sm.params.task).with_labels(sm.input.manifest), prompt_spec=sm.params.prompt,
                   hp=sm.params.training, hp_file=sm.params.training_file, model_dir=model_input(sm),

@@ -4,8 +4,12 @@ from tunebench.data.models import model_input
 
 
 def main(sm):
+    from tunebench.core.integrity import verify_split
     from tunebench.core.spec import Model, Task
     from tunebench.predict.generate import generate_predictions
+
+    for split in ("train", "test"):  # the prepared splits as split_prepare wrote them (not edited since)
+        verify_split(sm.input[split], sm.input.manifest, split)
 
     generate_predictions(
         task=Task.from_param({**sm.params.task, "method": sm.params.method}).with_labels(sm.input.manifest), model=Model.from_param(sm.params.model),

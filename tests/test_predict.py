@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tunebench.backends.transformers_backend import TransformersBackend
-from tunebench.core.atomic import read_json, read_jsonl, write_jsonl
+from tunebench.core.atomic import read_json, read_jsonl, write_json, write_jsonl
 from tunebench.core.errors import ConfigError, SourceError
 from tunebench.data.models import MODEL_MANIFEST, materialize_model
 from tunebench.predict.generate import generate_predictions
@@ -100,13 +100,22 @@ def test_score_refuses_predictions_that_miss_items(cell, tmp_path):
     task, _, _, paths = cell
     rows = read_jsonl(paths["rows"])
     write_jsonl(paths["rows"], rows[:-1])
-    with pytest.raises(Exception) as info:
-        score_predictions(task=task, predictions_path=paths["rows"], meta_path=paths["meta"],
-                          test_path=str(tmp_path / "test.jsonl"), max_items=8,
-                          bootstrap={"resamples": 100, "confidence": 0.95, "seed": 0},
-                          out_path=str(tmp_path / "s2.json"))
-    assert "no prediction" in str(info.value)
-    assert not (tmp_path / "s2.json").exists()
+
+    def score() -> str:
+        with pytest.raises(Exception) as info:
+            score_predictions(task=task, predictions_path=paths["rows"], meta_path=paths["meta"],
+                              test_path=str(tmp_path / "test.jsonl"), max_items=8,
+                              bootstrap={"resamples": 100, "confidence": 0.95, "seed": 0},
+                              out_path=str(tmp_path / "s2.json"))
+        assert not (tmp_path / "s2.json").exists()
+        return str(info.value)
+
+    assert "changed after it was written (7 rows now, 8 when written" in score()  # the meta's digest
+    meta = read_json(paths["meta"])
+    write_json(paths["meta"], {k: v for k, v in meta.items() if k != "rows_file"})  # a meta from before digests
+    assert "no prediction" in score()
+    write_json(paths["meta"], meta)
+    write_jsonl(paths["rows"], rows)
 
 
 def test_materialize_from_local_folder(tiny_llama_dir, tmp_path):

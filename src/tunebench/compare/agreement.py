@@ -10,11 +10,23 @@ interval excludes 0): numbers from one backend would then not stand for the othe
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from tunebench.compare.paired import paired_comparison
 from tunebench.core.atomic import read_json, read_jsonl
+from tunebench.core.integrity import read_record, verify_rows
 
 log = logging.getLogger(__name__)
+
+
+def read_checked_rows(rows_path: str) -> list[dict]:
+    """A cell's prediction rows, after checking them against the digest in their meta (beside them,
+    <prompting>.meta.json), so that a file edited since it was written is never compared."""
+    meta_path = Path(rows_path).with_suffix(".meta.json")
+    if meta_path.is_file():
+        verify_rows(rows_path, read_record(meta_path).get("rows_file"), rule="predictions_generate",
+                    recorded_in=meta_path)
+    return read_jsonl(rows_path)
 
 
 def agreement_report(*, systems: tuple[str, str], cells: list[dict], labels: dict[str, list[str] | None],
@@ -25,8 +37,8 @@ def agreement_report(*, systems: tuple[str, str], cells: list[dict], labels: dic
     for cell in cells:
         score_a, score_b = read_json(cell["score_a"]), read_json(cell["score_b"])
         backends = [score_a.get("backend"), score_b.get("backend")]
-        out_a = {r["id"]: r["output"] for r in read_jsonl(cell["rows_a"])}
-        out_b = {r["id"]: r["output"] for r in read_jsonl(cell["rows_b"])}
+        out_a = {r["id"]: r["output"] for r in read_checked_rows(cell["rows_a"])}
+        out_b = {r["id"]: r["output"] for r in read_checked_rows(cell["rows_b"])}
         parsed_b = {it["id"]: it["parsed"] for it in score_b["items"]}
         ids = [it["id"] for it in score_a["items"] if it["id"] in parsed_b]
         parsed_a = {it["id"]: it["parsed"] for it in score_a["items"]}

@@ -4,6 +4,7 @@ half-written file that a rerun would mistake for a finished one."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -14,6 +15,15 @@ from typing import Any
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+OUT_OF_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a full disk, a file-size limit, a quota
+
+
+def _named(exc: OSError, path: Path) -> OSError:
+    """An out-of-space error that names the output, not its temporary (a write error names none)."""
+    if exc.errno in OUT_OF_SPACE:
+        return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
+    return exc
 
 
 @contextlib.contextmanager
@@ -28,6 +38,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as exc:
+        named = _named(exc, path)
+        if named is exc:
+            raise
+        raise named from exc
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -49,6 +64,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
+    except OSError as exc:
+        named = _named(exc, path)
+        if named is exc:
+            raise
+        raise named from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tunebench.core.atomic import OUT_OF_SPACE
+
 log = logging.getLogger(__name__)
 
 STALL_EXIT = 75  # EX_TEMPFAIL: try again
@@ -75,10 +77,15 @@ class Journal:
     def add(self, batch: int, items: list) -> None:
         if self.path is None:
             return
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"batch": batch, "items": items}) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"batch": batch, "items": items}) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:  # a full disk: name the journal (a line cut short is skipped on resume)
+            if exc.errno not in OUT_OF_SPACE:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
 
     def finish(self) -> None:
         """The cell's output is written: the journal has served."""

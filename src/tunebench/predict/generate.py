@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tunebench.backends import BackendContext, Generation, backend_for
 from tunebench.core.atomic import read_jsonl, write_json, write_jsonl
+from tunebench.core.integrity import digest
 from tunebench.core.layout import Layout
 from tunebench.core.spec import Model, System, Task
 from tunebench.predict.windows import finish_rows, wants_confidence, window_cell, windows_meta
@@ -109,6 +110,7 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path | No
     finally:
         backend.close()
     write_jsonl(out_rows, rows)
+    meta["rows_file"] = digest(out_rows)  # checked where the rows are read (core.integrity.verify_rows)
     write_json(out_meta, meta)
     journal.unlink(missing_ok=True)
     log.info("%s/%s/%s: %d items in %.1f s (%.2f items/s)", system, task.name, prompting,

@@ -18,6 +18,7 @@ import polars as pl
 
 from tunebench.core.atomic import read_json, write_text
 from tunebench.core.errors import DataError
+from tunebench.core.integrity import read_record, verify_rows, verify_split
 from tunebench.core.records import TASK, ScoreRecord
 from tunebench.core.spec import Task
 from tunebench.scoring.metrics import bootstrap_ci
@@ -126,8 +127,11 @@ def score_predictions(*, task: Task, predictions_path: str, meta_path: str, test
                       manifest_path: str | None = None) -> dict:
     """The cell's score record (source task; see tunebench.core.records), written to out_path."""
     kind = task_type(task.type)
+    meta = read_record(meta_path)  # a predictions file edited since it was written is never scored
+    verify_rows(predictions_path, meta.get("rows_file"), rule="predictions_generate", recorded_in=meta_path)
+    if manifest_path and Path(manifest_path).is_file():
+        verify_split(test_path, manifest_path, "test")
     preds = read_predictions(predictions_path, kind.prediction_fields)
-    meta = read_json(meta_path)
     cell = join_predictions(read_items(test_path, max_items, kind.item_fields), preds, predictions_path)
     ids, targets, parsed = cell["id"].to_list(), cell["target"].to_list(), cell["parsed"].to_list()
     scores, values, statistics = kind.score_items(task, cell)
