@@ -188,6 +188,31 @@ def test_an_out_of_space_error_from_any_job_is_one_line_naming_the_file(tmp_path
     assert errno.EFBIG  # (the file-size limit itself: the end-to-end test above)
 
 
+def test_the_atomic_writers_leave_nothing_behind_past_a_file_size_limit(tmp_path):
+    """A real EFBIG (a file-size limit, SIGXFSZ ignored) in the rows writer and the folder writer: the
+    error names the output, the old output stays as it was, and no temporary is left."""
+    import subprocess
+
+    (tmp_path / "old.jsonl").write_text("{}\n")
+    code = (
+        "import errno, resource, signal, sys\n"
+        "from tunebench.core.atomic import atomic_dir, write_jsonl\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "def folder():\n"
+        "    with atomic_dir('run') as tmp:\n"
+        "        (tmp / 'big').write_bytes(b'z' * 10000)\n"
+        "for write in (lambda: write_jsonl('old.jsonl', [{'x': 'y' * 100}] * 100), folder):\n"
+        "    try:\n"
+        "        write()\n"
+        "    except OSError as exc:\n"
+        "        print(errno.errorcode[exc.errno], exc.filename)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.stdout.splitlines() == ["EFBIG old.jsonl", "EFBIG run"], proc.stderr
+    assert (tmp_path / "old.jsonl").read_text() == "{}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.jsonl"]
+
+
 # --- outputs edited on disk ----------------------------------------------------------------------
 
 def test_a_truncated_predictions_file_is_never_scored_and_the_fix_regenerates_it(project):

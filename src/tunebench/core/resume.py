@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tunebench.core.atomic import OUT_OF_SPACE
+from tunebench.core.atomic import naming
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +77,10 @@ class Journal:
     def add(self, batch: int, items: list) -> None:
         if self.path is None:
             return
-        try:
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"batch": batch, "items": items}) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as exc:  # a full disk: name the journal (a line cut short is skipped on resume)
-            if exc.errno not in OUT_OF_SPACE:
-                raise
-            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+        with naming(self.path), open(self.path, "a", encoding="utf-8") as fh:  # a full disk names the
+            fh.write(json.dumps({"batch": batch, "items": items}) + "\n")  # journal; a line cut short
+            fh.flush()  # is skipped on resume
+            os.fsync(fh.fileno())
 
     def finish(self) -> None:
         """The cell's output is written: the journal has served."""
