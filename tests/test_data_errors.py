@@ -341,3 +341,44 @@ def test_a_local_benchmark_file_goes_through_the_same_reader(tmp_path):
     assert info.value.file == "quiz.jsonl" and info.value.field == "line 2" and "iconv" in info.value.fix
     path.write_bytes(b"\xef\xbb\xbf" + b'{"q": "ok", "a": "1"}\n')
     assert read_local_rows(path, spec, "configs/benchmarks/quiz.yaml", "path") == [{"q": "ok", "a": "1"}]
+
+
+# -- values of the wrong kind in a row ---------------------------------------------------------------
+
+MC = dict(type="multiple_choice", labels=None, fields={"id": "id", "input": "q", "target": "a", "options": "opts"})
+MC_ROWS = [{"id": f"r{i}", "q": "question?", "opts": ["x", "y", "z"], "a": i % 3} for i in range(30)]
+
+
+@pytest.mark.parametrize("last, over, field, words", [
+    ({"id": "b", "q": "q", "opts": [str(k) for k in range(40)], "a": 30}, MC, "fields.options", "40 options"),
+    ({"id": "b", "q": "q", "opts": "x y z", "a": 1}, MC, "fields.options", "the text 'x y z' in column 'opts', not a list"),
+    ({"id": "b", "q": "q", "opts": 5, "a": 1}, MC, "fields.options", "not a list"),
+    ({"id": "b", "text": {"a": 1}, "intent": "refund"}, {}, "fields.input", "a structure in column 'text'"),
+    ({"id": "b", "text": ["a"], "intent": "refund"}, {}, "fields.input", "a list in column 'text'"),
+    ({"id": None, "text": "x", "intent": "refund"}, {}, "fields.id", "no id (null)"),
+    ({"id": "b", "text": None, "intent": "refund"}, {}, "fields.input", "no value in column 'text'"),
+    ({"id": "b", "text": "x", "intent": {"a": 1}}, dict(type="extraction", labels=None), "fields.target", "a structure"),
+])
+def test_a_value_of_the_wrong_kind_is_named_not_turned_into_text(tmp_path, last, over, field, words):
+    base = MC_ROWS if over is MC else rows(30)
+    err = refused(tmp_path, "t.jsonl", jsonl(base + [last]), **over)
+    assert err.field == field and words in err.problem and "row 31" in err.problem
+
+
+def test_nan_deep_nesting_and_huge_numbers_are_named(tmp_path):
+    err = refused(tmp_path, "t.jsonl", jsonl(rows(30)) + '{"id": "b", "text": NaN, "intent": "refund"}\n')
+    assert "no value in column 'text'" in err.problem
+    err = refused(tmp_path, "t.jsonl", jsonl(rows(30)) + '{"id": "b", "text": ' + "[" * 100000 + "]" * 100000 + "}\n")
+    assert err.field == "line 31" and "cannot be read" in err.problem
+    err = refused(tmp_path, "t.jsonl", jsonl(rows(30)) + '{"id": "b", "text": ' + "9" * 5000 + "}\n")
+    assert err.field == "line 31"
+
+
+def test_csv_blank_lines_are_no_rows_and_one_test_string_is_one_test(tmp_path):
+    text = "id,text,intent\n" + "".join(f"r{i},t{i},{LABELS[i % 3]}\n\n" for i in range(30))
+    (tmp_path / "t.csv").write_text(text)
+    got, places = read_located(tmp_path / "t.csv", "csv")
+    assert len(got) == 30 and places[1] == "row 2 (line 4)"
+    code = dict(type="code", labels=None, fields={"id": "id", "input": "q", "target": "c", "tests": "tests"})
+    data = [{"id": f"r{i}", "q": "write f", "c": "def f(): return 1", "tests": "assert f() == 1"} for i in range(30)]
+    check(tmp_path, "c.jsonl", jsonl(data), **code)

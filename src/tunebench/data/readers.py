@@ -129,6 +129,9 @@ def _jsonl(text: str, name: str) -> tuple[list[dict], list[str]]:
                             "one object per line", field="source.format") from None
             raise _fail(f"line {n} is not JSON ({exc.msg}, column {exc.colno})", name,
                         "one JSON object per line; fix or drop that line", field=f"line {n}") from None
+        except (ValueError, RecursionError) as exc:  # a number of thousands of digits, arrays nested thousands deep
+            raise _fail(f"line {n} cannot be read: {_short(exc)}", name, "fix or drop that line",
+                        field=f"line {n}") from None
         if not isinstance(value, dict):
             raise _fail(f"line {n} is a JSON {_kind(value)}, not an object", name,
                         'write one object per line, like {"id": "a1", "text": "...", "label": "..."}',
@@ -136,6 +139,10 @@ def _jsonl(text: str, name: str) -> tuple[list[dict], list[str]]:
         rows.append(value)
         places.append(f"line {n}")
     return rows, places
+
+
+def _short(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _kind(value: object) -> str:
@@ -151,6 +158,8 @@ def _json(text: str, name: str) -> tuple[list[dict], list[str]]:
                 if exc.msg == "Extra data" and exc.lineno > 1 else "")
         raise _fail(f"is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}{hint}", name,
                     "fix the JSON there (or use format: jsonl)", field=f"line {exc.lineno}") from None
+    except (ValueError, RecursionError) as exc:
+        raise _fail(f"cannot be read: {_short(exc)}", name, "fix the JSON") from None
     if isinstance(data, dict):
         lists = [k for k in ("data", "rows") if isinstance(data.get(k), list)]
         if not lists:
@@ -180,7 +189,7 @@ def _csv(text: str, name: str) -> tuple[list[dict], list[str]]:
         header = next(reader)
         line = reader.line_num
         for record in reader:
-            if record:
+            if any(record):  # a blank line (or one of empty fields only) is no row: polars drops it too
                 if len(record) != len(header):
                     raise _fail(f"row {len(places) + 1} (line {line + 1}) has {len(record)} fields but the header "
                                 f"has {len(header)}", name, "quote fields that hold commas (\"a, b\") or fix that row; "
@@ -193,9 +202,10 @@ def _csv(text: str, name: str) -> tuple[list[dict], list[str]]:
     import polars as pl
 
     try:
-        rows = pl.read_csv(io.BytesIO(text.encode("utf-8")), infer_schema_length=None).to_dicts()
+        frame = pl.read_csv(io.BytesIO(text.encode("utf-8")), infer_schema_length=None)
+        rows = [r for r in frame.to_dicts() if any(v is not None for v in r.values())]  # blank lines
     except Exception as exc:  # polars' own errors (ComputeError, ShapeError, ...)
-        raise _fail(f"cannot be read as CSV: {str(exc).strip().splitlines()[0]}", name,
+        raise _fail(f"cannot be read as CSV: {_short(exc)}", name,
                     "fix the file (one header line, then one comma-separated row per line)") from None
     return rows, places[:len(rows)] + [f"row {i}" for i in range(len(places) + 1, len(rows) + 1)]
 
@@ -211,7 +221,7 @@ def _parquet(path: Path, name: str) -> tuple[list[dict], list[str]]:
     try:
         rows = pl.read_parquet(path).to_dicts()
     except Exception as exc:  # a truncated or corrupt file: polars' and arrow's own errors
-        raise _fail(f"cannot be read as parquet: {str(exc).strip().splitlines()[0]}", name,
+        raise _fail(f"cannot be read as parquet: {_short(exc)}", name,
                     "download or write the file again (it may be truncated)") from None
     return rows, [f"row {i}" for i in range(1, len(rows) + 1)]
 

@@ -10,6 +10,7 @@ an option's text become the right option's letter. Code: `tests` and `test_setup
 
 from __future__ import annotations
 
+import math
 import string
 from typing import Any
 
@@ -44,11 +45,40 @@ def class_names(task: Task, features: dict) -> list[str] | None:
 
 def _need(raw: dict, name: str, key: str, task: Task, where: str, raw_name: str) -> Any:
     value = column(raw, name)
-    if value is _MISSING or value is None:
+    if value is _MISSING:
         raise DataError(f"{where} has no column {name!r} (the task's `fields.{key}`)", file=raw_name,
                         field=f"fields.{key}", fix=f"point fields.{key} in {task.file.name} at one of: "
                                                    f"{', '.join(map(str, raw))}")
+    if value is None or isinstance(value, float) and math.isnan(value):  # NaN: pandas' missing value
+        raise DataError(f"{where} has no value in column {name!r} (null or an empty cell; the task's "
+                        f"`fields.{key}`)", file=raw_name, field=f"fields.{key}", fix="fill it in or drop that row")
     return value
+
+
+def _text(value: Any, name: str, key: str, where: str, raw_name: str) -> str:
+    """A text field's value: a string or a number, never an object or a list (a wrong column)."""
+    if isinstance(value, (dict, list)):
+        raise DataError(f"{where} has a {'list' if isinstance(value, list) else 'structure'} in column {name!r} "
+                        f"(the task's `fields.{key}`), not text: {str(value)[:60]}", file=raw_name,
+                        field=f"fields.{key}", fix=f"point fields.{key} at a text column, or a struct's text "
+                                                   f"with a dotted path ({name}.<key>)")
+    return str(value)
+
+
+def _kind(value: Any) -> str:
+    return {str: "the text", int: "the number", float: "the number", bool: "the boolean", dict: "the structure"}.get(
+        type(value), type(value).__name__)
+
+
+def _texts(value: Any, name: str, key: str, where: str, raw_name: str) -> list[str]:
+    """A list field's value (options, tests): a list of texts (code tests: one string is one test)."""
+    if isinstance(value, str) and key == "tests":
+        return [value]
+    if not isinstance(value, list):
+        raise DataError(f"{where} has {_kind(value)} {str(value)[:60]!r} in column {name!r}, not a list "
+                        f"(the task's `fields.{key}`)", file=raw_name, field=f"fields.{key}",
+                        fix=f"give each row a list there, or list the {key} columns one by one: fields.{key}: [a, b, c]")
+    return [_text(v, name, key, where, raw_name) for v in value]
 
 
 class RowMapper:
@@ -67,6 +97,8 @@ class RowMapper:
     def _target(self, value: Any, row: dict, where: str, raw_name: str) -> str:
         task, key = self.task, "fields.target"
         options = row.get("options")
+        if isinstance(value, dict):
+            _text(value, task.fields["target"], "target", where, raw_name)  # refuses it, naming the column
         if isinstance(value, list):  # every gold answer (SQuAD-style): the first is the target
             row["answers"] = [str(v) for v in value]
             return row["answers"][0] if value else ""
@@ -117,14 +149,23 @@ class RowMapper:
             text = _need(raw, fields["input"], "input", task, where, raw_name)
             target = _need(raw, fields["target"], "target", task, where, raw_name)
             numbered = f"{task.name}-{split}-{i:06d}" if split else f"{task.name}-{i:06d}"
-            row: dict[str, Any] = {"id": str(column(raw, f_id)) if f_id is not None else numbered,
-                                   "input": str(text)}
+            row_id = column(raw, f_id) if f_id is not None else numbered
+            if row_id is None or isinstance(row_id, (dict, list)):
+                raise DataError(f"{where} has {'no id (null)' if row_id is None else f'the id {row_id!r}'} in "
+                                f"column {f_id!r}", file=raw_name, field="fields.id",
+                                fix="give every row an id (a string or a number), or set fields.id: null to number rows")
+            row: dict[str, Any] = {"id": str(row_id), "input": _text(text, fields["input"], "input", where, raw_name)}
             used = {f_id, fields["input"], fields["target"].split(".")[0]}
             if fields.get("options"):
                 names = fields["options"]
-                opts = (_need(raw, names, "options", task, where, raw_name) if isinstance(names, str)
-                        else [_need(raw, n, "options", task, where, raw_name) for n in names])
-                row["options"] = [str(o) for o in opts]
+                row["options"] = (_texts(_need(raw, names, "options", task, where, raw_name), names, "options",
+                                         where, raw_name) if isinstance(names, str)
+                                  else [_text(_need(raw, n, "options", task, where, raw_name), n, "options", where,
+                                              raw_name) for n in names])
+                if len(row["options"]) > len(LETTERS):
+                    raise DataError(f"{where} has {len(row['options'])} options; answers are the letters A-Z, so at "
+                                    f"most {len(LETTERS)}", file=raw_name, field="fields.options",
+                                    fix="keep at most 26 options per row (or use type classification with labels)")
                 used |= {names} if isinstance(names, str) else set(names)
             row["target"] = self._target(target, row, where, raw_name)
             for key in ("tests", "test_setup", "context"):
@@ -132,7 +173,8 @@ class RowMapper:
                     value = column(raw, fields[key])
                     if value is _MISSING or (value is None and key != "test_setup"):
                         _need(raw, fields[key], key, task, where, raw_name)
-                    row[key] = [str(t) for t in value] if key == "tests" else str(value or "")
+                    row[key] = (_texts(value, fields[key], key, where, raw_name) if key == "tests"
+                                else _text(value or "", fields[key], key, where, raw_name))
                     used.add(fields[key])
             meta = {k: v for k, v in raw.items() if k not in used}
             if meta:
