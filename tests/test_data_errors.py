@@ -20,7 +20,7 @@ from tunebench.data import local_checks
 from tunebench.data.local_checks import CHARS_PER_TOKEN, check_local_plans
 from tunebench.data.prepare import carve, check_local_source, prepare_splits
 from tunebench.data.readers import read_file_rows, read_located
-from tunebench.data.sources import fetch_raw, local_data_files
+from tunebench.data.sources import fetch_raw, local_data_files, local_split_files
 
 ROOT = Path(__file__).parents[1]
 ROW_SCHEMA = load_schema(ROOT, "row.schema.json")
@@ -189,7 +189,10 @@ def test_a_folder_mixing_formats_is_refused_and_gzipped_files_count(tmp_path):
     (tmp_path / "in" / "a.jsonl").write_text(jsonl(rows(3)))
     (tmp_path / "in" / "b.csv").write_text("id,text,intent\n")
     with pytest.raises(SourceError, match="mixes csv and jsonl"):
-        local_data_files({"kind": "local", "path": "in"}, tmp_path)
+        local_split_files({"kind": "local", "path": "in"}, tmp_path)
+    # split globs that pick one format are fine whatever else the folder holds
+    picked = local_split_files({"kind": "local", "path": "in", "splits": {"train": "*.jsonl"}}, tmp_path)
+    assert [f.name for _, f in picked] == ["a.jsonl"]
     (tmp_path / "in" / "b.csv").unlink()
     import gzip
     (tmp_path / "in" / "c.jsonl.gz").write_bytes(gzip.compress(jsonl(rows(3, 3)).encode()))
@@ -382,3 +385,12 @@ def test_csv_blank_lines_are_no_rows_and_one_test_string_is_one_test(tmp_path):
     code = dict(type="code", labels=None, fields={"id": "id", "input": "q", "target": "c", "tests": "tests"})
     data = [{"id": f"r{i}", "q": "write f", "c": "def f(): return 1", "tests": "assert f() == 1"} for i in range(30)]
     check(tmp_path, "c.jsonl", jsonl(data), **code)
+
+
+def test_official_splits_without_train_name_the_missing_glob(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "test.jsonl").write_text(jsonl(rows(30)))
+    source = {"kind": "local", "path": "in", "splits": {"test": "test.jsonl"}}
+    with pytest.raises(ConfigError) as info:
+        check_local_source(make_task("in", source=source), tmp_path, ROW_SCHEMA)
+    assert info.value.field == "source.splits.train" and "is missing" in info.value.problem

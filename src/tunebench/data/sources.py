@@ -15,6 +15,7 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -143,6 +144,9 @@ def local_data_files(source: dict, root: str | Path = ".", config_file: str | No
     if not path.is_dir():
         raise SourceError(f"local data {source['path']} is neither a file nor a folder", file=config_file,
                           field="source.path", fix="point source.path at a data file or a folder of them")
+    if not os.access(path, os.R_OK | os.X_OK):  # rglob would skip it silently and find nothing
+        raise SourceError(f"cannot list the folder {source['path']}: permission denied", file=config_file,
+                          field="source.path", fix=f"make it readable (chmod -R u+rX {source['path']})")
     try:
         found = sorted(p for p in path.rglob("*") if p.is_file())
     except OSError as exc:
@@ -155,13 +159,16 @@ def local_data_files(source: dict, root: str | Path = ".", config_file: str | No
                           f"it holds {_listing(held)}", file=config_file, field="source.path",
                           fix="put the rows there as JSON Lines, JSON, CSV or parquet files with those endings, "
                               "or point source.path at the data file itself")
+    return files
+
+
+def _one_format(source: dict, base: Path, files: list[Path], config_file: str | None) -> None:
     kinds = sorted({_format_of(p, None) for p in files})
     if len(kinds) > 1 and not source.get("format"):
         raise SourceError(f"the folder {source['path']} mixes {' and '.join(kinds)} files: a source is one format",
-                          file=config_file, field="source.path",
-                          fix=f"keep one format there, or point source.path at a file or subfolder "
-                              f"({_listing([p.relative_to(path).as_posix() for p in files])})")
-    return files
+                          file=config_file, field="source.splits" if source.get("splits") else "source.path",
+                          fix=f"keep one format there (or in the split globs), or point source.path at a file or "
+                              f"subfolder ({_listing([p.relative_to(base).as_posix() for p in files])})")
 
 
 def _listing(names: list[str], n: int = 6) -> str:
@@ -173,11 +180,11 @@ def _listing(names: list[str], n: int = 6) -> str:
 def local_split_files(source: dict, root: str | Path = ".", config_file: str | None = None) -> list[tuple[str | None, Path]]:
     """(split, file) of a `kind: local` source; split None without `splits:`."""
     files = local_data_files(source, root, config_file)
-    if not source.get("splits"):
-        return [(None, f) for f in files]
     path = Path(source["path"])
     base = path if path.is_absolute() else Path(root) / path
-    return list(split_files(source, base, files, config_file))
+    chosen = list(split_files(source, base, files, config_file)) if source.get("splits") else [(None, f) for f in files]
+    _one_format(source, base, [f for _, f in chosen], config_file)
+    return chosen
 
 
 def fetch_raw(source: dict, out_dir: str | Path, root: str | Path = ".") -> dict:
