@@ -257,6 +257,14 @@ def test_an_edited_prepared_split_stops_the_prediction_that_reads_it(project):
     assert "recorded in data/prepared/beta/manifest.json" in line
     assert "  Fix: write it again with rule split_prepare: add `--forcerun data/prepared/beta/test.jsonl`" in proc.stderr
 
+    path = project / "data/prepared/alpha/train.jsonl"  # a training cap is drawn from a checked train split
+    path.write_text(path.read_text().splitlines(keepends=True)[0])
+    proc = snakemake(project, "data/prepared/alpha/train-8.jsonl")
+    assert proc.returncode != 0 and no_traceback(proc.stderr), proc.stderr[-4000:]
+    (line,) = tunebench_lines(proc.stderr)
+    assert line.startswith("tunebench: data/prepared/alpha/train.jsonl: changed after it was written (1 row now, "), line
+    assert not (project / "data/prepared/alpha/train-8.jsonl").exists()
+
 
 def test_a_meta_written_before_digests_is_still_read(project):
     meta_path = project / (rows("beta")[:-6] + ".meta.json")

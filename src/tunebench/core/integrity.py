@@ -28,6 +28,10 @@ def count_rows(path: str | os.PathLike) -> int:
         return sum(1 for line in fh if line.strip())
 
 
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
 def digest(path: str | os.PathLike) -> dict:
     """What a writer records about a rows file it has just written."""
     return {"rows": count_rows(path), "sha256": sha256_of(path)}
@@ -57,7 +61,7 @@ def verify_rows(path: str | os.PathLike, record: dict | None, *, rule: str, reco
     rows = ""
     if then is not None:
         now = count_rows(path)
-        rows = f"{now} rows now, {then} when written; " if then != now else f"{now} rows; "
+        rows = f"{_rows(now)} now, {then} when written; " if then != now else f"{_rows(now)}; "
     raise DataError(f"changed after it was written ({rows}sha256 {sha[:12]}… is not the {record['sha256'][:12]}… "
                     f"recorded in {recorded_in}): it was truncated or edited, so it is not used",
                     file=str(path), fix=fix)
