@@ -313,3 +313,28 @@ def test_an_edited_local_data_file_reruns_exactly_its_tasks_chain_even_with_its_
     outputs = dry_run_outputs(project, *TARGETS)
     assert "data/raw/beta" in outputs and score("beta") in outputs
     assert [o for o in outputs if "alpha" in o] == []
+
+
+def test_an_edited_local_benchmark_file_reruns_its_benchmark_even_with_its_mtime_kept(project, tmp_path):
+    """A local benchmark's JSONL is an input (its mtime) and, by content, part of the run's params.
+    The run is recorded with `--touch` (Snakemake keeps its params, no lm-eval runs)."""
+    write_yaml(project / "configs/benchmarks/mybench.yaml", {
+        "name": "mybench", "kind": "local", "path": "data_in/bench.jsonl", "output_type": "generate_until",
+        "fields": {"input": "text", "target": "label"}, "max_gen_toks": 8})
+    bench = project / "data_in/bench.jsonl"
+    bench.write_text('{"text": "say yes", "label": "yes"}\n{"text": "say no", "label": "no"}\n')
+    config = yaml.safe_load((project / "configs/config.yaml").read_text())
+    config["benchmarks"].append("mybench")
+    config["suites"]["mine"]["benchmarks"] = ["mybench"]
+    write_yaml(project / "configs/config.yaml", config)
+    run_dir = f"{RESULTS}/lm_eval/tiny/mybench"
+    (project / run_dir).mkdir(parents=True)
+    proc = snakemake(project, "--touch", run_dir, "--forcerun", "lm_eval_run")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert dry_run_outputs(project, run_dir, *TARGETS) == []
+
+    other = tmp_path / "bench.jsonl"  # another version, copied with `cp -p` (an older mtime)
+    other.write_text('{"text": "say yes", "label": "YES"}\n{"text": "say no", "label": "no"}\n')
+    os.utime(other, ns=(bench.stat().st_atime_ns, bench.stat().st_mtime_ns - 10**9))
+    shutil.copy2(other, bench)
+    assert dry_run_outputs(project, run_dir, *TARGETS) == [run_dir]
