@@ -72,7 +72,7 @@ class ConfigLayers:
         if where is None or where == exc.file:
             return exc
         fix = exc.fix
-        if where == COMMAND_LINE and fix:
+        if where == COMMAND_LINE and fix and "--config" not in fix:
             fix += " (on the command line: --config KEY=VALUE, a mapping as KEY='{a: 1}')"
         return ConfigError(exc.problem, file=where, field=exc.field, fix=fix)
 
