@@ -502,6 +502,12 @@ def test_an_error_names_the_config_source_that_set_the_field(repo_root, tmp_path
     unknown = ConfigError("x", file=layers.files, field="(top level)", fix="f")
     unknown.fields = ["shots"]  # type: ignore[attr-defined]
     assert layers.blame(unknown).file == COMMAND_LINE
+    # Snakemake's --config reads numbers inside a mapping as text: the fix is a --configfile
+    text = ConfigError("'5' is text (in quotes), not a number", file=layers.files, field="bootstrap.resamples",
+                       fix="write it without quotes: 5")
+    cli = config_layers(repo_root, [], {"bootstrap": {"resamples": "5"}}).blame(
+        ConfigError(text.problem, file="configs/config.yaml", field=text.field, fix=text.fix))
+    assert cli.file == COMMAND_LINE and "--configfile" in cli.fix and "quotes" not in cli.problem
 
 
 def test_an_api_key_is_checked_before_any_job_unless_the_server_needs_none(project_copy):

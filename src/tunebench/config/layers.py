@@ -72,9 +72,16 @@ class ConfigLayers:
         if where is None or where == exc.file:
             return exc
         fix = exc.fix
-        if where == COMMAND_LINE and fix and "--config" not in fix:
+        nested = bool(re.search(r"[.\[]", exc.field or ""))
+        if where == COMMAND_LINE and nested and "text" in exc.problem:
+            # Snakemake reads a --config value that is a mapping or list with YAML's BaseLoader: every
+            # number inside it arrives as text, however it is written
+            fix = (f"Snakemake's --config reads every value inside a mapping or list as text: set "
+                   f"{exc.field} in a file given with --configfile (e.g. --configfile configs/config.yaml my.yaml)")
+        elif where == COMMAND_LINE and fix and "--config" not in fix:
             fix += " (on the command line: --config KEY=VALUE, a mapping as KEY='{a: 1}')"
-        return ConfigError(exc.problem, file=where, field=exc.field, fix=fix)
+        problem = exc.problem.replace(" (in quotes)", "") if where == COMMAND_LINE else exc.problem
+        return ConfigError(problem, file=where, field=exc.field, fix=fix)
 
 
 def config_layers(root: str | Path, configfiles: Iterable[str | Path] = (), command_line: Mapping | None = None,
