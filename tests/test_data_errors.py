@@ -394,3 +394,12 @@ def test_official_splits_without_train_name_the_missing_glob(tmp_path):
     with pytest.raises(ConfigError) as info:
         check_local_source(make_task("in", source=source), tmp_path, ROW_SCHEMA)
     assert info.value.field == "source.splits.train" and "is missing" in info.value.problem
+
+
+def test_a_file_named_unlike_its_format_needs_format_and_then_reads(tmp_path):
+    (tmp_path / "t.txt").write_text(jsonl(rows(30)))
+    with pytest.raises(SourceError) as info:
+        check_local_source(make_task("t.txt"), tmp_path, ROW_SCHEMA)
+    assert (info.value.file, info.value.field) == ("configs/tasks/t.yaml", "source.format")
+    check_local_source(make_task("t.txt", source={"kind": "local", "path": "t.txt", "format": "jsonl"}), tmp_path,
+                       ROW_SCHEMA)

@@ -163,8 +163,10 @@ def local_data_files(source: dict, root: str | Path = ".", config_file: str | No
 
 
 def _one_format(source: dict, base: Path, files: list[Path], config_file: str | None) -> None:
-    kinds = sorted({_format_of(p, None) for p in files})
-    if len(kinds) > 1 and not source.get("format"):
+    if source.get("format"):  # declared: every file is read as that
+        return
+    kinds = sorted({_format_of(p, None, config_file) for p in files})
+    if len(kinds) > 1:
         raise SourceError(f"the folder {source['path']} mixes {' and '.join(kinds)} files: a source is one format",
                           file=config_file, field="source.splits" if source.get("splits") else "source.path",
                           fix=f"keep one format there (or in the split globs), or point source.path at a file or "
