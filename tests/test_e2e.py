@@ -154,15 +154,18 @@ def outputs_are_whole(results: Path) -> None:
             read_jsonl(path)
 
 
-def test_a_run_killed_at_random_points_resumes_to_the_same_predictions_and_scores(demo_run, tmp_path):
-    """SIGKILL the whole run (snakemake and every job) at random points, then let it finish: nothing
-    half-written is ever taken for a result, and every prediction and score equals the uninterrupted
-    run's. The seed and the kill points are in the failure message (TUNEBENCH_KILL_SEED repeats them)."""
+def test_a_run_killed_at_drawn_points_resumes_to_the_same_predictions_and_scores(demo_run, tmp_path):
+    """Stop the whole run (snakemake and every job) at kill points drawn over the jobs it has left (a
+    job's start, its body running, its end; SIGKILL, or the SIGTERM that SLURM and Kubernetes send
+    first), rerunning the same command each time: nothing half-written is ever taken for a result, no
+    run asks for `--unlock` (a killed run's stale locks are removed by the next), and every prediction
+    and score equals the uninterrupted run's. The seed and the points hit are in the failure message
+    and printed (-rP); TUNEBENCH_KILL_SEED repeats them. `make soak` draws 20+ points."""
     import os
     import random
-    import signal
-    import subprocess
     import time
+
+    from kill_points import STALE_REMOVED, kill_and_resume, snakemake_lock_files
 
     repo = demo_run
     first = repo / "results/test"
@@ -171,30 +174,15 @@ def test_a_run_killed_at_random_points_resumes_to_the_same_predictions_and_score
     shutil.rmtree(first)
     shutil.rmtree(repo / "data")
     seed = int(os.environ.get("TUNEBENCH_KILL_SEED") or time.time_ns() % 100_000)
-    rng = random.Random(seed)
-    kills = []
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    for _ in range(3):
-        delay = rng.uniform(4, 60)
-        log = tmp_path / f"killed-{len(kills)}.log"
-        with open(log, "w") as out:
-            proc = subprocess.Popen([SNAKEMAKE, "--cores", "2", "--config", "suite=test"], cwd=repo, env=env,
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-            try:
-                proc.wait(timeout=delay)
-                break  # it finished first
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        running = re.findall(r"^(?:local)?rule (\w+):", log.read_text(), re.M)
-        kills.append(f"{delay:.0f}s (last started: {running[-1] if running else 'none'})")
-        if first.exists():
-            outputs_are_whole(first)
-        run([SNAKEMAKE, "--unlock", "--config", "suite=test"], cwd=repo)  # what the lock message tells a user
-    why = f"seed {seed}, killed at {kills}"
+    command = [SNAKEMAKE, "--cores", "2", "--config", "suite=test"]
+    kills = kill_and_resume(repo, command, random.Random(seed), 3, tmp_path,
+                            after_kill=lambda: first.exists() and outputs_are_whole(first))
+    stale = snakemake_lock_files(repo)
+    why = f"seed {seed}, kill points:\n" + "\n".join(kills)
     print(f"kill test: {why}")  # pytest -rP shows it
-    proc = run([SNAKEMAKE, "--cores", "2", "--config", "suite=test"], cwd=repo)
+    proc = run(command, cwd=repo)
     assert proc.returncode == 0, why + proc.stderr[-4000:]
+    assert "--unlock" not in proc.stdout + proc.stderr and (not stale or STALE_REMOVED in proc.stderr), why
     for pred in sorted(kept.glob("predictions/*/*/*.jsonl")):
         again = first / pred.relative_to(kept)
         assert [deterministic(r) for r in read_jsonl(pred)] == [deterministic(r) for r in read_jsonl(again)], why

@@ -92,6 +92,29 @@ def test_the_run_lock_is_held_by_one_process_and_freed_by_the_kernel_when_it_die
     RunLock(tmp_path).acquire().release()
 
 
+RELAY = """
+import os, signal, threading
+from tunebench.core.runlock import relay_sigterm
+lock, done = threading.Lock(), threading.Event()
+def exit_gracefully(*args):  # what Snakemake's SIGTERM handler does: take the scheduler's lock
+    with lock:
+        done.set()
+assert relay_sigterm(exit_gracefully)
+with lock:  # the main thread holds that lock when the SIGTERM lands (it finishes a job)
+    os.kill(os.getpid(), signal.SIGTERM)
+    print("handled inside the lock", flush=True)  # called right here, Snakemake's handler deadlocks
+assert done.wait(600), "the relayed handler never ran"
+print("relayed", flush=True)
+"""
+
+
+def test_sigterm_while_the_scheduler_holds_its_lock_is_relayed_not_deadlocked():
+    """Snakemake 9.27.1's SIGTERM handler takes the scheduler's non-reentrant lock; a SIGTERM landing
+    while the main thread held it froze a kill-test run for good. The relay calls it from a thread."""
+    out = subprocess.run([sys.executable, "-c", RELAY], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.split() == ["handled", "inside", "the", "lock", "relayed"], out
+
+
 def hold_copy(tmp_path: Path) -> Path:
     """A copy of the project with the test-only `hold_for_test` rule and its FIFO."""
     repo = copy_repo(tmp_path / "repo")

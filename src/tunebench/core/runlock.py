@@ -17,6 +17,12 @@ kernel drops a flock when its process dies, however it dies, so:
 The file names its holder (pid, host, start, command) for the message. Job processes, dry runs and
 commands that only read (`--list-rules`, `--lint`, `--summary` ...) take no lock; `--unlock` is refused
 while a run holds the folder. `--nolock` leaves both locks alone.
+
+SIGTERM (what SLURM and Kubernetes send before they kill): Snakemake 9 lets running jobs fail (they
+get it too), removes their outputs and its lock files, and exits. Its handler takes the scheduler's
+lock, which is not reentrant: a SIGTERM that lands while the main thread holds that lock (finishing a
+job) deadlocked the run for good (Snakemake 9.27.1, found by the kill tests). `relay_sigterm` puts a
+handler in its place that only writes a byte to a pipe; a thread then calls Snakemake's own handler.
 """
 
 from __future__ import annotations
@@ -25,9 +31,12 @@ import fcntl
 import json
 import os
 import re
+import signal
 import socket
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tunebench.core.errors import TunebenchError
@@ -159,3 +168,20 @@ def guard(workdir: str | Path, argv: list[str], results_dir: str | None = None) 
         print(f"tunebench: {SNAKEMAKE_LOCKS}/: removed the lock a stopped run left (no run holds this folder), "
               "nothing to unlock by hand", file=sys.stderr)
     return lock
+
+
+def relay_sigterm(handler: Callable[..., object] | None) -> bool:
+    """From the main thread: SIGTERM calls `handler` (Snakemake's scheduler.exit_gracefully) from a
+    thread of its own, never inside the signal handler, where the lock it takes may already be held by
+    the interrupted thread. Returns False (nothing changed) without a handler or off the main thread."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return False
+    read_end, write_end = os.pipe()
+
+    def relay() -> None:
+        while os.read(read_end, 1):
+            handler()
+
+    threading.Thread(target=relay, name="tunebench-sigterm", daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda signum, frame: os.write(write_end, b"T"))  # no lock taken here
+    return True
