@@ -403,3 +403,12 @@ def test_a_file_named_unlike_its_format_needs_format_and_then_reads(tmp_path):
     assert (info.value.file, info.value.field) == ("configs/tasks/t.yaml", "source.format")
     check_local_source(make_task("t.txt", source={"kind": "local", "path": "t.txt", "format": "jsonl"}), tmp_path,
                        ROW_SCHEMA)
+
+
+def test_multiple_choice_options_count_toward_the_prompt(tmp_path):
+    huge = ["option " * (1024 * CHARS_PER_TOKEN // 6), "b", "c"]
+    data = MC_ROWS + [{"id": "big", "q": "q?", "opts": huge, "a": 1}]
+    task = check(tmp_path, "mc.jsonl", jsonl(data), **MC)
+    with pytest.raises(DataError, match="its input and options is") as info:
+        plan(task, [model(1024)])
+    assert "line 31 (id 'big')" in info.value.problem

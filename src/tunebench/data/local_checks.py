@@ -37,7 +37,7 @@ class Longest:
 @dataclass
 class Summary:
     train_rows: int
-    text: Longest = field(default_factory=Longest)  # input (+ context read whole)
+    text: Longest = field(default_factory=Longest)  # input, options, context (unless read in windows)
     target: Longest = field(default_factory=Longest)
 
 
@@ -55,7 +55,8 @@ def summarize(task: Task, prepared: dict[str | None, list[dict]], places: dict[s
     for split, rows in prepared.items():
         where = places.get(split) or [(data_name, f"row {i + 1}") for i in range(len(rows))]
         for row, (file, place) in zip(rows, where):
-            chars = len(row["input"]) + (len(row.get("context") or "") if whole_context else 0)
+            chars = (len(row["input"]) + sum(map(len, row.get("options") or ()))
+                     + (len(row.get("context") or "") if whole_context else 0))
             summary.text.offer(chars, file, place, row["id"])
             summary.target.offer(len(row["target"]), file, place, row["id"])
             targets.add(row["target"])
@@ -108,7 +109,7 @@ def _check_lengths(task: Task, summary: Summary, models: dict[str, Model]) -> No
     text = summary.text
     if text.chars > limit:
         context = task.fields.get("context") and not task.context_window
-        what = f"input{' and context' if context else ''}"
+        what = f"input{' and context' if context else ' and options' if task.fields.get('options') else ''}"
         fix = ("shorten or drop that row (or cut the document into several rows)" if not context else
                f"read the document in windows: set `context_window: {{tokens: 512, stride: 64}}` in "
                f"{task.file.name}; or shorten that row")
