@@ -550,3 +550,13 @@ def test_messages_use_an_before_a_vowel(repo_root):
     assert (article("integer"), article("extraction"), article("number")) == ("an integer", "an extraction", "a number")
     err = expect_error(repo_root, {"prompting": {"shots": ["many"]}})
     assert "use an integer" in err.fix
+
+
+def test_a_missing_config_file_is_named_unless_another_is_given(tmp_path):
+    from tunebench.config.layers import config_layers
+
+    with pytest.raises(ConfigError) as info:
+        config_layers(tmp_path)
+    assert info.value.file == "configs/config.yaml" and "--configfile" in info.value.fix
+    (tmp_path / "mine.yaml").write_text("suite: test\n")
+    assert config_layers(tmp_path, ["mine.yaml"]).files == "mine.yaml"

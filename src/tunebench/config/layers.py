@@ -94,6 +94,9 @@ def config_layers(root: str | Path, configfiles: Iterable[str | Path] = (), comm
     for name in ordered:
         full = Path(name) if Path(name).is_absolute() else root / name
         if name == default and not full.is_file():
+            if len(ordered) == 1:  # Snakemake would only say WorkflowError, naming no fix
+                raise ConfigError("the workflow's config file is missing", file=name, field="(top level)",
+                                  fix=f"restore {name} (git checkout {name}) or name one with --configfile")
             continue
         layers.layers.append((name, read_yaml(full, name, "config")))
     if command_line:
