@@ -101,6 +101,9 @@ class RunLock:
             os.close(fd)
             problem, fix = _busy_message(holder)
             raise RunBusyError(problem, file=str(self.workdir), fix=fix) from None
+        except OSError:
+            os.close(fd)
+            raise
         self.fd = fd
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "results_dir": results_dir,
                   "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
@@ -159,7 +162,14 @@ def guard(workdir: str | Path, argv: list[str], results_dir: str | None = None) 
     mode = command_mode(argv[1:])
     if mode is None:
         return None
-    lock = RunLock(workdir).acquire(argv[1:], results_dir)
+    try:
+        lock = RunLock(workdir).acquire(argv[1:], results_dir)
+    except RunBusyError:
+        raise
+    except OSError as exc:  # a file system without locks (Lustre mounted noflock, some FUSE): Snakemake's alone
+        print(f"tunebench: {LOCK_FILE}: no file lock here ({exc.strerror}): a second run in this folder is not "
+              "refused, and after a kill Snakemake may ask for `snakemake --unlock`", file=sys.stderr)
+        return None
     if mode == "unlock":
         lock.release()  # nobody runs here: let Snakemake remove its lock files as asked
         return None
