@@ -287,6 +287,34 @@ def test_the_agreement_check_reads_only_untouched_predictions(project):
         read_checked_rows(str(path))
 
 
+def test_a_broken_meta_or_a_changed_raw_file_is_one_message_with_its_fix(tmp_path):
+    from tunebench.core.errors import DataError
+    from tunebench.core.integrity import digest, read_record, verify_raw, verify_rows
+
+    meta = tmp_path / "0shot.meta.json"
+    meta.write_text('{"system": "m", "rows_file": {"rows": 3')  # cut short
+    with pytest.raises(DataError) as info:
+        read_record(meta)
+    assert str(info.value).startswith(f"{meta}: is not valid JSON (")
+    assert f"--forcerun {meta}`" in str(info.value)
+
+    raw = tmp_path / "raw"
+    (raw / "files").mkdir(parents=True)
+    (raw / "files/000-a.csv").write_text("text,label\nhi,yes\n")
+    (raw / "manifest.json").write_text(json.dumps({"files": [{"path": "files/000-a.csv",
+                                                               **digest(raw / "files/000-a.csv")}]}))
+    verify_raw(raw)
+    (raw / "files/000-a.csv").write_text("text,label\nhi,no\n")
+    with pytest.raises(DataError, match=f"(?s)changed after it was written .*Fix: write it again with rule raw_fetch: "
+                                        f"add `--forcerun {raw}`"):
+        verify_raw(raw)
+    (raw / "files/000-a.csv").unlink()
+    with pytest.raises(DataError, match="is missing, but .*manifest.json records it"):
+        verify_raw(raw)
+    verify_rows(raw / "gone.jsonl", {"rows": 3}, rule="r", recorded_in="m")  # no sha256 (older): accepted
+    verify_rows(raw / "gone.jsonl", None, rule="r", recorded_in="m")
+
+
 # --- upstream data changed -----------------------------------------------------------------------
 
 def test_an_edited_local_data_file_reruns_exactly_its_tasks_chain_even_with_its_mtime_kept(project, tmp_path):
