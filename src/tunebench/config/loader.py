@@ -16,6 +16,7 @@ from tunebench.config.task_checks import check_methods, load_prompt
 from tunebench.core.errors import ConfigError
 from tunebench.core.schema import check_schema, fill_defaults, load_schema, read_yaml
 from tunebench.core.spec import Model, Project, Task
+from tunebench.data.local_checks import check_local_plans
 from tunebench.tasks import task_type
 from tunebench.train.lengths import check_training_length
 
@@ -206,6 +207,7 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
             raise ConfigError("an agreement pair needs two different model entries", file=config_file,
                               field=f"agreement.pairs[{i}]", fix="name the same model on two backends")
 
+    check_local_plans(tasks, models, config, suite_name, config_file)  # local data vs the run's models and sizes
     return Project(root=root, config=config, config_file=config_file, suite_name=suite_name,
                    suite=config["suites"][suite_name], tasks=tasks, models=models, prompts=prompts,
                    training=training, pricing=pricing, benchmark_specs=benchmarks)

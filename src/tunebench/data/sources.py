@@ -184,7 +184,8 @@ def local_split_files(source: dict, root: str | Path = ".", config_file: str | N
     files = local_data_files(source, root, config_file)
     path = Path(source["path"])
     base = path if path.is_absolute() else Path(root) / path
-    chosen = list(split_files(source, base, files, config_file)) if source.get("splits") else [(None, f) for f in files]
+    chosen: list[tuple[str | None, Path]] = ([(None, f) for f in files] if not source.get("splits")
+                                            else list(split_files(source, base, files, config_file)))
     _one_format(source, base, [f for _, f in chosen], config_file)
     return chosen
 
