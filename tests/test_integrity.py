@@ -172,10 +172,13 @@ def test_an_out_of_space_error_from_any_job_is_one_line_naming_the_file(tmp_path
         f"            raise OSError({errno.ENOSPC}, 'No space left on device')\n"
         f"    if kind == 'quota':\n"
         f"        raise OSError({errno.EDQUOT}, 'Disk quota exceeded', 'out/journal')\n"
+        "    if kind == 'sqlite':\n"
+        "        import sqlite3\n"
+        "        raise sqlite3.OperationalError('database or disk is full')\n"
         "    raise RuntimeError('PytorchStreamWriter failed writing file data/0: No space left on device')\n"
         "run_job(sm, body)\n")
     seen = {}
-    for kind in ("atomic", "quota", "wrapped"):
+    for kind in ("atomic", "quota", "wrapped", "sqlite"):
         proc = subprocess.run([sys.executable, str(script), kind], cwd=tmp_path, capture_output=True, text=True)
         assert proc.returncode == 1 and no_traceback(proc.stderr), proc.stderr
         (line,) = tunebench_lines(proc.stderr)
@@ -184,6 +187,7 @@ def test_an_out_of_space_error_from_any_job_is_one_line_naming_the_file(tmp_path
     assert seen["atomic"].startswith("tunebench: out/x.json: no space left on the device: the job stopped")
     assert seen["quota"].startswith("tunebench: out/journal: disk quota exceeded")
     assert seen["wrapped"].startswith("tunebench: out/x.json: no space left on device")
+    assert seen["sqlite"].startswith("tunebench: out/x.json: database or disk is full")
     assert [p.name for p in (tmp_path / "out").iterdir()] == []  # the temporary is gone, no x.json
     assert errno.EFBIG  # (the file-size limit itself: the end-to-end test above)
 

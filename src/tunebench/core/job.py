@@ -19,8 +19,8 @@ log = logging.getLogger("tunebench")
 # (core.atomic writes via a temporary file it removes), and the same command reruns what is missing.
 NO_SPACE = {errno.ENOSPC: "no space left on the device", errno.EFBIG: "file too large (a file-size limit)",
             errno.EDQUOT: "disk quota exceeded"}
-# what libraries that wrap the OSError (safetensors, torch's writer) say instead
-NO_SPACE_TEXT = ("No space left on device", "File too large", "Disk quota exceeded")
+# what libraries that wrap the OSError (safetensors, torch's writer, sqlite's caches) say instead
+NO_SPACE_TEXT = ("No space left on device", "File too large", "Disk quota exceeded", "database or disk is full")
 
 
 def no_space(exc: BaseException) -> tuple[str, str | None] | None:
