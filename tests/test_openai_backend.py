@@ -151,7 +151,7 @@ def test_snakemake_runs_an_api_model_with_costs_and_agreement_and_a_rerun_costs_
     assert "## Cost and latency" in md and "## Backend agreement: tiny-local vs served-tiny" in md
 
     shutil.rmtree(repo / "results")
-    proc = run(snakemake, cwd=repo)
+    proc = run(snakemake, cwd=repo, env=CANARY_SECRETS)  # a run needs the model's key variable set, even when cached
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert requests_seen(server) - before == 12  # the rerun sent nothing
     again = read_jsonl(repo / "results/test/predictions/served-tiny/ticket_routing/5shot.jsonl")
