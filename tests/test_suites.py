@@ -81,7 +81,7 @@ def test_a_task_override_can_point_a_task_at_local_rows(tmp_path):
             for i in range(60)]
     write_jsonl(tmp_path / "rows.jsonl", rows)
     project = load_project_from_file(ROOT, overrides=with_suite("local", {
-        "data_dir": "data/local",
+        "data_dir": "data/local", "train_sizes": [16],  # 60 rows leave 42 to train on: no cap of 500
         "task_overrides": {"ticket_routing": {"source": {"kind": "local", "path": str(tmp_path / "rows.jsonl")},
                                               "expected_rows": None}}}))
     task = project.tasks["ticket_routing"]
