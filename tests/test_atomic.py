@@ -43,3 +43,21 @@ def test_outputs_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
         (d / "f").write_text("x")
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o666 & ~atomic._UMASK != 0o600
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o777 & ~atomic._UMASK != 0o700
+
+
+def test_an_output_cut_short_is_named_with_the_command_that_writes_it_again(tmp_path):
+    from tunebench.core.atomic import read_json, read_jsonl
+    from tunebench.core.errors import DataError
+
+    score = tmp_path / "0shot.json"
+    score.write_text('{"metrics": {"accuracy": 0.5')  # cut short
+    with pytest.raises(DataError) as err:
+        read_json(score)
+    assert err.value.file == str(score) and f"--forcerun {score}" in err.value.fix
+    rows = tmp_path / "0shot.jsonl"
+    rows.write_bytes(b'{"id": "a"}\n{"id": "b"}\n{"id": "c\n')
+    with pytest.raises(DataError, match="on line 3"):
+        read_jsonl(rows)
+    rows.write_bytes(b'{"id": "a"}\n{"id": "caf\xe9"}\n')
+    with pytest.raises(DataError, match="on line 2"):
+        read_jsonl(rows)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tunebench.benchmarks.tasks import lm_eval_task_name
 from tunebench.core.atomic import atomic_dir, read_json, write_json
-from tunebench.core.errors import TunebenchError
+from tunebench.core.errors import DataError, TunebenchError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def _model_identity(model: dict) -> dict:
 def _read_heartbeat(path: Path) -> dict | None:
     try:
         return read_json(path)
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (FileNotFoundError, DataError):  # not there yet, or caught mid-write by a reader
         return None
 
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tunebench.core.errors import DataError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -89,15 +91,30 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     return n
 
 
+def _unreadable(path: str | os.PathLike, where: str, err: Exception) -> DataError:
+    """Output files are read back by later jobs: one cut short or edited by hand is named, with the
+    command that writes it again, instead of a JSONDecodeError's stack."""
+    return DataError(f"is not valid JSON {where}({err}): it was cut short or edited after it was written",
+                     file=os.fspath(path),
+                     fix=f"if a tunebench rule wrote it, write it again: add `--forcerun {os.fspath(path)}` at the "
+                         "end of the snakemake command you ran; if it is your own file, correct the JSON")
+
+
 def read_json(path: str | os.PathLike) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _unreadable(path, "", err) from None
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                rows.append(json.loads(line))
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                if raw.strip():
+                    rows.append(json.loads(raw.decode("utf-8")))
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise _unreadable(path, f"on line {number} ", err) from None
     return rows
