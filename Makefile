@@ -86,7 +86,7 @@ browser:
 test: install browser llamacpp
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest
 
-# Not in CI (~45 min on 2 cores): 24 kill points (SIGKILL, or SIGTERM as SLURM and Kubernetes send)
+# Not in CI (~25 min on 2 cores): 30 kill points (SIGKILL, or SIGTERM as SLURM and Kubernetes send)
 # over every stage of the test suite, each run resumed by the same command, which must end with the
 # uninterrupted run's predictions and scores (tests/test_faults.py; TUNEBENCH_SOAK_POINTS, TUNEBENCH_KILL_SEED)
 soak: install
