@@ -1,5 +1,6 @@
 # Configuration loading, checking and every input/params function, so rules read as data flow.
 import os
+from functools import lru_cache as _lru_cache
 import re
 import sys
 
@@ -8,20 +9,25 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from tunebench.compare.baseline import load_baseline  # noqa: E402
-from tunebench.config.loader import check_targets, load_project  # noqa: E402
+from tunebench.config.loader import check_api_keys, check_targets, load_project  # noqa: E402
 from tunebench.core.layout import NLTK as NLTK_DIR  # noqa: E402
 from tunebench.core.spec import System, parse_prompting  # noqa: E402
 from tunebench.core.errors import TunebenchError  # noqa: E402
+from tunebench.core.runlock import guard as guard_run, relay_sigterm  # noqa: E402
 from tunebench.hub.scope import SyncScope  # noqa: E402
 from tunebench.report.site import CHARTJS as CHARTJS_PATH  # noqa: E402
 
-CONFIG_FILE = ", ".join(map(str, workflow.configfiles)) or "configs/config.yaml"
+# The config files once each, in merge order (workflow.configfiles lists --configfile paths, absolute,
+# and then configs/config.yaml again from the Snakefile's `configfile:`).
+CONFIG_FILE = CONFIG_LAYERS.files
 
 # One clear message naming the file, the field and the fix, before any job is planned. This is the
 # only place the project is loaded and checked (schemas, defaults filled into `config`, every task,
 # model, prompt and local data file): jobs get what they need through their rule's params.
 try:
     PROJECT = load_project(workflow.basedir, config, CONFIG_FILE)
+    if not workflow.dryrun:  # a real run needs every API model's key before its first job
+        check_api_keys(PROJECT, os.environ)
     for _system in PROJECT.systems:  # a stored baseline is input too: check it now, not after the compute
         if os.path.isfile(PROJECT.layout.baseline(_system)):
             load_baseline(PROJECT.layout.baseline(_system), workflow.basedir)
@@ -30,7 +36,7 @@ try:
 
         check_targets(PROJECT, get_argument_parser().parse_known_args(sys.argv[1:])[0].targets or [])
 except TunebenchError as exc:
-    sys.exit(f"tunebench: {exc}")
+    sys.exit(f"tunebench: {CONFIG_LAYERS.blame(exc)}")  # named by the source that set the field
 
 # Chart.js comes from `make install` (npm ci), not from a rule: a run needs no network at all.
 CHARTJS = f"site/{CHARTJS_PATH.as_posix()}"
@@ -38,6 +44,19 @@ if not os.path.isfile(os.path.join(workflow.basedir, CHARTJS)):
     sys.exit(f"tunebench: site/package-lock.json: field `dependencies.chart.js`: Chart.js is not installed "
              f"({CHARTJS} is missing), and the dashboard needs it\n"
              "  Fix: run `make install` (npm ci --prefix site, from the lock file), then rerun")
+
+# One run at a time in this folder, and no stale lock to remove by hand after a kill: the main
+# `snakemake` process of a run holds tunebench's lock until it ends (tunebench.core.runlock).
+if workflow.is_main_process:
+    try:
+        RUN_LOCK = guard_run(os.getcwd(), sys.argv, PROJECT.results_dir)
+    except TunebenchError as exc:
+        sys.exit(f"tunebench: {exc}")
+
+
+onstart:  # once the scheduler is set up: a SIGTERM (preemption) can no longer deadlock it
+    relay_sigterm(getattr(getattr(workflow, "scheduler", None), "exit_gracefully", None))
+
 
 LAYOUT = PROJECT.layout  # every path below comes from it (tunebench.core.layout)
 MAX_ITEMS = PROJECT.suite["max_eval_items"]
@@ -77,6 +96,27 @@ TASK_SCORE = ("type", "labels", "auto_labels", "metrics", "parser", "generation"
 
 def get_task_source(wildcards):
     return PROJECT.tasks[wildcards.task].source
+
+
+@_lru_cache(maxsize=None)
+def _local_data_sha256(task):
+    """A local source's files (relative to the project when inside it) -> their sha256, at plan time."""
+    from tunebench.data.sources import local_data_files, sha256_file
+
+    spec = PROJECT.tasks[task]
+    root = os.path.realpath(workflow.basedir)
+    files = local_data_files(spec.source, workflow.basedir, str(spec.file))
+    return {os.path.relpath(os.path.realpath(f), root) if os.path.realpath(f).startswith(root + os.sep)
+            else str(f): sha256_file(f) for f in files}
+
+
+def get_raw_source(wildcards):
+    """The task's source; a local one with its files' sha256, so that editing a file (even keeping its
+    mtime, as `cp -p` or a checkout does) reruns that task's chain, and nothing else's."""
+    source = get_task_source(wildcards)
+    if source.get("kind") != "local":
+        return source
+    return {**source, "files_sha256": _local_data_sha256(wildcards.task)}
 
 
 def get_task_data(wildcards):
@@ -201,7 +241,12 @@ def get_lm_eval_spec(wildcards):
     cap = PROJECT.suite.get("benchmark_max_gen_toks")
     if cap:
         spec["max_gen_toks"] = min(cap, spec["max_gen_toks"])
-    return {"spec": spec, "limit": PROJECT.benchmark_limit(wildcards.benchmark)}
+    run = {"spec": spec, "limit": PROJECT.benchmark_limit(wildcards.benchmark)}
+    if spec["kind"] == "local":  # by content too: a `cp -p` of another version keeps the file's mtime
+        from tunebench.core.integrity import sha256_of
+
+        run["data_sha256"] = {role: sha256_of(path) for role, path in get_benchmark_data(wildcards).items()}
+    return run
 
 
 def get_benchmark_data(wildcards):
