@@ -13,7 +13,7 @@ from tunebench.config.loader import check_api_keys, check_targets, load_project 
 from tunebench.core.layout import NLTK as NLTK_DIR  # noqa: E402
 from tunebench.core.spec import System, parse_prompting  # noqa: E402
 from tunebench.core.errors import TunebenchError  # noqa: E402
-from tunebench.core.runlock import guard as guard_run, relay_sigterm  # noqa: E402
+from tunebench.core.runlock import command_mode, guard as guard_run, is_snakemake_cli, relay_sigterm  # noqa: E402
 from tunebench.hub.scope import SyncScope  # noqa: E402
 from tunebench.report.site import CHARTJS as CHARTJS_PATH  # noqa: E402
 
@@ -26,7 +26,9 @@ CONFIG_FILE = CONFIG_LAYERS.files
 # model, prompt and local data file): jobs get what they need through their rule's params.
 try:
     PROJECT = load_project(workflow.basedir, config, CONFIG_FILE)
-    if not workflow.dryrun:  # a real run needs every API model's key before its first job
+    # A run needs every API model's key before its first job; a dry run (-n), a listing, a job process
+    # need none (workflow.dryrun is not set yet while the Snakefile is parsed: read the command line).
+    if workflow.is_main_process and is_snakemake_cli(sys.argv) and command_mode(sys.argv[1:]) == "run":
         check_api_keys(PROJECT, os.environ)
     for _system in PROJECT.systems:  # a stored baseline is input too: check it now, not after the compute
         if os.path.isfile(PROJECT.layout.baseline(_system)):

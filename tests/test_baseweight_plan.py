@@ -21,7 +21,7 @@ API = "gpt-5.4-mini"  # the seed's frontier baseline: zero-shot and 5-shot only
 def planned(repo: Path, suite: str) -> list[dict]:
     """Every job of a dry run: its rule, wildcards and resources."""
     proc = run([*offline_prefix(), SNAKEMAKE, "-n", "-p", "--cores", "1", "--config", f"suite={suite}"],
-               cwd=repo, timeout=600)
+               cwd=repo, timeout=600, env={"OPENAI_API_KEY": ""})  # a dry run plans without the API key
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     jobs = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", proc.stdout):
