@@ -150,7 +150,11 @@ def test_a_malformed_baseline_names_the_file_and_field(tmp_path, repo_root):
         load_baseline(path, repo_root)
     assert err.value.file == str(path) and err.value.field == "run_id" and "add `run_id:`" in err.value.fix
     path.write_text("{not json")
-    with pytest.raises(BaselineError, match="not valid JSON"):
+    with pytest.raises(BaselineError, match="not valid JSON") as err:
+        load_baseline(path, repo_root)
+    assert "baselines/history/m/" in err.value.fix  # restore it, or write it again: never a stack
+    path.write_bytes(b'{"system": "caf\xe9"}')  # saved in Latin-1 by an editor
+    with pytest.raises(BaselineError, match="not UTF-8"):
         load_baseline(path, repo_root)
 
 

@@ -79,9 +79,12 @@ def load_baseline(path: str | Path, root: str | Path = ".") -> dict:
     again = (f"write it again from a finished run: `tunebench baseline update --system {system} --run-id ID "
              f"--replace` (the old file is kept under baselines/history/{system}/), or delete it")
     try:
-        doc = read_json(path)
+        doc = json.loads(path.read_bytes().decode("utf-8"))
     except json.JSONDecodeError as exc:
         raise BaselineError(f"not valid JSON (line {exc.lineno}: {exc.msg})", file=str(path),
+                            fix=f"restore it from baselines/history/{system}/ or {again}") from None
+    except UnicodeDecodeError:
+        raise BaselineError("not UTF-8 text (a JSON file must be)", file=str(path),
                             fix=f"restore it from baselines/history/{system}/ or {again}") from None
     version = doc.get("schema_version") if isinstance(doc, dict) else None
     if version is not None and version != BASELINE_VERSION:

@@ -111,6 +111,11 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
             raise ConfigError(f"val + test = {split['val'] + split['test']:.2f} leaves too little to train on",
                               file=shown, field="split", fix="keep val + test below 0.95")
         prompt_path = (root / doc["prompt"]).resolve()
+        if not prompt_path.is_file():  # named on the task, where the path is written
+            what = "is a folder, not a file" if prompt_path.is_dir() else "does not exist"
+            raise ConfigError(f"the prompt template {doc['prompt']} {what}", file=shown, field="prompt",
+                              fix="point `prompt:` at a prompt YAML file, e.g. prompts/<task>.yaml "
+                                  "(copy one from prompts/)")
         prompts[name] = load_prompt(root, prompt_path, prompt_schema, kind.prompt_variables, doc["fields"])
         tasks[name] = Task(
             name=name, type=doc["type"], description=doc.get("description"), source=src, fields=doc["fields"],

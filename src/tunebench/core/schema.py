@@ -239,8 +239,19 @@ def read_yaml(path: str | Path, shown: str, kind: str = "file") -> dict:
     file): malformed YAML, a key written twice and an empty file are one ConfigError each. `kind`
     names what the file describes in the fix (e.g. "task")."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:  # a folder, no permission, an unreadable disk
+        raise ConfigError(f"cannot be read: {exc.strerror or exc}", file=shown,
+                          fix="point it at a readable YAML file") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"is not UTF-8: byte {raw[exc.start:exc.start + 1]!r} on line {line}", file=shown,
+                          fix=f"save it as UTF-8 (e.g. iconv -f latin1 -t utf-8 {shown} > fixed.yaml, then "
+                              "move fixed.yaml over it)") from None
+    try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         doc = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
@@ -248,6 +259,11 @@ def read_yaml(path: str | Path, shown: str, kind: str = "file") -> dict:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         raise ConfigError(f"malformed YAML at {where}: {exc.problem}", file=shown,
                           fix="fix the YAML syntax (indentation, quotes, colons)") from None
+    except yaml.YAMLError as exc:  # the reader's own: a control character, a NUL byte (a binary file)
+        at = getattr(exc, "position", None)
+        where = f" on line {text[:at].count(chr(10)) + 1}" if isinstance(at, int) else ""
+        raise ConfigError(f"is not a YAML text file: {getattr(exc, 'reason', None) or exc}{where}", file=shown,
+                          fix="remove the control characters (or point it at the YAML file meant)") from None
     duplicate = node is not None and _duplicate_key(node)
     if duplicate:
         key, first, second = duplicate
