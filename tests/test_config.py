@@ -450,6 +450,20 @@ def test_every_numeric_field_of_the_user_schemas_has_an_upper_bound(repo_root):
 
     names = ["config", "task", "model", "training", "pricing", "benchmark", "prompt"]
     assert [p for n in names for p in unbounded(load_schema(repo_root, f"{n}.schema.yaml"), n)] == []
+
+    def no_floor(node, path):  # and a lower one: a negative seed, count or price is a mistake too
+        if isinstance(node, dict):
+            types = node.get("type") if isinstance(node.get("type"), list) else [node.get("type")]
+            if {"integer", "number"} & {t for t in types if isinstance(t, str)} and "minimum" not in node \
+                    and "exclusiveMinimum" not in node:
+                yield path
+            for key, value in node.items():
+                yield from no_floor(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                yield from no_floor(value, f"{path}[{i}]")
+
+    assert [p for n in names for p in no_floor(load_schema(repo_root, f"{n}.schema.yaml"), n)] == []
     err = expect_error(repo_root, {"bootstrap": {"resamples": 10**12}})
     assert err.field == "bootstrap.resamples" and "too large" in err.problem and "<= 100000" in err.fix
 
@@ -560,3 +574,18 @@ def test_a_missing_config_file_is_named_unless_another_is_given(tmp_path):
     assert info.value.file == "configs/config.yaml" and "--configfile" in info.value.fix
     (tmp_path / "mine.yaml").write_text("suite: test\n")
     assert config_layers(tmp_path, ["mine.yaml"]).files == "mine.yaml"
+
+
+def test_a_generators_params_are_checked_against_its_signature_at_load():
+    from tunebench.core.errors import ConfigError
+    from tunebench.data.generators import check_params
+
+    check_params("support_tickets", {"n_rows": 12, "seed": 3, "typo_rate": 0}, "t.yaml")  # an int for a float
+    for params, field, words in [({"nrows": 5}, "source.params.nrows", "takes no parameter"),
+                                 ({"n_rows": "many"}, "source.params.n_rows", "wrong type"),
+                                 ({"n_rows": True}, "source.params.n_rows", "wrong type"),
+                                 ({"typo_rate": -0.5}, "source.params.typo_rate", "negative"),
+                                 ({"n_rows": 10**10}, "source.params.n_rows", "too many")]:
+        with pytest.raises(ConfigError) as err:
+            check_params("support_tickets", params, "t.yaml")
+        assert err.value.field == field and words in err.value.problem and err.value.fix

@@ -74,6 +74,7 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
     root = Path(root).resolve()
     _refuse_benchmark_map(config, config_file)
     check_schema(config, load_schema(root, "config.schema.yaml"), config_file)
+    hub_suites = (config.get("hub") or {}).get("suites")  # before defaults: name only what the user wrote
     fill_defaults(config, load_schema(root, "config.schema.yaml"))
 
     suite_name = config["suite"]
@@ -88,6 +89,10 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
                               file=config_file, field=f"suites.{name}.results_dir",
                               fix="give every suite its own results_dir so runs never overwrite each other")
         dirs[d] = name
+    for i, name in enumerate(hub_suites or []):  # as written (a typo would keep a suite off the Hub)
+        if name not in config["suites"]:
+            raise ConfigError(f"unknown suite {name!r}", file=config_file, field=f"hub.suites[{i}]",
+                              fix=f"use some of: {', '.join(config['suites'])}")
     task_overrides = apply_suite(root, config, config_file)  # the suite's own models, tasks, finetune
 
     task_schema = load_schema(root, "task.schema.yaml")
@@ -95,6 +100,7 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
     prompt_schema = load_schema(root, "prompt.schema.yaml")
 
     from tunebench.data.generators import GENERATORS
+    from tunebench.data.generators import check_params as check_generator_params
 
     tasks, prompts = {}, {}
     for name, _path, doc, shown in _checked_docs(root, TASK_DIR, config["tasks"], "task", config_file,
@@ -103,6 +109,8 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
         if src["kind"] == "generated" and src["generator"] not in GENERATORS:
             raise ConfigError(f"unknown generator {src['generator']!r}", file=shown,
                               field="source.generator", fix=f"use one of: {', '.join(sorted(GENERATORS))}")
+        if src["kind"] == "generated":
+            check_generator_params(src["generator"], src.get("params") or {}, shown)
         kind = task_type(doc["type"])
         metrics, parser = doc["metrics"], kind.check(doc, shown)
         check_methods(doc, kind, shown)
