@@ -9,7 +9,8 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from tunebench.compare.baseline import load_baseline  # noqa: E402
-from tunebench.config.loader import check_api_keys, check_targets, load_project  # noqa: E402
+from tunebench.config.loader import check_api_keys, load_project  # noqa: E402
+from tunebench.config.targets import check_targets  # noqa: E402
 from tunebench.core.layout import NLTK as NLTK_DIR  # noqa: E402
 from tunebench.core.spec import System, parse_prompting  # noqa: E402
 from tunebench.core.errors import TunebenchError  # noqa: E402

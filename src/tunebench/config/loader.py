@@ -294,32 +294,6 @@ def load_benchmarks(root: Path, config: dict, config_file: str, tasks: dict[str,
     return benchmarks
 
 
-def check_targets(project: Project, targets) -> None:
-    """A target under another suite's results folder (`results/summary.json` while suite `test` writes
-    to results/test) is no output of this run: Snakemake would only say MissingRuleException."""
-    dirs = {name: s["results_dir"].rstrip("/") for name, s in project.config["suites"].items()}
-    for target in targets:
-        path = Path(target)
-        if path.is_absolute():
-            try:
-                path = path.relative_to(project.root)
-            except ValueError:
-                continue
-        text = path.as_posix()
-        owners = [name for name, d in dirs.items() if text == d or text.startswith(d + "/")]
-        if not owners:
-            continue
-        owner = max(owners, key=lambda name: len(dirs[name]))
-        if owner == project.suite_name:
-            continue
-        rest = text[len(dirs[owner]):].lstrip("/")
-        mine = f"{project.results_dir}/{rest}" if rest else project.results_dir
-        raise ConfigError(f"the target {target} is an output of suite {owner!r} ({dirs[owner]}/), but this run's "
-                          f"suite is {project.suite_name!r}, which writes to {project.results_dir}/",
-                          file=project.config_file, field="suite",
-                          fix=f"ask for {mine} (this suite), or run suite {owner} with --config suite={owner}")
-
-
 def load_project_from_file(root: str | Path, config_path: str | Path | list | None = None,
                            overrides: dict | None = None) -> Project:
     """Load configs/config.yaml (or other files, merged in order as `snakemake --configfile` merges
