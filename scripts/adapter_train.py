@@ -10,9 +10,10 @@ def main(sm):
     from tunebench.core.spec import Task
     from tunebench.train.lora import train_adapter
 
-    verify_split(sm.input.val, sm.input.manifest, "val")  # as split_prepare wrote it (not edited since)
-    if Path(sm.input.train).name == "train.jsonl":  # a cap (train-<n>.jsonl) is not in the manifest
-        verify_split(sm.input.train, sm.input.manifest, "train")
+    if Path(sm.input.manifest).is_file():  # as split_prepare wrote it (not edited since)
+        verify_split(sm.input.val, sm.input.manifest, "val")
+        if Path(sm.input.train).name == "train.jsonl":  # a cap (train-<n>.jsonl) is not in the manifest
+            verify_split(sm.input.train, sm.input.manifest, "train")
 
     train_adapter(task=Task.from_param(sm.params.task).with_labels(sm.input.manifest), prompt_spec=sm.params.prompt,
                   hp=sm.params.training, hp_file=sm.params.training_file, model_dir=model_input(sm),

@@ -40,3 +40,9 @@ class DataError(TunebenchError):
 
 class SourceError(TunebenchError):
     """A model or data source that cannot be reached or found."""
+
+
+def article(word: str) -> str:
+    """'an integer', 'an extraction task', 'a number': the article that fits `word` (here, not in
+    core.schema, so that job code using it does not import jsonschema)."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"

@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from tunebench.core.errors import ConfigError
+from tunebench.core.errors import ConfigError, article  # noqa: F401 (article: also used here)
 
 SCHEMA_DIR = Path("configs") / "schema"
 # How each JSON-schema type is named in a fix ("use an integer"), with its article.
@@ -37,11 +37,6 @@ class SchemaError(ConfigError):
     def __init__(self, problem: str, *, file: str, field: str, fix: str, fields: list[str]):
         super().__init__(problem, file=file, field=field, fix=fix)
         self.fields = fields
-
-
-def article(word: str) -> str:
-    """'an integer', 'an extraction task', 'a number': the article that fits `word`."""
-    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
 def load_schema(root: Path, name: str) -> dict:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
-from tunebench.core.errors import ConfigError
-from tunebench.core.schema import article
+from tunebench.core.errors import ConfigError, article
 from tunebench.tasks.parsing import LABEL_PARSERS, PARSERS
 
 if TYPE_CHECKING:

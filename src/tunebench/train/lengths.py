@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tunebench.core.errors import ConfigError
-from tunebench.core.schema import article
+from tunebench.core.errors import ConfigError, article
 from tunebench.core.spec import Task
 from tunebench.tasks.prompting import PromptTemplate
 
