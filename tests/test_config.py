@@ -437,33 +437,23 @@ def test_each_task_type_requires_the_variables_its_items_need():
 def test_every_numeric_field_of_the_user_schemas_has_an_upper_bound(repo_root):
     from tunebench.core.schema import load_schema
 
-    def unbounded(node, path):
+    def unbounded(node, path, bounds):
+        """Numeric fields with neither of `bounds` (e.g. maximum, exclusiveMaximum)."""
         if isinstance(node, dict):
             types = node.get("type") if isinstance(node.get("type"), list) else [node.get("type")]
-            if {"integer", "number"} & {t for t in types if isinstance(t, str)} and "maximum" not in node and "exclusiveMaximum" not in node:
+            if {"integer", "number"} & {t for t in types if isinstance(t, str)} and not set(bounds) & set(node):
                 yield path
             for key, value in node.items():
-                yield from unbounded(value, f"{path}.{key}")
+                yield from unbounded(value, f"{path}.{key}", bounds)
         elif isinstance(node, list):
             for i, value in enumerate(node):
-                yield from unbounded(value, f"{path}[{i}]")
+                yield from unbounded(value, f"{path}[{i}]", bounds)
 
     names = ["config", "task", "model", "training", "pricing", "benchmark", "prompt"]
-    assert [p for n in names for p in unbounded(load_schema(repo_root, f"{n}.schema.yaml"), n)] == []
-
-    def no_floor(node, path):  # and a lower one: a negative seed, count or price is a mistake too
-        if isinstance(node, dict):
-            types = node.get("type") if isinstance(node.get("type"), list) else [node.get("type")]
-            if {"integer", "number"} & {t for t in types if isinstance(t, str)} and "minimum" not in node \
-                    and "exclusiveMinimum" not in node:
-                yield path
-            for key, value in node.items():
-                yield from no_floor(value, f"{path}.{key}")
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                yield from no_floor(value, f"{path}[{i}]")
-
-    assert [p for n in names for p in no_floor(load_schema(repo_root, f"{n}.schema.yaml"), n)] == []
+    schemas = {n: load_schema(repo_root, f"{n}.schema.yaml") for n in names}
+    assert [p for n in names for p in unbounded(schemas[n], n, ("maximum", "exclusiveMaximum"))] == []
+    # and a lower one: a negative seed, count or price is a mistake too
+    assert [p for n in names for p in unbounded(schemas[n], n, ("minimum", "exclusiveMinimum"))] == []
     err = expect_error(repo_root, {"bootstrap": {"resamples": 10**12}})
     assert err.field == "bootstrap.resamples" and "too large" in err.problem and "<= 100000" in err.fix
 
