@@ -129,9 +129,10 @@ def test_the_report_validates_against_the_summary_schema_and_renders(three, repo
     text = "\n".join(decision_markdown({"decision": decision}))
     assert "## Decision: which system to ship" in text and "min_quality 0.65" in text
     assert f"**{decision['tasks'][0]['sentence']}**" in text
-    assert "| m 0shot | 0.600 [0.532, 0.668] | 0.1 | 0.5 | no | m+routing-500 5shot (better, Δ +8.0 pp" in text
-    assert [ratio_phrase(r) for r in (0.025, 0.6, 1.0, 2.5, None)][:4] == [
-        "1/40 of the cost per query", "60% of the cost per query", "the same cost per query", "2.5x the cost per query"]
+    assert "| m 0shot | 0.600 [0.532, 0.668] | 0.1 | 0.5 | no | m+routing-500 5shot (better, Δ +8.0 pp [+4.5, +12.0]; at the same cost per query)" in text
+    assert [ratio_phrase(r) for r in (0.025, 0.00587, 0.4, 0.6, 1.0, 2.5)] == [
+        "1/40 of the cost per query", "1/170 of the cost per query", "1/2.5 of the cost per query",
+        "60% of the cost per query", "the same cost per query", "2.5x the cost per query"]
 
 
 def test_the_demo_run_has_a_decision_per_task_in_json_and_markdown(demo_run):
@@ -162,3 +163,17 @@ def test_a_candidate_scored_on_other_items_is_not_paired_and_not_picked():
     assert m["vs_best"] is None and m["frontier"]  # cheaper and faster, so not dominated either
     assert task["recommended"] == {"system": "api", "prompting": "0shot"}
     assert task["sentence"].endswith("(closest: m 0shot shares no items with it to compare).")
+
+
+def test_a_constraint_out_of_bounds_is_one_config_error(repo_root):
+    from tunebench.config.loader import load_project_from_file
+    from tunebench.core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        load_project_from_file(repo_root, overrides={"decision": {"min_quality": 70}})  # a percentage, not a share
+    assert err.value.field == "decision.min_quality" and "<= 1" in err.value.fix
+    # rules/summary.smk reads config["decision"]: every constraint is there, null unless set
+    from tunebench.core.schema import fill_defaults
+
+    filled = fill_defaults({"decision": {"max_usd_per_1k": 0.5}}, load_schema(repo_root, "config.schema.yaml"))
+    assert filled["decision"] == {"min_quality": None, "max_p95_latency_s": None, "max_usd_per_1k": 0.5}

@@ -122,8 +122,8 @@ def ratio_phrase(ratio: float | None) -> str:
         return "the same cost per query"
     if ratio == 0:
         return "no measurable cost per query"
-    if ratio <= 0.5:
-        return f"1/{1 / ratio:.2g} of the cost per query"
+    if ratio <= 0.5:  # two significant figures, never in exponent form: 1/170, 1/40, 1/2.5
+        return f"1/{float(f'{1 / ratio:.2g}'):g} of the cost per query"
     if ratio < 1:
         return f"{ratio:.0%} of the cost per query"
     return f"{ratio:.2g}x the cost per query"
@@ -254,8 +254,9 @@ def _sentence(task: str, metric: str, pick: dict, best: dict, qualifying: list[d
     d = closest["vs_best"]
     said = (f"{candidate_name(closest)} {_interval(d)}" if d is not None
             else f"{candidate_name(closest)} shares no items with it to compare")
-    return (f"{name} has the best {metric} on {task} ({shown}); {which} is significantly worse or cannot be "
-            f"paired (closest: {said}).{tail}")
+    unpaired = "" if all(c["vs_best"] is not None for c in cheaper) else " or cannot be paired"
+    return (f"{name} has the best {metric} on {task} ({shown}); {which} is significantly worse{unpaired} "
+            f"(closest: {said}).{tail}")
 
 
 def decision_report(scores: Sequence[Mapping[str, Any]], cells: Sequence[Mapping[str, Any]],
@@ -323,5 +324,4 @@ def _beaten(c: Mapping[str, Any]) -> str:
         return "-"
     d = by["paired"]
     said = f"{d['verdict']}, {_interval(d)}" if d is not None else "not paired"
-    ratio = f"{by['cost_ratio']:.3g}x cost" if by["cost_ratio"] is not None else "cost not comparable"
-    return f"{candidate_name(by)} ({said}; {ratio})"
+    return f"{candidate_name(by)} ({said}; at {ratio_phrase(by['cost_ratio'])})"
