@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import run
+from tunebench.plan.budget import format_plan, make_plan, over_budget, read_budget
 from tunebench.plan.dag import PlannedJob
-from tunebench.plan.estimate import Estimator, format_plan, make_plan, over_budget, read_budget
+from tunebench.plan.estimate import Estimator
 from tunebench.plan.records import PredictionRecord, Records, benchmark_seconds, load_records
 
 TUNEBENCH = str(Path(sys.executable).with_name("tunebench"))

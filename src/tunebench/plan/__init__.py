@@ -4,6 +4,7 @@ and the `budget:` check in the workflow's onstart handler).
 
 - dag: the jobs, from Snakemake's own DAG (never a re-implementation of what is stale)
 - records: what earlier runs measured (benchmark TSVs, Snakemake's job records, prediction meta)
-- estimate: per-job estimates, totals, the table and the budget check
+- estimate: per-job estimates (which measurement, scaled how)
+- budget: totals, the table and the budget check
 - probe: a short calibration of a model that has no record yet
 """

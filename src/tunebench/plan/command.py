@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from tunebench.core.errors import TunebenchError
 
-
-def add_parser(sub) -> None:
+def add_parser(sub, config_overrides: Callable[[list[str] | None], dict]) -> None:
+    """`plan` on the command line's subparsers; `config_overrides` reads `--config KEY=VALUE ...` as
+    the other commands do (tunebench.cli)."""
     plan = sub.add_parser("plan", help="every job a run would run, with its estimated time, GPU hours and API "
                           "dollars (a dry run: nothing runs)",
                           description="The jobs `snakemake --cores N [TARGET ...]` would run (Snakemake's own dry "
@@ -25,17 +26,15 @@ def add_parser(sub) -> None:
     plan.add_argument("--no-probe", action="store_true", help="never load a model to calibrate it (a model "
                       "without records gets the default estimate)")
     plan.add_argument("--json", action="store_true", help="the plan as JSON on stdout")
-    plan.set_defaults(run=run_plan)
+    plan.set_defaults(run=lambda args: run_plan(args, config_overrides(args.config)))
 
 
-def run_plan(args) -> int:
-    from tunebench.cli import _config_overrides
+def run_plan(args, overrides: dict) -> int:
+    from tunebench.plan.budget import format_plan, one_line, over_budget, plan_jobs, read_budget
     from tunebench.plan.dag import dry_dag
-    from tunebench.plan.estimate import format_plan, one_line, over_budget, plan_jobs, read_budget
     from tunebench.plan.probe import prober
 
     root = Path(args.root).resolve()
-    overrides = _config_overrides(args.config)
     if args.suite:
         overrides["suite"] = args.suite
     try:
@@ -46,6 +45,9 @@ def run_plan(args) -> int:
             print(exc.code, file=sys.stderr)
             return 2
         raise
+    except Exception as exc:  # Snakemake's (a target no rule makes, a cycle): its message, no stack
+        print(f"tunebench plan: Snakemake cannot plan this run: {exc}", file=sys.stderr)
+        return 2
     project, layers = found["PROJECT"], found["CONFIG_LAYERS"]
     plan = plan_jobs(project, jobs, root, args.cores, probe=prober(project, root, run=not args.no_probe))
     budget = read_budget(project.config, project.config_file)
@@ -63,4 +65,4 @@ def run_plan(args) -> int:
     return 1 if verdict else 0
 
 
-__all__ = ["TunebenchError", "add_parser", "run_plan"]
+__all__ = ["add_parser", "run_plan"]

@@ -8,8 +8,8 @@ import os
 import sys
 from typing import Any
 
+from tunebench.plan.budget import format_plan, over_budget, plan_jobs, read_budget
 from tunebench.plan.dag import planned_jobs
-from tunebench.plan.estimate import format_plan, over_budget, plan_jobs, read_budget
 from tunebench.plan.probe import prober
 
 
