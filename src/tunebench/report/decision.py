@@ -131,7 +131,8 @@ def ratio_phrase(ratio: float | None) -> str:
 
 def constraint_failures(c: Mapping[str, Any], constraints: Mapping[str, Any]) -> list[str]:
     """Each constraint the candidate fails, said with its numbers; an unmeasured axis fails a set
-    constraint on it (an unknown latency is no evidence of meeting a latency bound)."""
+    constraint on it (an unknown latency is no evidence of meeting a latency bound). The quality
+    floor applies to the point estimate: an interval's lower bound would fail every small test set."""
     failed = []
     floor, latency, budget = (constraints.get(k) for k in CONSTRAINTS)
     if c["value"] is None:
