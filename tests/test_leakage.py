@@ -11,6 +11,7 @@ import unicodedata
 
 import pytest
 
+from tunebench.cli import main as cli
 from tunebench.compare.baseline import compare_to_baseline
 from tunebench.compare.leakage import (
     EXACT,
@@ -48,13 +49,14 @@ def planted(tmp_path):
     test = [{"id": f"t{i:02d}", "input": _sentence(rng, 30 if i % 2 else 20), "target": rng.choice("AB")}
             for i in range(40)]
     test[39]["input"] = _sentence(rng, 6)  # shorter than 13 words: compared by its whole text
+    test[3]["input"] += " and it's done"  # punctuation inside a word is removed, not a word break
     train = [{"id": f"r{i:02d}", "input": _sentence(rng, 25), "target": rng.choice("AB")} for i in range(30)]
 
     def fullwidth(text: str) -> str:  # NFKC maps these back to ASCII
         return "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in text)
 
     train += [
-        {"id": "p0", "input": test[3]["input"].upper() + "!!", "target": "A"},
+        {"id": "p0", "input": test[3]["input"].replace("'", "").upper() + "!!", "target": "A"},
         {"id": "p1", "input": "  " + test[8]["input"].replace(" ", " ,  ") + " ?", "target": "B"},
         {"id": "p2", "input": fullwidth(test[15]["input"]), "target": "A"},
     ]
@@ -161,7 +163,7 @@ def test_clean_only_rescoring_leaves_the_touched_items_out(tmp_path, repo_root):
     assert read_score(tmp_path / "score.json", load_schema(repo_root, SCORE_SCHEMA)).excluded["count"] == 5
 
 
-def test_exact_test_items_in_the_training_data_fail_the_gate_without_a_baseline(tmp_path):
+def test_exact_test_items_in_the_training_data_fail_the_gate_without_a_baseline(tmp_path, capsys):
     train_path, test, expected = planted(tmp_path)
     docs = ([r["id"] for r in test], [item_text(r) for r in test])
     dirty = leakage_report(train_set="toy-16", train_path=train_path, eval_set="toy", eval_kind="task", documents=docs)
@@ -172,6 +174,10 @@ def test_exact_test_items_in_the_training_data_fail_the_gate_without_a_baseline(
     assert leak["ids"] == [i for i, k in expected.items() if k == EXACT] == ["t03", "t08", "t15"]
     assert "t03, t08, t15" in leak["message"] and "t21" not in leak["message"]  # 13-gram overlap alone does not FAIL
     assert any("t03, t08, t15" in line for line in gate_markdown({"gates": [failed]}))
+
+    write_json(tmp_path / "results/comparisons/m+toy-16.json", failed)  # `tunebench gate` exits 1 on it
+    assert cli(["gate", "--results", str(tmp_path / "results")]) == 1
+    assert "FAIL m+toy-16 leakage: 3 test item(s) of toy" in capsys.readouterr().out
 
     write_jsonl(tmp_path / "clean.jsonl", [{"id": "x", "input": "nothing like the test", "target": "A"}])
     clean = leakage_report(train_set="toy-16", train_path=tmp_path / "clean.jsonl", eval_set="toy",
