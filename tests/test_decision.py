@@ -9,6 +9,7 @@ import pytest
 from tunebench.core.atomic import read_json
 from tunebench.core.schema import load_schema
 from tunebench.report.decision import decision_markdown, decision_report, dominates, ratio_phrase
+from tunebench.report.markdown import markdown_table
 
 BOOT = {"resamples": 1000, "confidence": 0.95, "seed": 0}
 N = 200
@@ -126,7 +127,7 @@ def test_the_report_validates_against_the_summary_schema_and_renders(three, repo
     schema = load_schema(repo_root, "summary.schema.json")
     decision = report(three, {"min_quality": 0.65})
     jsonschema.validate({"decision": decision}, {**schema, "required": []})
-    text = "\n".join(decision_markdown({"decision": decision}))
+    text = "\n".join(decision_markdown({"decision": decision}, markdown_table))
     assert "## Decision: which system to ship" in text and "min_quality 0.65" in text
     assert f"**{decision['tasks'][0]['sentence']}**" in text
     assert "| m 0shot | 0.600 [0.532, 0.668] | 0.1 | 0.5 | no | m+routing-500 5shot (better, Δ +8.0 pp [+4.5, +12.0]; at the same cost per query)" in text

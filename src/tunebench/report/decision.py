@@ -23,10 +23,11 @@ by its own noisy score would flatter every system that was run under more condit
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from tunebench.compare.gate import mcnemar_exact
 from tunebench.compare.paired import paired_comparison
@@ -287,12 +288,9 @@ def decision_report(scores: Sequence[Mapping[str, Any]], cells: Sequence[Mapping
             "currency": (costs or {}).get("currency", "USD"), "tasks": tasks}
 
 
-def decision_markdown(summary: Mapping[str, Any]) -> list[str]:
-    """The "Decision" section of summary.md: the rule, then per task its sentence and candidates."""
-    import polars as pl
-
-    from tunebench.report.markdown import markdown_table  # late: markdown.py imports this module
-
+def decision_markdown(summary: Mapping[str, Any], markdown_table: Callable[[pl.DataFrame], str]) -> list[str]:
+    """The "Decision" section of summary.md: the rule, then per task its sentence and candidates.
+    `markdown_table` is summary.md's own table renderer, passed in: markdown.py imports this module."""
     decision = summary.get("decision")
     if not decision or not decision["tasks"]:
         return []
