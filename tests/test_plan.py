@@ -160,6 +160,9 @@ def test_a_probe_calibrates_a_model_once_and_the_plan_uses_it(tiny_llama_dir, re
 
 def test_a_run_over_its_budget_is_refused_before_any_job_and_one_within_it_runs(project_copy):
     target = "data/raw/ticket_routing"
+    dry = run([SNAKEMAKE, target, "-n", "--config", "suite=test", "budget={wall_hours: 0.000001}"], cwd=project_copy)
+    assert dry.returncode == 0, dry.stderr[-3000:]  # a dry run shows the plan and the verdict, refuses nothing
+    assert "raw_fetch[ticket_routing]  cpu" in dry.stderr and "(dry run: nothing was refused)" in dry.stderr
     over = run([SNAKEMAKE, target, "--cores", "1", "--config", "suite=test", "budget={wall_hours: 0.000001}"],
                cwd=project_copy)
     assert over.returncode != 0
