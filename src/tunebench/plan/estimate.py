@@ -74,9 +74,18 @@ class Estimator:
             return None
 
     def _items(self, task: str) -> int | None:
-        """How many test items a cell of `task` evaluates: the suite's cap and the prepared split."""
+        """How many test items a cell of `task` evaluates: the suite's cap and the prepared split (before
+        the data is prepared: the task's test sample size, or its expected rows x its test share)."""
         cap = self.project.suite.get("max_eval_items")
         rows = self._lines(self.project.layout.prepared(task, "test"))
+        spec = self.project.tasks[task]
+        if rows is None and spec.test_sample_size:
+            rows = int(spec.test_sample_size)
+        expected = spec.expected_rows
+        if rows is None and isinstance(expected, dict) and expected.get("test"):  # per official split
+            rows = int(expected["test"])
+        elif rows is None and isinstance(expected, int) and spec.split.get("test"):
+            rows = round(expected * float(spec.split["test"]))
         if cap and rows is not None:
             return min(cap, rows)
         return cap or rows
@@ -149,7 +158,7 @@ class Estimator:
             est = JobEstimate(job, overhead + items * item_s, "record",
                               f"{basis} ({len(found)} record(s)): {overhead:.0f} s + {items} x {item_s:.2f} s", device)
         else:
-            items = n if n is not None else 1
+            items = n if n is not None else 1  # unknown before the data is prepared: the basis says 1
             calibration = self.probe(model) if self.probe and device != "api" else None
             if calibration:
                 item_s = calibration["item_s"] * self._new_tokens(task) / calibration["tokens"]
@@ -227,9 +236,9 @@ class Estimator:
         val_rows = self._lines(self.project.layout.prepared(w["task"], "val"))
         n_val = min(int(hp.get("max_val_items", 256)), val_rows if val_rows is not None else 256)
         units = training_units(steps, per_step, n_val, int(hp.get("eval_steps", 50)))
+        # never from another model: a 135M model's CPU steps say nothing about an 8B model's on a GPU
         basis, found = _closest([("this adapter", lambda r: r.model == model and r.adapter == adapter),
-                                 ("the same model", lambda r: r.model == model),
-                                 ("another model", lambda r: True)], self.records.trainings)
+                                 ("the same model", lambda r: r.model == model)], self.records.trainings)
         if found:
             unit_s = statistics.median(r.unit_s for r in found)
             overhead = statistics.median(r.overhead_s for r in found)
