@@ -3,6 +3,8 @@
 Every row is mapped through the task's `fields`, checked against configs/schema/row.schema.json
 and the task's label set; ids must be unique; the raw row count must equal `expected_rows` when
 the task declares it (a truncated download fails here, loudly, not later as a strange score).
+Train and val rows that repeat a test item (`split.decontaminate`) are removed once the splits are
+formed, so every train-<n> subset drawn later is clean; the test split is never changed.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from tunebench.core.atomic import read_jsonl, write_json, write_jsonl
+from tunebench.core.atomic import read_json, read_jsonl, write_json, write_jsonl
 from tunebench.core.errors import ConfigError, DataError
 from tunebench.core.spec import Task
 from tunebench.data.local_checks import remember, summarize
+from tunebench.data.overlap import EXACT, NGRAM_KIND, contaminated
 from tunebench.data.readers import TASK_FILE, read_located
 from tunebench.data.rows import RowMapper, class_names
 from tunebench.data.sources import (
@@ -228,6 +231,26 @@ def _fraction_for_one(task: Task, official: dict, pool: list[dict], name: str) -
     return None
 
 
+def decontaminate(task: Task, parts: dict[str, list[dict]]) -> dict[str, Any]:
+    """Drop from train and val every row that touches the whole test split (before test_sample_size:
+    the sample must not decide what trains), by `split.decontaminate`: `exact` (the default) a row
+    whose normalised text is a test item's, `ngram` also a row sharing a word 13-gram with one,
+    `none` nothing. The test split stays as it is: it is what every system is compared on."""
+    mode = task.split.get("decontaminate", EXACT)
+    removed: dict[str, Any] = {"mode": mode}
+    for name in ("train", "val"):
+        found = contaminated(parts[name], parts["test"], mode)
+        parts[name] = [r for r in parts[name] if str(r["id"]) not in found]
+        kinds = Counter(found.values())
+        removed[name] = {"rows": len(found), EXACT: kinds[EXACT], NGRAM_KIND: kinds[NGRAM_KIND], "ids": sorted(found)}
+    if not parts["train"]:
+        raise DataError(f"every training row repeats a test item (split.decontaminate: {mode}, "
+                        f"{removed['train']['rows']} removed)", file=str(task.file), field="split.decontaminate",
+                        fix="check the source for a train split that copies the test split, or set "
+                            "split.decontaminate to exact or none")
+    return removed
+
+
 def label_set(task: Task, rows: list[dict], features: dict) -> list[str] | None:
     """A labelled task's labels: as configured, or (`labels: auto`) the ClassLabel names / label_names,
     else the distinct targets of the data, sorted."""
@@ -248,6 +271,7 @@ def prepare_splits(task: Task, raw_dir: str | Path, out_paths: dict[str, str], m
     parts = carve(task, official)
     every = [r for rows in parts.values() for r in rows]
     check_split_sizes(task, parts, official)
+    removed = decontaminate(task, parts)
     whole_test = len(parts["test"])
     if task.test_sample_size:
         parts["test"] = capped_subset(parts["test"], task.test_sample_size, split["seed"], key, task.test_balance)
@@ -257,24 +281,32 @@ def prepare_splits(task: Task, raw_dir: str | Path, out_paths: dict[str, str], m
         if missing:
             log.warning("labels with no training example: %s", ", ".join(missing[:20]))
     manifest: dict[str, Any] = {"task": task.name, "rows": len(every), "splits": {},
-                                "official_splits": sorted(s for s in official if s), "labels": labels}
+                                "official_splits": sorted(s for s in official if s), "labels": labels,
+                                "decontaminate": removed["mode"]}
     for name in SPLITS:
         write_jsonl(out_paths[name], parts[name])
         manifest["splits"][name] = {
             "rows": len(parts[name]),
-            **({"of": whole_test} if name == "test" else {}),
+            **({"of": whole_test} if name == "test" else {"removed": removed[name]}),
             "sha256": sha256_file(Path(out_paths[name])),
             "labels": dict(sorted(Counter(r["target"] for r in parts[name]).items())) if labels else None,
         }
     write_json(manifest_path, manifest)
     log.info("prepared %s: %s", task.name, {k: v["rows"] for k, v in manifest["splits"].items()})
+    log.info("decontaminate %s: removed %d train and %d val rows that repeat a test item (%d exact, %d by "
+             "13-gram)", removed["mode"], removed["train"]["rows"], removed["val"]["rows"],
+             removed["train"][EXACT] + removed["val"][EXACT], removed["train"][NGRAM_KIND] + removed["val"][NGRAM_KIND])
     return manifest
 
 
 def write_train_subset(task: Task, train_path: str, n: int, out_path: str) -> int:
     rows = read_jsonl(train_path)
     if n > len(rows):
-        raise DataError(f"train size {n} exceeds the {len(rows)} training rows", file=str(task.file),
+        manifest = Path(train_path).with_name("manifest.json")
+        removed = read_json(manifest)["splits"]["train"].get("removed") if manifest.exists() else None
+        why = (f" ({removed['rows']} removed by split.decontaminate: {read_json(manifest)['decontaminate']})"
+               if removed and removed["rows"] else "")
+        raise DataError(f"train size {n} exceeds the {len(rows)} training rows{why}", file=str(task.file),
                         field="train_sizes", fix=f"use sizes up to {len(rows)}, or `full`")
     subset = capped_subset(rows, n, task.split["seed"], group_key(task))
     return write_jsonl(out_path, subset)
