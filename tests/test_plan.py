@@ -191,3 +191,19 @@ def test_training_is_estimated_from_work_units_so_a_one_step_record_scales_to_a_
         _job("adapter_train", model="smollm2-135m-instruct", task="ticket_routing", size="128"))
     # 16 steps of 8 examples, 4 evaluations of 32 items: 384 + 128 units, plus the record's 20 s overhead
     assert est.source == "record" and est.seconds == pytest.approx(20.0 + 512.0)
+
+
+def test_a_benchmark_run_is_scaled_to_the_documents_this_run_evaluates(repo_root, tmp_path):
+    from tunebench.config.loader import load_project_from_file
+    from tunebench.plan.records import LmEvalRecord
+
+    project = load_project_from_file(repo_root)  # suite demo: no suite-wide benchmark_limit
+    test_run = LmEvalRecord(results_dir="results/test", system="smollm2-135m-instruct", benchmark="humaneval",
+                            original=164, effective=5, eval_s=20.0, wall_s=30.0)
+    est = Estimator(project, Records(lm_evals=[test_run]), tmp_path).estimate(
+        PlannedJob(jobid=0, rule="lm_eval_run", wildcards={"system": "smollm2-135m-instruct", "benchmark": "humaneval"},
+                   outputs=("results/lm_eval/smollm2-135m-instruct/humaneval",), benchmark=None, gpu=0, threads=1,
+                   deps=()))
+    assert project.benchmark_limit("humaneval") == 16  # configs/benchmarks/humaneval.yaml
+    # the record's overhead (wall - evaluation) + 16 documents x 4 s each (20 s over 5)
+    assert est.source == "record" and est.seconds == pytest.approx(10.0 + 16 * 4.0)

@@ -8,7 +8,8 @@ The estimator model, per rule:
   calibration probe of the model (tunebench.plan.probe) when its weights are here, else a default.
 - adapter_train: overhead + the planned run's work x measured seconds per unit of work (the same
   model's training; records.training_units counts training steps and evaluations).
-- lm_eval_run: this benchmark's earlier run on this system, else on any system, else the rule's median.
+- lm_eval_run: overhead + documents x seconds per document, from the benchmark's earlier run on this
+  system, else on another; the documents are the benchmark's, under this run's limit.
 - every other rule: its own earlier job, else the median of the rule's measured jobs, else a default.
 Each estimate says where it came from: `record`, `probe` or `default`.
 
@@ -123,16 +124,38 @@ class Estimator:
         if own is not None:
             return JobEstimate(job, own, "record", "this job's earlier run", device)
         if job.rule == "lm_eval_run":
-            same = [s for rel, s in self.records.timings.items()
-                    if "/timings/lm_eval_run/" in f"/{rel}" and rel.endswith(f"/{job.wildcards.get('benchmark')}.tsv")]
-            if same:
-                return JobEstimate(job, statistics.median(same), "record",
-                                   f"median of {len(same)} earlier run(s) of {job.wildcards.get('benchmark')}", device)
+            scaled = self._lm_eval(job, device)
+            if scaled is not None:
+                return scaled
         median = self.records.rule_median(job.rule)
         if median is not None:
             count = len(self.records.by_rule[job.rule])
             return JobEstimate(job, median, "record", f"median of {count} measured {job.rule} job(s)", device)
         return JobEstimate(job, DEFAULT_JOB_S, "default", f"no {job.rule} job measured here", device)
+
+    def _lm_eval(self, job: PlannedJob, device: str) -> JobEstimate | None:
+        """The benchmark's earlier runs (this system's first, this suite's first), scaled to the
+        documents this run evaluates (its limit: a count, or a share of the benchmark). Not scaled:
+        max_gen_toks, whose effect depends on where the model stops on its own."""
+        system, benchmark = job.wildcards["system"], job.wildcards["benchmark"]
+        basis, found = _closest([("this system", lambda r: r.system == system and r.benchmark == benchmark),
+                                 ("another system", lambda r: r.benchmark == benchmark)], self.records.lm_evals)
+        if not found:
+            return None
+        found = [r for r in found if r.results_dir == self.results_dir] or found
+        original = found[0].original
+        limit = self.project.benchmark_limit(benchmark) if benchmark in self.project.benchmarks else None
+        if limit is None:
+            docs = original
+        elif isinstance(limit, float) and limit < 1:
+            docs = int(limit * original)  # as lm-eval reads a share
+        else:
+            docs = min(int(limit), original)
+        doc_s = statistics.median(r.doc_s for r in found)
+        overhead = statistics.median(r.overhead_s for r in found)
+        return JobEstimate(job, overhead + docs * doc_s, "record",
+                           f"{basis}'s {benchmark} ({len(found)} record(s)): {overhead:.0f} s + {docs} docs x "
+                           f"{doc_s:.2f} s", device)
 
     def _prediction(self, job: PlannedJob) -> JobEstimate:
         w = job.wildcards

@@ -81,6 +81,27 @@ class TrainingRecord:
         return max(self.wall_s - self.train_s, 0.0) if self.wall_s is not None else 0.0
 
 
+@dataclass(frozen=True)
+class LmEvalRecord:
+    """One measured lm_eval_run: documents evaluated, of how many, and lm-eval's own evaluation time."""
+
+    results_dir: str
+    system: str
+    benchmark: str
+    original: int  # the benchmark's documents
+    effective: int  # those evaluated (its limit applied)
+    eval_s: float
+    wall_s: float | None
+
+    @property
+    def doc_s(self) -> float:
+        return self.eval_s / max(self.effective, 1)
+
+    @property
+    def overhead_s(self) -> float:
+        return max(self.wall_s - self.eval_s, 0.0) if self.wall_s is not None else 0.0
+
+
 def training_units(steps: int, per_step: int, n_val: int, eval_steps: int) -> float:
     """The work of a training run in forward passes over one example: a training example costs 3
     (forward and backward), and each evaluation one per validation item (forward only). A short
@@ -97,6 +118,7 @@ class Records:
     by_rule: dict[str, list[float]] = field(default_factory=dict)  # rule -> every measured job's seconds
     predictions: list[PredictionRecord] = field(default_factory=list)
     trainings: list[TrainingRecord] = field(default_factory=list)
+    lm_evals: list[LmEvalRecord] = field(default_factory=list)
 
     def rule_median(self, rule: str) -> float | None:
         seconds = self.by_rule.get(rule)
@@ -195,6 +217,21 @@ def _training(root: Path, record_path: Path, timings: dict[str, float]) -> Train
                           n_val=int(doc.get("n_val") or 0), eval_steps=int(hp.get("eval_steps", 50)))
 
 
+def _lm_eval(root: Path, path: Path, timings: dict[str, float]) -> LmEvalRecord | None:
+    """results_*.json of lm-eval, in <results_dir>/lm_eval/<system>/<benchmark>/<run>/."""
+    try:
+        doc = read_json(path)
+        results_dir, rest = path.relative_to(root).as_posix().split("/lm_eval/")
+        system, benchmark = rest.split("/")[:2]
+        ((original, effective),) = [(int(n["original"]), int(n["effective"])) for n in doc["n-samples"].values()]
+        eval_s = float(doc["total_evaluation_time_seconds"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return LmEvalRecord(results_dir=results_dir, system=system, benchmark=benchmark, original=original,
+                        effective=effective, eval_s=eval_s,
+                        wall_s=timings.get(f"{results_dir}/timings/lm_eval_run/{system}/{benchmark}.tsv"))
+
+
 def load_records(root: str | Path) -> Records:
     """Every measurement under `root` (any suite's results folder, the shared logs, Snakemake's records)."""
     root = Path(root)
@@ -227,6 +264,11 @@ def load_records(root: str | Path) -> Records:
                 pred = _prediction(root, meta_path, records.timings)
                 if pred is not None:
                     records.predictions.append(pred)
+        for path in sorted(results.rglob("results_*.json")):
+            if "lm_eval" in path.relative_to(root).parts and ".resume" not in path.parts:
+                lm = _lm_eval(root, path, records.timings)
+                if lm is not None:
+                    records.lm_evals.append(lm)
         for record_path in sorted(results.rglob("training.json")):
             if "adapters" in record_path.relative_to(root).parts and ".work" not in record_path.parts:
                 train = _training(root, record_path, records.timings)
