@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from tunebench.plan.budget import format_plan, over_budget, plan_jobs, read_budget
+from tunebench.plan.budget import format_plan, one_line, over_budget, plan_jobs, read_budget
 from tunebench.plan.dag import planned_jobs
 from tunebench.plan.probe import prober
 
@@ -53,8 +53,7 @@ def plan_after_dry_run(workflow: Any, project: Any, layers: Any, args: list[str]
         try:
             check_budget(workflow, project, layers, probe=False)
         except Exception as exc:  # a dry run only reports: the refusal is for the real run
-            print(f"tunebench: {str(exc).replace(chr(10) + '  Fix: ', '; fix: ')} (dry run: nothing was refused)",
-                  file=sys.stderr)
+            print(f"tunebench: {one_line(exc)} (dry run: nothing was refused)", file=sys.stderr)
 
     atexit.register(show)
     return True
