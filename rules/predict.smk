@@ -35,6 +35,7 @@ rule predictions_generate:
 rule predictions_score:
     """Metrics with bootstrap CIs and per-item outcomes for one cell."""
     input:
+        unpack(get_score_leakage),  # leakage.exclude: the cell's overlap reports
         rows=rules.predictions_generate.output.rows,
         meta=rules.predictions_generate.output.meta,
         test=LAYOUT.prepared(split="test"),
@@ -45,6 +46,7 @@ rule predictions_score:
         max_items=MAX_ITEMS,
         bootstrap=config["bootstrap"],
         task=get_task_score,
+        leakage_exclude=config["leakage"]["exclude"],
     log:
         LAYOUT.log("predictions_score", "{system}/{task}/{prompting}"),
     conda:

@@ -7,6 +7,7 @@ rule summary_collect:
         adapters=[LAYOUT.adapter_dir(s.model, s.adapter) for s in SYSTEMS.values() if s.adapter],
         gates=[LAYOUT.comparison(system) for system in SYSTEMS],
         agreement=get_agreement_files,
+        leakage=LEAKAGE_FILES,
     output:
         LAYOUT.collected(),
     params:
@@ -19,6 +20,7 @@ rule summary_collect:
         bootstrap=config["bootstrap"],
         pricing=get_pricing,
         api_models=[m for m, spec in PROJECT.models.items() if spec.is_api],
+        decision=config["decision"],  # the constraints: a change reruns only the summary
     log:
         LAYOUT.log("summary_collect"),
     conda:

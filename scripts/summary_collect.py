@@ -16,7 +16,7 @@ def main(sm):
         systems={name: System.parse(name) for name in sm.params.systems}, bootstrap=sm.params.bootstrap,
         adapter_records=dict(zip(sm.params.adapter_systems, sm.input.adapters)),
         gate_paths=list(sm.input.gates), pricing=sm.params.pricing, api_models=list(sm.params.api_models),
-        agreement_paths=list(sm.input.agreement),
+        agreement_paths=list(sm.input.agreement), leakage_paths=list(sm.input.leakage), decision=dict(sm.params.decision),
     ))
     write_json(sm.output[0], summary)
 

@@ -61,6 +61,7 @@ def inspect_site(site_dir: str | Path, screenshot: str | Path | None = None, vol
             leaderboard_text: document.querySelector('#leaderboard').innerText,
             cost_text: document.querySelector('#cost').innerText,
             errors_text: document.querySelector('#errors').innerText,
+            decision_text: (document.querySelector('#decision') || {}).innerText || '',
             run_line: document.getElementById('run-line').innerText,
         })""")
         if screenshot:

@@ -138,7 +138,7 @@ def test_stage_folders_hold_the_modules():
 # The stages from the bottom up: a module may import its own stage and those below it, never above.
 # `config` loads a project by asking each stage to check its part, so it sits on top of them.
 STAGE_ORDER = ["core", "scoring", "tasks", "data", "train", "backends", "predict", "benchmarks", "compare",
-               "report", "hub", "config", "cli"]
+               "report", "hub", "config", "plan", "cli"]
 
 
 def stage_of(module: str) -> str:

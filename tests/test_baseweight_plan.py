@@ -44,6 +44,12 @@ def plan_repo(tmp_path_factory) -> Path:
 def test_the_baseweight_grid_is_planned_with_a_gpu_for_every_vllm_and_unsloth_job(plan_repo):
     jobs = planned(plan_repo, "baseweight")
     cells = [j for j in jobs if j["rule"] == "predictions_generate"]
+    # the classic baseline: each classification task at both sizes, zero-shot, on the CPU
+    classic = [j for j in cells if j["system"].startswith("classic+")]
+    assert sorted((j["system"], j["task"], j["prompting"], j["gpu"]) for j in classic) == sorted(
+        (f"classic+{t}-{s}", t, "0shot", 0) for t in ("banking77", "ledgar", "fpb") for s in ("500", "full"))
+    assert sorted(j["rule"] for j in jobs if j["rule"] == "classic_fit") == ["classic_fit"] * 6
+    cells = [j for j in cells if j not in classic]
     # condition of a cell: its prompting, and for an adapter its training size
     conditions = Counter((j["system"].partition("+")[0], j["task"],
                           j["prompting"] if "+" not in j["system"] else "lora-" + j["system"].rpartition("-")[2])

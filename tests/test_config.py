@@ -304,9 +304,11 @@ def test_fine_tuning_an_unknown_task_or_training_setup(repo_root):
 
 def test_suite_train_sizes_name_the_fine_tuned_systems(repo_root):
     assert list(load_project_from_file(repo_root).systems) == ["smollm2-135m-instruct",
-                                                               "smollm2-135m-instruct+ticket_routing-128"]
+                                                               "smollm2-135m-instruct+ticket_routing-128",
+                                                               "classic+ticket_routing-128"]
     full = load_project_from_file(repo_root, overrides={"suite": "full"})
-    assert [s.adapter for s in full.systems.values()] == [None, "ticket_routing-500", "ticket_routing-full"]
+    assert [s.adapter for s in full.systems.values()] == [None, "ticket_routing-500", "ticket_routing-full",
+                                                          "ticket_routing-500", "ticket_routing-full"]  # + classic
 
 
 def test_an_api_model_needs_the_openai_backend_and_gets_no_weights_or_adapters(project_copy):
@@ -374,7 +376,8 @@ def test_a_llamacpp_model_needs_a_gguf_and_llama_cpp(project_copy, monkeypatch):
     assert (err.file, err.field) == ("configs/models/hf-gguf.yaml", "source.gguf_file")
     project = load_project_from_file(project_copy, overrides={"models": ["smollm2-135m-instruct", "smol-gguf"]})
     assert list(project.systems) == ["smollm2-135m-instruct", "smol-gguf",
-                                     "smollm2-135m-instruct+ticket_routing-128"]  # no LoRA on a GGUF
+                                     "smollm2-135m-instruct+ticket_routing-128",
+                                     "classic+ticket_routing-128"]  # no LoRA on a GGUF
 
 
 # --- the reader of every user YAML, merged config sources, values in words (issue 19) ---------------

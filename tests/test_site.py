@@ -77,6 +77,9 @@ def test_the_dashboard_renders_the_demo_results_in_chromium(demo_run):
     wrong = next(r for r in summary["errors"] if r["wrong"])  # error classes per cell, as summary.json has them
     assert f"{wrong['wrong']} of {wrong['n']}" in page["errors_text"]
     assert all(k in page["errors_text"] for k in wrong["errors"])
+    decided = summary["decision"]["tasks"]  # which system to ship: each task's sentence, and its pick marked
+    assert decided and all(t["sentence"] in page["decision_text"] for t in decided)
+    assert page["decision_text"].count("✓") == len(decided)
 
 
 @needs_chromium
@@ -85,7 +88,7 @@ def test_an_empty_run_says_not_run_yet_everywhere_without_errors(tmp_path, chart
     for target in (tmp_path / "site", tmp_path / "one.html"):
         page = inspect_site(target)
         assert page["errors"] == [] and page["charts"] == []
-        assert page["empty"] == ["leaderboard", "tasks", "errors", "forgetting", "gates", "cost", "agreement"]
+        assert page["empty"] == ["leaderboard", "tasks", "errors", "forgetting", "leakage", "gates", "cost", "decision", "agreement"]
 
 
 @needs_chromium

@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   const D = window.TUNEBENCH || null;
-  const COLORS = { "0shot": "#4c78a8", "5shot": "#f58518", lora: "#54a24b", api: "#e45756", other: "#9d9d9d" };
+  const COLORS = { "0shot": "#4c78a8", "5shot": "#f58518", lora: "#54a24b", classic: "#b279a2", api: "#e45756", other: "#9d9d9d" };
   const DAYS_PER_MONTH = 365 / 12;
   window.TUNEBENCH_CHARTS = [];
 
@@ -34,7 +34,8 @@
     if (v >= 1) return v.toFixed(2);
     return Number(v).toPrecision(2);
   }
-  function condition(cell) { return cell.adapter ? "lora" : cell.prompting; }
+  // the classic baseline (TF-IDF + logistic regression) has an "adapter" too: its fitted pipeline
+  function condition(cell) { return cell.model === "classic" ? "classic" : cell.adapter ? "lora" : cell.prompting; }
   function colorOf(key) { return COLORS[key] || COLORS.other; }
 
   // Chart.js has no error bars: this plugin draws each bar's confidence interval as a whisker.
@@ -137,12 +138,12 @@
     const keyOf = (c) => `${c.system}|${c.prompting}`;
     const rows = new Map();
     for (const c of primary) {
-      if (!rows.has(keyOf(c))) rows.set(keyOf(c), { system: c.system, prompting: c.prompting, adapter: c.adapter, cells: {} });
+      if (!rows.has(keyOf(c))) rows.set(keyOf(c), { system: c.system, prompting: c.prompting, adapter: c.adapter, model: c.model, cells: {} });
       rows.get(keyOf(c)).cells[c.task] = c;
     }
     const cols = [
       { label: "system", get: (r) => r.system },
-      { label: "condition", get: (r) => (r.adapter ? `LoRA (${r.adapter})` : r.prompting) },
+      { label: "condition", get: (r) => (r.adapter ? `${r.model === "classic" ? "TF-IDF" : "LoRA"} (${r.adapter})` : r.prompting) },
       ...tasks.map((t) => ({
         label: `${t} · ${D.tasks[t].primary_metric}`, num: true,
         sort: (r) => (r.cells[t] ? r.cells[t].value : null),
@@ -169,7 +170,7 @@
       chart(wrap, {
         type: "bar",
         data: {
-          labels: cells.map((c) => `${c.system} · ${c.adapter ? "LoRA" : c.prompting}`),
+          labels: cells.map((c) => `${c.system} · ${c.model === "classic" ? "TF-IDF" : c.adapter ? "LoRA" : c.prompting}`),
           datasets: [{
             label: cells[0].metric,
             data: cells.map((c) => c.value),
@@ -245,9 +246,14 @@
   }
 
   function gates() {
-    const reports = (D.gates || []).filter((g) => g.baseline);
+    const reports = (D.gates || []).filter((g) => g.baseline || (g.leakage || []).length);
     if (!reports.length) return empty("gates", "no stored baseline (tunebench baseline update --run-id ID).");
     for (const g of reports) {
+      for (const leak of g.leakage || []) {
+        body("gates").append(el("h3", {}, `${g.system}: `, el("span", { class: "badge FAIL" }, "FAIL"), " leakage"),
+          el("p", { class: "flag" }, leak.message));
+      }
+      if (!g.baseline) continue;
       // a gate that compared nothing (no cell of this run in the baseline) passed nothing: not green
       const badge = g.rows.length ? el("span", { class: `badge ${g.gate}` }, g.gate)
         : el("span", { class: "badge", style: "background: var(--muted)" }, "NOT COMPARED");
@@ -336,6 +342,62 @@
     update();
   }
 
+  function leakage() {
+    const rows = D.leakage || [];
+    if (!rows.length) return empty("leakage", "no leakage reports in this summary.");
+    body("leakage").append(table([
+      { label: "training set", get: (r) => r.train_set },
+      { label: "systems", get: (r) => r.systems.join(", ") || "(few-shot source)" },
+      { label: "evaluated on", get: (r) => r.eval_set }, { label: "n", num: true, get: (r) => r.n },
+      { label: "exact", num: true, get: (r) => (r.checked ? r.exact : "–") },
+      { label: "13-gram", num: true, get: (r) => (r.checked ? r.ngram : "–") },
+      { label: "touched", num: true, get: (r) => (r.checked ? `${(100 * r.touched_share).toFixed(1)}%` : r.note),
+        sort: (r) => r.touched_share },
+      { label: "items", get: (r) => r.ids.join(", ") },
+    ], rows, true));
+  }
+
+  function decision() {
+    const dec = D.decision;
+    if (!dec || !dec.tasks.length) return empty("decision", "no task scores to decide between yet.");
+    const parent = body("decision");
+    const set = Object.entries(dec.constraints).filter(([, v]) => v !== null);
+    parent.append(el("p", { class: "muted" }, `Recommended: ${dec.rule}. Constraints: ` +
+      (set.length ? set.map(([k, v]) => `${k} ${v}`).join(", ") : "none (set `decision:` in the config)") + "."));
+    // tunebench.report.decision.ratio_phrase
+    const ratioPhrase = (r) => (r === null ? "a cost per query that cannot be compared (one of them is not priced)"
+      : r === 1 ? "the same cost per query" : r === 0 ? "no measurable cost per query"
+        : r <= 0.5 ? `1/${Number((1 / r).toPrecision(2))} of the cost per query`
+          : r < 1 ? `${Math.round(r * 100)}% of the cost per query` : `${Number(r.toPrecision(2))}x the cost per query`);
+    const signed = (v) => `${v >= 0 ? "+" : ""}${fmt(v, 1)}`;  // as summary.md writes it
+    const delta = (d) => `Δ ${signed(d.delta_pp)} pp [${signed(d.ci_low_pp)}, ${signed(d.ci_high_pp)}]`;
+    for (const t of dec.tasks) {
+      const pick = t.recommended;
+      parent.append(el("h3", {}, `${t.task} · ${t.metric}`), el("p", { class: "decision" }, el("strong", {}, t.sentence)));
+      parent.append(table([
+        { label: "candidate", get: (c) => {
+          const name = `${c.system} ${c.prompting}`;
+          return pick && pick.system === c.system && pick.prompting === c.prompting ? el("strong", {}, `${name} ✓`) : name;
+        }, sort: (c) => `${c.system} ${c.prompting}` },
+        { label: t.metric, num: true, sort: (c) => c.value,
+          get: (c) => (c.value === null ? "n/a" : el("span", {}, fmt(c.value), " ", el("span", { class: "ci" }, `[${fmt(c.ci_low)}, ${fmt(c.ci_high)}]`))) },
+        { label: `${dec.currency}/1k`, num: true, get: (c) => money(c.usd_per_1k), sort: (c) => c.usd_per_1k },
+        { label: "p95 s", num: true, get: (c) => (c.latency_p95_s === null ? null : Number(c.latency_p95_s.toPrecision(3))),
+          sort: (c) => c.latency_p95_s },
+        { label: "frontier", get: (c) => (c.frontier ? "yes" : "no") },
+        { label: "beaten by (paired)", get: (c) => {
+          const by = c.dominated_by;
+          if (!by) return "–";
+          const said = by.paired ? `${by.paired.verdict}, ${delta(by.paired)}` : "not paired";
+          return `${by.system} ${by.prompting} (${said}; at ${ratioPhrase(by.cost_ratio)})`;
+        } },
+        { label: "vs best (paired)", get: (c) => (c.vs_best ? `${c.vs_best.verdict}, ${delta(c.vs_best)}` : "–") },
+        { label: "constraints", get: (c) => (c.qualifies ? "met" : c.failed.join("; ")) },
+        { label: "not comparable on", get: (c) => c.not_comparable.join(", ") || "–" },
+      ], t.candidates, true));
+    }
+  }
+
   function agreement() {
     const reports = D.agreement || [];
     if (!reports.length) return empty("agreement", "no backend pair configured (agreement.pairs; make agreement).");
@@ -367,15 +429,15 @@
   }
 
   if (!D) {
-    for (const id of ["leaderboard", "tasks", "errors", "forgetting", "gates", "cost", "agreement", "provenance"]) {
+    for (const id of ["leaderboard", "tasks", "errors", "forgetting", "leakage", "gates", "cost", "decision", "agreement", "provenance"]) {
       empty(id, "no data.js next to this page: build it with `snakemake --cores 2 results/summary.json`.");
     }
     return;
   }
   Chart.defaults.font.size = 11;
   header();
-  for (const [name, fn] of [["leaderboard", leaderboard], ["tasks", tasks], ["errors", errors], ["forgetting", forgetting], ["gates", gates],
-    ["cost", cost], ["agreement", agreement], ["provenance", provenance]]) {
+  for (const [name, fn] of [["leaderboard", leaderboard], ["tasks", tasks], ["errors", errors], ["forgetting", forgetting], ["leakage", leakage], ["gates", gates],
+    ["cost", cost], ["decision", decision], ["agreement", agreement], ["provenance", provenance]]) {
     try { fn(); } catch (err) {
       console.error(`section ${name}:`, err);
       body(name).append(el("div", { class: "empty" }, `This section could not be drawn: ${err.message}`));

@@ -13,6 +13,9 @@
     tunebench hub (push | pull) [--suite demo] [--configfile F ...]
         the same as `snakemake hub_push` / `hub_pull` without the workflow around them: push what
         exists now (safe any time), or pull a suite onto this host (config `hub`, token from HF_TOKEN)
+    tunebench plan [TARGET ...] [--cores N] [--suite NAME] [--configfile F ...] [--config KEY=VALUE ...] [--forceall]
+        every job the run would run (Snakemake's dry run), with estimated wall time, device, GPU hours and
+        API dollars from earlier runs' measurements, and the totals; exit status 1 when over `budget`
 """
 
 from __future__ import annotations
@@ -101,6 +104,9 @@ def _gate(args) -> int:
     failed, compared, not_compared, missing_cells = 0, 0, [], 0
     for report in reports:
         system, base = report["system"], report["baseline"]
+        for leak in report.get("leakage", []):  # exact test items in its training data: with or without a baseline
+            failed += 1
+            print(f"  FAIL {system} leakage: {leak['message']}")
         if base is None:
             not_compared.append(system)
             print(f"NOT COMPARED {system}: no baseline (baselines/{system}.json); write one from this run: "
@@ -224,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     hub.add_argument("--suite", help="the suite (default: the config's `suite`)")
     hub.add_argument("--configfile", nargs="+", help="config file(s), as for snakemake (default: configs/config.yaml)")
     hub.set_defaults(run=_hub)
+    from tunebench.plan.command import add_parser as add_plan_parser
+
+    add_plan_parser(sub, _config_overrides)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -30,6 +30,7 @@ _REGISTRY: dict[str, type[Backend] | str] = {
     "llamacpp": "tunebench.backends.llamacpp_backend:LlamaCppBackend",
     "vllm": "tunebench.backends.vllm_backend:VLLMBackend",
     "openai": "tunebench.backends.openai_backend:OpenAIBackend",
+    "classic": "tunebench.backends.classic_backend:ClassicBackend",  # built in: no model file names it
 }
 
 

@@ -87,6 +87,9 @@ class Backend(Protocol):
     name: ClassVar[str]  # the `backend:` value of a model config
     supports_loglik: ClassVar[bool]  # can score labels; otherwise a loglik task is generated
     row_fields: ClassVar[tuple[str, ...]]  # Generation fields this backend adds to each prediction row
+    # False: a model that reads the item itself (the classic baseline): each conversation is the
+    # item's text as one user message, without the prompt template
+    prompted: ClassVar[bool]
     device: str
 
     @classmethod
@@ -123,6 +126,7 @@ class BackendBase:
     name: ClassVar[str]
     supports_loglik: ClassVar[bool] = False
     row_fields: ClassVar[tuple[str, ...]] = ()
+    prompted: ClassVar[bool] = True
     device: str = "cpu"
     use_chat_template: bool = True  # a backend that sends messages: the server's / GGUF's template
 

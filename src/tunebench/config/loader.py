@@ -15,7 +15,7 @@ from tunebench.config.suites import apply_suite, merge_task
 from tunebench.config.task_checks import check_methods, load_prompt
 from tunebench.core.errors import ConfigError
 from tunebench.core.schema import check_schema, fill_defaults, load_schema, read_yaml
-from tunebench.core.spec import Model, Project, Task
+from tunebench.core.spec import CLASSIC, Model, Project, Task
 from tunebench.data.local_checks import check_local_plans
 from tunebench.tasks import task_type
 from tunebench.train.lengths import check_training_length
@@ -143,6 +143,11 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
 
             check_local_source(tasks[name], root, load_schema(root, "row.schema.json"))
 
+    if CLASSIC in config["models"]:
+        raise ConfigError(f"the model name {CLASSIC!r} is the built-in TF-IDF baseline's (systems "
+                          f"{CLASSIC}+<task>-<size>)", file=config_file,
+                          field=f"models[{config['models'].index(CLASSIC)}]",
+                          fix="rename the model (its file and its `name:`); the baseline needs no model file")
     models = {}
     for name, _path, doc, shown in _checked_docs(root, MODEL_DIR, config["models"], "model", config_file,
                                                 model_schema):

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from tunebench.core.errors import ConfigError
-from tunebench.core.spec import Project
+from tunebench.core.spec import Project, System
 
 
 def check_targets(project: Project, targets) -> None:
@@ -67,6 +67,8 @@ def _check_names(project: Project, target: str, text: str) -> None:
                 raise ConfigError(f"the target {target} names {name} {value!r}, which this run (suite "
                                   f"{project.suite_name!r}) does not have", file="the command line",
                                   field="targets", fix=f"use one of its {name}s: {', '.join(known[name]) or '(none)'}")
+        if values.get("system") is not None and project.systems[values["system"]].is_classic:
+            _check_classic(project.systems[values["system"]], target, values)
         prompting = values.get("prompting")
         if prompting is not None and "task" in values:
             conditions = project.tasks[values["task"]].promptings(project.shots)
@@ -75,3 +77,16 @@ def _check_names(project: Project, target: str, text: str) -> None:
                                   f"{values['task']!r} does not run", file="the command line", field="targets",
                                   fix=f"use one of: {', '.join(conditions)} (or add its shots to prompting.shots)")
         return
+
+
+def _check_classic(system: System, target: str, values: dict) -> None:
+    """The classic baseline answers its own task's items, zero-shot: it reads no prompt, and lm-eval
+    cannot load it."""
+    asked = values.get("task") or values.get("benchmark")
+    prompting = values.get("prompting")
+    if (asked is not None and asked != system.task) or (prompting is not None and prompting != "0shot"):
+        what = f"task {asked!r}" + (f" under {prompting!r}" if prompting else "")
+        raise ConfigError(f"the target {target} asks the classic baseline {system.name} for {what}, but it answers "
+                          f"only its own task, zero-shot", file="the command line", field="targets",
+                          fix=f"ask for {system.task} 0shot of {system.name}, e.g. "
+                              f"scores/{system.name}/{system.task}/0shot.json under the results folder")

@@ -104,6 +104,11 @@ class Layout:
     def comparison(self, system: str = "{system}", ext: str = "json") -> str:
         return self.under("comparisons", f"{system}.{ext}")
 
+    def leakage(self, train_set: str = "{task}-{size}", eval_set: str = "{evalset}") -> str:
+        """One (training set, evaluation set) overlap report: `<task>-<size>` (an adapter's training
+        file; size `full`: the task's whole train split) against a task's test split or a benchmark."""
+        return self.under("leakage", train_set, f"{eval_set}.json")
+
     def agreement(self, a: str = "{a}", b: str = "{b}") -> str:
         return self.under("agreement", f"{a}__{b}.json")
 

@@ -84,6 +84,8 @@ class ScoreRecord:
     labels_absent: list[str] | None = None  # a labelled task's labels no evaluated item has
     errors: dict[str, int] = field(default_factory=dict)  # wrong items per error class
     confusions: list[dict[str, Any]] = field(default_factory=list)  # top (target, answer, count)
+    # leakage.exclude: the test items left out because a training set touched them ({count, items})
+    excluded: dict[str, Any] | None = None
     # a benchmark's run
     kind: str | None = None
     chat_template: bool | None = None
@@ -102,7 +104,10 @@ class ScoreRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The record as written (a task's record has no benchmark keys and vice versa)."""
-        return {key: getattr(self, key) for key in (BENCHMARK_KEYS if self.is_benchmark else TASK_KEYS)}
+        out = {key: getattr(self, key) for key in (BENCHMARK_KEYS if self.is_benchmark else TASK_KEYS)}
+        if self.excluded is not None:  # leakage.exclude only: every other record is written as before
+            out["excluded"] = self.excluded
+        return out
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> ScoreRecord:

@@ -145,6 +145,15 @@ class Model(_Param):
         return self.backend == "openai"  # the loader lets only an api source use it
 
 
+# The classic baseline: TF-IDF + logistic regression fitted on each fine-tuned classification task's
+# training file (tunebench.train.classic), a system like any other, `classic+<task>-<size>`. Built in:
+# no configs/models file, so the name is reserved.
+CLASSIC = "classic"
+CLASSIC_MODEL = Model(name=CLASSIC, source={"kind": "builtin"}, backend=CLASSIC,
+                      description="TF-IDF (word 1-2-grams + char 2-5-grams) + logistic regression, scikit-learn",
+                      chat_template=False, batch_size=1)
+
+
 @dataclass(frozen=True)
 class System:
     """What is evaluated: a base model, or a base model with a LoRA adapter for one task."""
@@ -156,6 +165,10 @@ class System:
     @property
     def adapter(self) -> str | None:
         return f"{self.task}-{self.train_size}" if self.task else None
+
+    @property
+    def is_classic(self) -> bool:
+        return self.model == CLASSIC
 
     @classmethod
     def parse(cls, name: str) -> System:
@@ -193,14 +206,25 @@ class Project:
 
     @property
     def systems(self) -> dict[str, System]:
-        """Base models, then one fine-tuned system per (model, fine-tuned task, train size)."""
+        """Base models, then one fine-tuned system per (model, fine-tuned task, train size), then the
+        classic baseline per (fine-tuned classification task, train size)."""
         out = {m: System(name=m, model=m) for m in self.models}
         for model in [m for m, spec in self.models.items() if spec.trainable]:
             for task in self.config["finetune"]["tasks"]:
                 for size in self.train_sizes(task):
                     name = f"{model}+{task}-{size}"
                     out[name] = System(name=name, model=model, task=task, train_size=size)
+        if self.config.get("classic", {}).get("enabled", True):  # the baseline any adapter has to beat
+            for task in self.config["finetune"]["tasks"]:
+                if self.tasks[task].type == "classification":
+                    for size in self.train_sizes(task):
+                        name = f"{CLASSIC}+{task}-{size}"
+                        out[name] = System(name=name, model=CLASSIC, task=task, train_size=size)
         return out
+
+    def model(self, name: str) -> Model:
+        """A system's model: a configured one, or the built-in classic baseline."""
+        return CLASSIC_MODEL if name == CLASSIC else self.models[name]
 
     def model_dir(self, name: str) -> str | None:
         """Where a model's weights live: an HF folder (transformers, vLLM), the GGUF as shipped

@@ -21,6 +21,7 @@ from tunebench.core.spec import Model, System, Task
 from tunebench.predict.windows import finish_rows, wants_confidence, window_cell, windows_meta
 from tunebench.tasks import task_type
 from tunebench.tasks.prompting import PromptTemplate, draw_shots, prompt_hash
+from tunebench.train.classic import item_text
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,12 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path | No
     template = PromptTemplate.from_spec(prompt_spec, task.abstain)
     gen = task.generation
     labels = list(task.labels or [])
-    conversations = [template.messages(item, examples, labels, task.answer_format) for item in items]
-    desc = f"{system}/{task.name}/{prompting}"
     backend_cls = backend_for(model.backend)
+    if backend_cls.prompted:
+        conversations = [template.messages(item, examples, labels, task.answer_format) for item in items]
+    else:  # the classic baseline reads the item's own text, as it was fitted
+        conversations = [[{"role": "user", "content": item_text(item)}] for item in items]
+    desc = f"{system}/{task.name}/{prompting}"
     method = task.method if backend_cls.supports_loglik else "generate"
     if method != task.method:
         log.warning("%s: task %s asks for method %s; backend %s can only generate, so it does", desc,

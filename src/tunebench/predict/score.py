@@ -124,8 +124,10 @@ def test_split_size(test_path: str, manifest_path: str | None) -> int:
 
 def score_predictions(*, task: Task, predictions_path: str, meta_path: str, test_path: str,
                       max_items: int | None, bootstrap: dict, out_path: str,
-                      manifest_path: str | None = None) -> dict:
-    """The cell's score record (source task; see tunebench.core.records), written to out_path."""
+                      manifest_path: str | None = None, exclude: dict[str, list[str]] | None = None) -> dict:
+    """The cell's score record (source task; see tunebench.core.records), written to out_path.
+    `exclude`: test item id -> the training sets that touched it (tunebench.compare.leakage); those
+    items are left out of every metric, and the record lists them."""
     kind = task_type(task.type)
     meta = read_record(meta_path)  # a predictions file edited since it was written is never scored
     verify_rows(predictions_path, meta.get("rows_file"), rule="predictions_generate", recorded_in=meta_path)
@@ -133,6 +135,16 @@ def score_predictions(*, task: Task, predictions_path: str, meta_path: str, test
         verify_split(test_path, manifest_path, "test")
     preds = read_predictions(predictions_path, kind.prediction_fields)
     cell = join_predictions(read_items(test_path, max_items, kind.item_fields), preds, predictions_path)
+    excluded = None
+    if exclude is not None:
+        left_out = cell.filter(pl.col("id").is_in(list(exclude)))["id"].to_list()
+        excluded = {"count": len(left_out), "items": [{"id": i, "by": exclude[i]} for i in left_out]}
+        cell = cell.filter(~pl.col("id").is_in(left_out))
+        if cell.is_empty():
+            raise DataError(f"every evaluated item of {task.name} is in a training set ({len(left_out)} items), "
+                            "so no clean item is left to score", file=test_path, field="leakage.exclude",
+                            fix="set leakage.exclude: false to score them all, or fix the overlap (the "
+                                "results/<suite>/leakage/ reports list the items)")
     ids, targets, parsed = cell["id"].to_list(), cell["target"].to_list(), cell["parsed"].to_list()
     scores, values, statistics = kind.score_items(task, cell)
     cis = bootstrap_ci(targets, parsed, task.metrics, labels=task.labels if values is None else None,
@@ -156,7 +168,7 @@ def score_predictions(*, task: Task, predictions_path: str, meta_path: str, test
         parse_failures=cell["parsed"].null_count(),
         errors=error_counts, confusions=confusions, n_of=n_of,
         labels=list(task.labels) if task.labels and kind.labelled else None, labels_absent=labels_absent,
-        items=per_item,
+        items=per_item, excluded=excluded,
         timing={
             "latency_p50_s": _percentile(cell["latency_s"].to_numpy(), 50),
             "latency_p95_s": _percentile(cell["latency_s"].to_numpy(), 95),

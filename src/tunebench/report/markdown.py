@@ -11,6 +11,7 @@ import polars as pl
 
 from tunebench.compare.gate import format_p
 from tunebench.core.records import BENCHMARK, record_source
+from tunebench.report.decision import decision_markdown
 
 BENCHMARK_METHOD = "lm-eval"  # a benchmark's cells name how they were run in the method column
 
@@ -82,7 +83,9 @@ def markdown(summary: dict) -> str:
     if summary.get("comparisons"):
         lines += _plot(summary, "forgetting.png", "fine-tuned minus base, percentage points")
     lines += cost_markdown(summary)
+    lines += decision_markdown(summary, markdown_table)
     lines += agreement_markdown(summary)
+    lines += leakage_markdown(summary)
     lines += gate_markdown(summary)
     prov = summary["provenance"]
     hw = prov["hardware"]
@@ -238,10 +241,27 @@ def agreement_markdown(summary: dict) -> list[str]:
     return lines
 
 
+def leakage_markdown(summary: dict) -> list[str]:
+    """Train/test overlap beside the fine-tuned systems trained on each set."""
+    rows = summary.get("leakage") or []
+    if not rows:
+        return []
+    frame = pl.DataFrame([{
+        "training set": r["train_set"], "systems": ", ".join(r["systems"]) or "(few-shot source)",
+        "evaluated on": r["eval_set"], "n": r["n"], "exact": r["exact"], "13-gram": r["ngram"],
+        "touched": f"{r['touched_share']:.1%}" if r["checked"] else r.get("note") or "not checked",
+    } for r in rows], schema_overrides={"n": pl.Int64, "exact": pl.Int64, "13-gram": pl.Int64})
+    return ["## Leakage", "", "Test items (and benchmark documents) whose normalised text is in a training set "
+            "(exact) or shares a word 13-gram with it; `<task>-full` is the task's whole train split, where "
+            "in-context examples come from.", "", markdown_table(frame), ""]
+
+
 def gate_markdown(summary: dict) -> list[str]:
     """Regression gates: every metric against the stored baseline, with the verdict and why."""
     lines = []
     for report in summary.get("gates", []):
+        for leak in report.get("leakage", []):
+            lines += [f"## Regression gate: {report['system']}", "", f"**FAIL** (leakage): {leak['message']}.", ""]
         if report["baseline"] is None:
             continue
         base = report["baseline"]

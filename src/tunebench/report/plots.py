@@ -17,7 +17,7 @@ from tunebench.core.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-COLORS = {"0shot": "#4c78a8", "5shot": "#f58518", "lora": "#54a24b", "api": "#e45756"}
+COLORS = {"0shot": "#4c78a8", "5shot": "#f58518", "lora": "#54a24b", "classic": "#b279a2", "api": "#e45756"}
 
 
 def _pyplot():
@@ -34,8 +34,10 @@ def _pyplot():
 
 
 def condition(cell: dict) -> str:
-    """0shot / 5shot / lora: the colour and legend group of a cell."""
-    return "lora" if cell.get("adapter") else cell["prompting"]
+    """0shot / 5shot / lora / classic: the colour and legend group of a cell."""
+    if cell.get("adapter"):
+        return "classic" if cell.get("model") == "classic" else "lora"
+    return cell["prompting"]
 
 
 def _save(fig, path: Path, plt) -> None:

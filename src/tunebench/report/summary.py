@@ -27,6 +27,7 @@ from tunebench.core.schema import load_schema
 from tunebench.core.spec import System, Task
 from tunebench.data.models import MODEL_MANIFEST
 from tunebench.report.cost import cell_cost
+from tunebench.report.decision import decision_report
 from tunebench.report.markdown import markdown
 from tunebench.train.lora import TRAINING_RECORD
 
@@ -60,6 +61,8 @@ class SummaryInputs:
     gates: list[dict[str, Any]] = field(default_factory=list)
     agreement: list[dict[str, Any]] = field(default_factory=list)
     costs: Costs | None = None
+    decision: dict[str, Any] = field(default_factory=dict)  # config `decision`: the constraints on a pick
+    leakage: list[dict[str, Any]] = field(default_factory=list)  # tunebench.compare.leakage reports
 
     @classmethod
     def read(cls, *, score_paths: list[str], prepared_manifests: Mapping[str, str], model_dirs: Mapping[str, str],
@@ -67,7 +70,9 @@ class SummaryInputs:
              schema: dict[str, Any] | None = None, systems: Mapping[str, System] | None = None,
              adapter_records: Mapping[str, str] | None = None, bootstrap: dict[str, Any] | None = None,
              gate_paths: list[str] | None = None, pricing: dict[str, Any] | None = None,
-             api_models: list[str] | None = None, agreement_paths: list[str] | None = None) -> SummaryInputs:
+             api_models: list[str] | None = None, agreement_paths: list[str] | None = None,
+             decision: dict[str, Any] | None = None,
+             leakage_paths: list[str] | None = None) -> SummaryInputs:
         """The inputs from their files: each mapping is keyed by name (task, model, fine-tuned
         system) to its file or folder. Every score is checked against the score schema."""
         root = Path(root)
@@ -87,6 +92,8 @@ class SummaryInputs:
             gates=[read_json(p) for p in gate_paths or []],
             agreement=[read_json(p) for p in agreement_paths or []],
             costs=Costs(pricing, frozenset(api_models or [])) if pricing is not None else None,
+            decision=decision or {},
+            leakage=[read_json(p) for p in leakage_paths or []],
         )
 
 
@@ -168,7 +175,9 @@ def build_summary(inputs: SummaryInputs) -> dict[str, Any]:
     labels = {name: list(t.labels) if t.labels else None for name, t in inputs.tasks.items()}
     summary["comparisons"] = forgetting_report(
         [s.to_dict() for s in scores],
-        {n: {"model": s.model, "adapter": s.adapter, "task": s.task} for n, s in inputs.systems.items()},
+        # the classic baseline has no base model to have forgotten anything against
+        {n: {"model": s.model, "adapter": s.adapter, "task": s.task} for n, s in inputs.systems.items()
+         if not s.is_classic},
         labels, inputs.bootstrap)
     summary["methods"] = method_report([s.to_dict() for s in scores], labels, inputs.bootstrap)
     speed = {(c["system"], c["task"], c["prompting"]): c.get("items_per_s") for c in cells if c["primary"]}
@@ -183,10 +192,30 @@ def build_summary(inputs: SummaryInputs) -> dict[str, Any]:
         for cell in cells:
             if cell["source"] != BENCHMARK:
                 cell["cost_per_query_usd"] = per_cell.get((cell["system"], cell["task"], cell["prompting"]))
+    summary["decision"] = decision_report([s.to_dict() for s in scores if not s.is_benchmark], cells,
+                                          inputs.decision, costs=summary.get("costs"), labels=labels,
+                                          bootstrap=inputs.bootstrap)
     summary["agreement"] = inputs.agreement
     summary["errors"] = error_rows(scores)
+    if inputs.leakage:
+        summary["leakage"] = leakage_rows(inputs.leakage, inputs.systems)
     jsonschema.validate(summary, inputs.schema)
     return summary
+
+
+def leakage_rows(reports: list[dict[str, Any]], systems: Mapping[str, System]) -> list[dict[str, Any]]:
+    """Per (training set, evaluation set): the overlap counts, beside the fine-tuned systems trained on
+    that set (a task's own train split, `<task>-full`, also feeds every system's in-context examples)."""
+    rows = []
+    for r in reports:
+        trained = sorted(n for n, s in systems.items() if s.adapter == r["train_set"])
+        counts = r.get("counts") or {}
+        rows.append({"train_set": r["train_set"], "systems": trained, "eval_set": r["eval_set"],
+                     "eval_kind": r["eval_kind"], "checked": r["checked"], "n": r["n"],
+                     "exact": counts.get("exact"), "ngram": counts.get("ngram"), "touched_share": r["touched_share"],
+                     "ids": [it["id"] for it in r["items"]][:50], "train_sha256": r["train_sha256"],
+                     "note": r.get("note")})
+    return sorted(rows, key=lambda r: (r["train_set"], r["eval_set"]))
 
 
 def error_rows(scores: list[ScoreRecord]) -> list[dict[str, Any]]:
