@@ -141,6 +141,17 @@ def get_task_data(wildcards):
     return PROJECT.tasks[wildcards.task].to_param(*TASK_DATA)
 
 
+def get_decontaminate_against(wildcards):
+    """The tasks of split.decontaminate_against that this run prepares (the others are skipped, with a
+    note in the log and manifest): a run of one task keeps working."""
+    named = PROJECT.tasks[wildcards.task].split.get("decontaminate_against") or []
+    return [name for name in named if name in PROJECT.tasks]
+
+
+def get_decontaminate_against_tests(wildcards):
+    return [LAYOUT.prepared(name, "test") for name in get_decontaminate_against(wildcards)]
+
+
 def get_task_predict(wildcards):
     return PROJECT.tasks[wildcards.task].to_param(*TASK_PREDICT)
 

@@ -16,6 +16,7 @@ rule split_prepare:
     """Raw rows -> checked, stratified train/val/test JSONL with a manifest of counts."""
     input:
         raw=LAYOUT.raw(),
+        against=get_decontaminate_against_tests,
     output:
         train=LAYOUT.prepared(split="train"),
         val=LAYOUT.prepared(split="val"),
@@ -23,6 +24,7 @@ rule split_prepare:
         manifest=LAYOUT.prepared(split="manifest"),
     params:
         task=get_task_data,
+        against=get_decontaminate_against,
     log:
         LAYOUT.shared_log("split_prepare", "{task}"),
     conda:

@@ -8,9 +8,12 @@ def main(sm):
     from tunebench.core.spec import Task
     from tunebench.data.prepare import prepare_splits
 
+    tests = sm.input.against  # Snakemake gives a one-file named input as a str, not a list
+    tests = [tests] if isinstance(tests, str) else list(tests)
     verify_raw(sm.input.raw)  # the raw files as raw_fetch copied them (sha256 in their manifest)
     prepare_splits(Task.from_param(sm.params.task), sm.input.raw, {s: sm.output[s] for s in ("train", "val", "test")},
-                   sm.output.manifest, load_schema(project_root(sm), "row.schema.json"))
+                   sm.output.manifest, load_schema(project_root(sm), "row.schema.json"),
+                   against=dict(zip(sm.params.against, tests, strict=True)))
 
 
 run_job(snakemake, main)  # noqa: F821

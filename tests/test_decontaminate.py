@@ -4,6 +4,7 @@ changed, the manifest lists what went, and a train size the cleaned split cannot
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -139,3 +140,96 @@ def test_a_train_size_beyond_the_cleaned_split_is_one_error_naming_the_removed_r
     assert err.field == "train_sizes" and err.file == "configs/tasks/t.yaml" and "up to 36" in err.fix
     assert "36 training rows (4 removed by split.decontaminate: ngram)" in str(err)
     assert read_json(tmp_path / "prep" / "prep" / "manifest.json")["splits"]["train"]["rows"] == 36
+
+
+def _against_task(source: dict, against: list[str]) -> Task:
+    task = _task(source, "ngram")
+    return dataclasses.replace(task, split={**task.split, "decontaminate_against": against})
+
+
+def test_train_and_val_are_also_cleaned_against_another_tasks_test_split(official, tmp_path):
+    """Rows planted from another task's test items go too, recorded under that task; a row that
+    touches both test splits counts once, under the task's own; the test split stays as it was."""
+    rng = random.Random(3)
+    train = [r["text"] for r in read_jsonl(Path(official["path"]) / "train.jsonl")]
+    val = [r["text"] for r in read_jsonl(Path(official["path"]) / "val.jsonl")]
+    other = [_sentence(rng) for _ in range(5)] + [train[7], train[17]]  # tr17 also repeats own test item te09
+    other[0] = " ".join(train[20].split()[2:2 + NGRAM]) + " and more"   # a 13-gram of tr20
+    other[1] = val[4].lower()                                           # va04, exact
+    _write(tmp_path / "other" / "test.jsonl", [{"id": f"o{i}", "input": t, "target": "x"} for i, t in enumerate(other)])
+    fetch_raw(official, tmp_path / "raw", root=tmp_path)
+    out = {s: str(tmp_path / "prep" / f"{s}.jsonl") for s in ("train", "val", "test")}
+    manifest = prepare_splits(_against_task(official, ["other", "elsewhere"]), tmp_path / "raw", out,
+                              str(tmp_path / "prep" / "manifest.json"), load_schema(ROOT, "row.schema.json"),
+                              against={"other": tmp_path / "other" / "test.jsonl"})
+    splits = {s: read_jsonl(p) for s, p in out.items()}
+    own = ["tr03", "tr11", "tr17", "tr25"]
+    assert manifest["splits"]["train"]["removed"]["ids"] == own
+    assert manifest["decontaminate_against"]["other"]["train"] == {"rows": 2, "exact": 1, "ngram": 1,
+                                                                   "ids": ["tr07", "tr20"]}
+    assert manifest["decontaminate_against"]["other"]["val"] == {"rows": 1, "exact": 1, "ngram": 0, "ids": ["va04"]}
+    assert sorted({f"tr{i:02d}" for i in range(40)} - {r["id"] for r in splits["train"]}) == sorted(own + ["tr07", "tr20"])
+    assert sorted({f"va{i:02d}" for i in range(10)} - {r["id"] for r in splits["val"]}) == ["va02", "va04", "va06"]
+    assert [r["id"] for r in splits["test"]] == [f"te{i:02d}" for i in range(20)]
+    assert list(manifest["decontaminate_skipped"]) == ["elsewhere"]
+    # nothing left that the other task's test split shares, by the plain rule
+    assert contaminated(splits["train"] + splits["val"], read_jsonl(tmp_path / "other" / "test.jsonl"), "ngram") == {}
+    # a train size the cleaned split cannot hold names both removals
+    with pytest.raises(DataError, match=r"34 training rows \(4 removed by split.decontaminate: ngram, 2 by "
+                                        r"split.decontaminate_against\)"):
+        write_train_subset(_task(official, "ngram"), out["train"], 40, str(tmp_path / "train-40.jsonl"))
+
+
+def test_a_task_named_but_not_prepared_in_this_run_is_skipped_and_said_so(official, tmp_path, caplog):
+    with caplog.at_level("WARNING"):
+        splits, manifest, _ = _prepare(_against_task(official, ["ticket_product"]), tmp_path / "prep")
+    assert manifest["decontaminate_against"] == {}
+    assert manifest["decontaminate_skipped"] == {"ticket_product": "not among this run's tasks: its test split is "
+                                                                   "not prepared"}
+    assert len(splits["train"]) == 36  # as without decontaminate_against
+    assert "decontaminate against ticket_product skipped" in caplog.text
+
+
+def test_every_task_cleaned_away_is_one_error_naming_decontaminate_against(official, tmp_path):
+    train = read_jsonl(Path(official["path"]) / "train.jsonl")
+    _write(tmp_path / "other.jsonl", [{"id": r["id"], "input": r["text"], "target": "x"} for r in train])
+    fetch_raw(official, tmp_path / "raw", root=tmp_path)
+    out = {s: str(tmp_path / "prep" / f"{s}.jsonl") for s in ("train", "val", "test")}
+    with pytest.raises(DataError) as info:
+        prepare_splits(_against_task(official, ["other"]), tmp_path / "raw", out, str(tmp_path / "manifest.json"),
+                       load_schema(ROOT, "row.schema.json"), against={"other": tmp_path / "other.jsonl"})
+    assert info.value.field == "split.decontaminate_against" and "against other" in str(info.value)
+
+
+def _named(name: str, against: list[str]) -> Task:
+    return Task(name=name, type="classification", source={}, split={"decontaminate_against": against},
+                file=Path(f"configs/tasks/{name}.yaml"))
+
+
+@pytest.mark.parametrize("against, file, field, words, fix", [
+    ({"a": ["b"], "b": ["c"], "c": ["a"]}, "configs/tasks/b.yaml", "split.decontaminate_against[0]",
+     "cycle: a -> b -> c -> a", "remove 'c' from b's split.decontaminate_against"),
+    ({"a": ["b"], "b": ["a"]}, "configs/tasks/b.yaml", "split.decontaminate_against[0]",
+     "cycle: a -> b -> a", "clean only the fine-tuned task: remove 'a' from b's"),
+    ({"a": ["c", "bb"], "b": []}, "configs/tasks/a.yaml", "split.decontaminate_against[1]",
+     "unknown task 'bb'", "use one of: a, b, c"),
+    ({"a": [], "b": ["b"]}, "configs/tasks/b.yaml", "split.decontaminate_against[0]", "against itself", "remove 'b'"),
+])
+def test_names_cycles_and_itself_are_refused_at_load_time(against, file, field, words, fix):
+    from tunebench.config.task_checks import check_decontaminate_against
+    from tunebench.core.errors import ConfigError
+
+    tasks = {name: _named(name, names) for name, names in against.items()}
+    with pytest.raises(ConfigError) as info:
+        check_decontaminate_against(tasks, ["a", "b", "c"], finetuned=["a"])
+    err = info.value
+    assert (err.file, err.field) == (file, field) and words in str(err) and fix in err.fix, str(err)
+
+
+def test_a_known_task_outside_the_run_is_allowed_so_a_one_task_run_loads():
+    from tunebench.config.loader import load_project_from_file
+    from tunebench.config.task_checks import check_decontaminate_against
+
+    check_decontaminate_against({"a": _named("a", ["c"])}, ["a", "b", "c"], finetuned=["a"])
+    project = load_project_from_file(ROOT, overrides={"tasks": ["ticket_routing"]})
+    assert project.tasks["ticket_routing"].split["decontaminate_against"] == ["ticket_product"]

@@ -12,7 +12,7 @@ from copy import deepcopy
 from pathlib import Path
 
 from tunebench.config.suites import apply_suite, merge_task
-from tunebench.config.task_checks import check_methods, load_prompt
+from tunebench.config.task_checks import check_decontaminate_against, check_methods, load_prompt
 from tunebench.core.errors import ConfigError
 from tunebench.core.schema import check_schema, fill_defaults, load_schema, read_yaml
 from tunebench.core.spec import CLASSIC, Model, Project, Task
@@ -142,6 +142,8 @@ def load_project(root: str | Path, config: dict, config_file: str = "configs/con
             from tunebench.data.prepare import check_local_source
 
             check_local_source(tasks[name], root, load_schema(root, "row.schema.json"))
+    check_decontaminate_against(tasks, sorted(p.stem for p in (root / TASK_DIR).glob("*.yaml")),
+                                config["finetune"]["tasks"])
 
     if CLASSIC in config["models"]:
         raise ConfigError(f"the model name {CLASSIC!r} is the built-in TF-IDF baseline's (systems "

@@ -82,3 +82,43 @@ def check_methods(doc: dict, kind, shown: str) -> None:
             kind.check({**doc, "method": method}, shown)
         except ConfigError as exc:
             raise ConfigError(exc.problem, file=shown, field=f"methods[{i}]", fix=exc.fix) from None
+
+
+def check_decontaminate_against(tasks: Mapping, known: list[str], finetuned: list[str]) -> None:
+    """`split.decontaminate_against` of every task of the run: each name a task file (a typo would
+    silently clean nothing), never the task itself, and no cycle among the run's tasks (each task's
+    preparation waits for the other's test split, so Snakemake could order neither). A known task
+    outside the run is allowed: it is skipped at prepare time, so a run of one task keeps working."""
+    for name, task in tasks.items():
+        for i, other in enumerate(task.split.get("decontaminate_against") or []):
+            field = f"split.decontaminate_against[{i}]"
+            if other == name:
+                raise ConfigError("a task cannot be decontaminated against itself here", file=str(task.file),
+                                  field=field, fix=f"remove {name!r}: split.decontaminate already cleans "
+                                                   "against its own test split")
+            if other not in known:
+                raise ConfigError(f"unknown task {other!r}: there is no configs/tasks/{other}.yaml",
+                                  file=str(task.file), field=field, fix=f"use one of: {', '.join(known)}")
+    edges = {name: [o for o in task.split.get("decontaminate_against") or [] if o in tasks]
+             for name, task in tasks.items()}
+    for start in tasks:
+        path = _cycle(start, edges, [start])
+        if path:
+            drop_from = next((a for a in path[:-1] if a not in finetuned), path[-2])
+            drop = path[path.index(drop_from) + 1]
+            raise ConfigError(f"decontaminate_against forms a cycle: {' -> '.join(path)} (each task's train split "
+                              "would wait for the other's preparation)", file=str(tasks[drop_from].file),
+                              field=f"split.decontaminate_against[{tasks[drop_from].split['decontaminate_against'].index(drop)}]",
+                              fix=f"clean only the fine-tuned task: remove {drop!r} from {drop_from}'s "
+                                  "split.decontaminate_against")
+
+
+def _cycle(node: str, edges: Mapping[str, list[str]], path: list[str]) -> list[str] | None:
+    for nxt in edges[node]:
+        if nxt == path[0]:
+            return [*path, nxt]
+        if nxt not in path:
+            found = _cycle(nxt, edges, [*path, nxt])
+            if found:
+                return found
+    return None

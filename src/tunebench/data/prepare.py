@@ -3,8 +3,9 @@
 Every row is mapped through the task's `fields`, checked against configs/schema/row.schema.json
 and the task's label set; ids must be unique; the raw row count must equal `expected_rows` when
 the task declares it (a truncated download fails here, loudly, not later as a strange score).
-Train and val rows that repeat a test item (`split.decontaminate`) are removed once the splits are
-formed, so every train-<n> subset drawn later is clean; the test split is never changed.
+Train and val rows that repeat a test item (`split.decontaminate`), or another task's test item
+(`split.decontaminate_against`), are removed once the splits are formed, so every train-<n> subset
+drawn later is clean; the test split is never changed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -231,23 +233,37 @@ def _fraction_for_one(task: Task, official: dict, pool: list[dict], name: str) -
     return None
 
 
-def decontaminate(task: Task, parts: dict[str, list[dict]]) -> dict[str, Any]:
+def _drop(parts: dict[str, list[dict]], test_rows: list[dict], mode: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("train", "val"):
+        found = contaminated(parts[name], test_rows, mode)
+        parts[name] = [r for r in parts[name] if str(r["id"]) not in found]
+        kinds = Counter(found.values())
+        out[name] = {"rows": len(found), EXACT: kinds[EXACT], NGRAM_KIND: kinds[NGRAM_KIND], "ids": sorted(found)}
+    return out
+
+
+def decontaminate(task: Task, parts: dict[str, list[dict]],
+                  against: Mapping[str, list[dict]] | None = None) -> dict[str, Any]:
     """Drop from train and val every row that touches the whole test split (before test_sample_size:
     the sample must not decide what trains), by `split.decontaminate`: `exact` (the default) a row
     whose normalised text is a test item's, `ngram` also a row sharing a word 13-gram with one,
-    `none` nothing. The test split stays as it is: it is what every system is compared on."""
+    `none` nothing. Then, the same way, every row that touches another task's prepared test split
+    (`against`: task -> its test rows); a row is counted once, under the first split it touches.
+    The test split stays as it is: it is what every system is compared on."""
     mode = task.split.get("decontaminate", EXACT)
-    removed: dict[str, Any] = {"mode": mode}
-    for name in ("train", "val"):
-        found = contaminated(parts[name], parts["test"], mode)
-        parts[name] = [r for r in parts[name] if str(r["id"]) not in found]
-        kinds = Counter(found.values())
-        removed[name] = {"rows": len(found), EXACT: kinds[EXACT], NGRAM_KIND: kinds[NGRAM_KIND], "ids": sorted(found)}
+    removed: dict[str, Any] = {"mode": mode, **_drop(parts, parts["test"], mode), "against": {}}
+    for other, test_rows in (against or {}).items():
+        removed["against"][other] = _drop(parts, test_rows, mode)
     if not parts["train"]:
-        raise DataError(f"every training row repeats a test item (split.decontaminate: {mode}, "
-                        f"{removed['train']['rows']} removed)", file=str(task.file), field="split.decontaminate",
-                        fix="check the source for a train split that copies the test split, or set "
-                            "split.decontaminate to exact or none")
+        total = removed["train"]["rows"] + sum(r["train"]["rows"] for r in removed["against"].values())
+        field = "split.decontaminate_against" if removed["against"] and total > removed["train"]["rows"] \
+            else "split.decontaminate"
+        raise DataError(f"every training row repeats a test item (split.decontaminate: {mode}, {total} removed"
+                        f"{', against ' + ', '.join(removed['against']) if removed['against'] else ''})",
+                        file=str(task.file), field=field,
+                        fix="check the source for a train split that copies the test split, set "
+                            "split.decontaminate to exact or none, or drop tasks from split.decontaminate_against")
     return removed
 
 
@@ -262,8 +278,12 @@ def label_set(task: Task, rows: list[dict], features: dict) -> list[str] | None:
 
 
 def prepare_splits(task: Task, raw_dir: str | Path, out_paths: dict[str, str], manifest_path: str,
-                   row_schema: dict) -> dict:
+                   row_schema: dict, against: Mapping[str, str | Path] | None = None) -> dict:
+    """`against`: the prepared test split (path) of each task of `split.decontaminate_against` that
+    this run prepares; the others it names are skipped and listed in the manifest."""
     raw_dir = Path(raw_dir)
+    against = dict(against or {})
+    skipped = [t for t in task.split.get("decontaminate_against") or [] if t not in against]
     features = raw_features(raw_dir)
     refetch = f"delete {raw_dir} and rerun to fetch it again"
     official = check_rows(task, read_raw_splits(raw_dir), str(raw_dir), row_schema, refetch, features)
@@ -271,7 +291,7 @@ def prepare_splits(task: Task, raw_dir: str | Path, out_paths: dict[str, str], m
     parts = carve(task, official)
     every = [r for rows in parts.values() for r in rows]
     check_split_sizes(task, parts, official)
-    removed = decontaminate(task, parts)
+    removed = decontaminate(task, parts, {name: read_jsonl(path) for name, path in against.items()})
     whole_test = len(parts["test"])
     if task.test_sample_size:
         parts["test"] = capped_subset(parts["test"], task.test_sample_size, split["seed"], key, task.test_balance)
@@ -282,7 +302,10 @@ def prepare_splits(task: Task, raw_dir: str | Path, out_paths: dict[str, str], m
             log.warning("labels with no training example: %s", ", ".join(missing[:20]))
     manifest: dict[str, Any] = {"task": task.name, "rows": len(every), "splits": {},
                                 "official_splits": sorted(s for s in official if s), "labels": labels,
-                                "decontaminate": removed["mode"]}
+                                "decontaminate": removed["mode"],
+                                "decontaminate_against": removed["against"],
+                                "decontaminate_skipped": {t: "not among this run's tasks: its test split is not "
+                                                             "prepared" for t in skipped}}
     for name in SPLITS:
         write_jsonl(out_paths[name], parts[name])
         manifest["splits"][name] = {
@@ -296,6 +319,13 @@ def prepare_splits(task: Task, raw_dir: str | Path, out_paths: dict[str, str], m
     log.info("decontaminate %s: removed %d train and %d val rows that repeat a test item (%d exact, %d by "
              "13-gram)", removed["mode"], removed["train"]["rows"], removed["val"]["rows"],
              removed["train"][EXACT] + removed["val"][EXACT], removed["train"][NGRAM_KIND] + removed["val"][NGRAM_KIND])
+    for other, gone in removed["against"].items():
+        log.info("decontaminate %s against %s: removed %d train and %d val rows that touch its test split (%d exact, "
+                 "%d by 13-gram)", removed["mode"], other, gone["train"]["rows"], gone["val"]["rows"],
+                 gone["train"][EXACT] + gone["val"][EXACT], gone["train"][NGRAM_KIND] + gone["val"][NGRAM_KIND])
+    for other in skipped:
+        log.warning("decontaminate against %s skipped: it is not among this run's tasks, so its test split is not "
+                    "prepared (add it to `tasks:` to clean against it)", other)
     return manifest
 
 
@@ -303,9 +333,12 @@ def write_train_subset(task: Task, train_path: str, n: int, out_path: str) -> in
     rows = read_jsonl(train_path)
     if n > len(rows):
         manifest = Path(train_path).with_name("manifest.json")
-        removed = read_json(manifest)["splits"]["train"].get("removed") if manifest.exists() else None
-        why = (f" ({removed['rows']} removed by split.decontaminate: {read_json(manifest)['decontaminate']})"
-               if removed and removed["rows"] else "")
+        doc = read_json(manifest) if manifest.exists() else {}
+        removed = (doc.get("splits", {}).get("train", {}).get("removed") or {}).get("rows", 0)
+        other = sum(r["train"]["rows"] for r in (doc.get("decontaminate_against") or {}).values())
+        why = ", ".join(([f"{removed} removed by split.decontaminate: {doc['decontaminate']}"] if removed else [])
+                        + ([f"{other} by split.decontaminate_against"] if other else []))
+        why = f" ({why})" if why else ""
         raise DataError(f"train size {n} exceeds the {len(rows)} training rows{why}", file=str(task.file),
                         field="train_sizes", fix=f"use sizes up to {len(rows)}, or `full`")
     subset = capped_subset(rows, n, task.split["seed"], group_key(task))
