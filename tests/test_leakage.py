@@ -220,10 +220,22 @@ def test_the_test_suites_run_writes_every_report_and_its_summary_shows_them(demo
             train = [json.loads(line) for line in open(demo_run / report["train_file"], encoding="utf-8")]
             assert {it["id"]: it["kind"] for it in report["items"]} == reference(train, test), name
     # each generated task's train split was decontaminated against its own test split (split.decontaminate:
-    # ngram), so nothing it trains on, in full or as the adapter's 16 rows, touches that test split
+    # ngram), and ticket_routing's against ticket_product's too (split.decontaminate_against), so nothing
+    # either trains on, in full or as the adapter's 16 rows, touches a ticket task's test split
     for name in ("ticket_routing-16/ticket_routing.json", "ticket_routing-full/ticket_routing.json",
-                 "ticket_product-full/ticket_product.json"):
+                 "ticket_product-full/ticket_product.json", "ticket_routing-16/ticket_product.json"):
         assert reports[name]["counts"] == {EXACT: 0, NGRAM_KIND: 0} and reports[name]["n"] > 0, name
+    routing_train = demo_run / reports["ticket_routing-full/ticket_routing.json"]["train_file"]
+    routing = read_json(routing_train.with_name("manifest.json"))
+    product_test = [json.loads(line) for line in open(demo_run / reports["ticket_product-full/ticket_product.json"]
+                                                      ["eval_file"], encoding="utf-8")]
+    routing_full = [json.loads(line) for line in open(routing_train, encoding="utf-8")]
+    assert reference(routing_full, product_test) == {}
+    across = routing["decontaminate_against"]["ticket_product"]
+    assert across["train"]["rows"] > 0 and routing["decontaminate_skipped"] == {}
+    assert not set(across["train"]["ids"]) & {r["id"] for r in routing_full}
+    log = (demo_run / "logs/split_prepare/ticket_routing.log").read_text(encoding="utf-8")
+    assert f"decontaminate ngram against ticket_product: removed {across['train']['rows']} train" in log
     for task in ("ticket_routing", "ticket_product"):
         test_file = demo_run / reports[f"{task}-full/{task}.json"]["eval_file"]
         manifest = read_json(test_file.with_name("manifest.json"))
