@@ -355,8 +355,10 @@ def test_a_vllm_model_plans_gpu_jobs_in_the_vllm_env(project_copy):
     assert proc.returncode == 0, proc.stderr[-3000:]
     blocks = proc.stdout.split("\n\n")
     for rule in ("predictions_generate", "lm_eval_run"):
-        planned = [b for b in blocks if f"rule {rule}:" in b]
+        planned = [b for b in blocks if f"rule {rule}:" in b and "classic+" not in b]
         assert planned and all("gpu=1" in b for b in planned)
+    classic = [b for b in blocks if "rule predictions_generate:" in b and "classic+" in b]
+    assert classic and all("gpu=0" in b for b in classic)  # the TF-IDF baseline needs no GPU
     assert "smol-vllm+ticket_routing-16" in proc.stdout  # vLLM serves LoRA adapters: fine-tuned systems exist
     env = yaml.safe_load((project_copy / "envs/vllm.yaml").read_text())
     assert any("vllm" in str(d) for d in env["dependencies"])
