@@ -44,7 +44,7 @@ def check_no_secrets(texts: dict[str, str], environ: dict[str, str] | None = Non
 def site_data(summary: dict) -> dict:
     """What the page draws: the summary without what only machines need."""
     keep = ("suite", "cells", "tasks", "provenance", "comparisons", "methods", "errors", "adapters", "gates", "costs",
-            "agreement", "decision")
+            "agreement", "decision", "leakage")
     return {k: summary[k] for k in keep if k in summary}
 
 
