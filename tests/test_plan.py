@@ -207,3 +207,15 @@ def test_a_benchmark_run_is_scaled_to_the_documents_this_run_evaluates(repo_root
     assert project.benchmark_limit("humaneval") == 16  # configs/benchmarks/humaneval.yaml
     # the record's overhead (wall - evaluation) + 16 documents x 4 s each (20 s over 5)
     assert est.source == "record" and est.seconds == pytest.approx(10.0 + 16 * 4.0)
+
+
+def test_a_budget_changes_no_result_so_it_reruns_nothing(repo_root):
+    """The config hash (a param of the summary) leaves the budget out: setting one, or raising it,
+    must not rerun the summary of a finished run (it did: 4 jobs ran for a budget alone)."""
+    from tunebench.config.loader import load_project_from_file
+
+    plain = load_project_from_file(repo_root, overrides={"suite": "test"})
+    limited = load_project_from_file(repo_root, overrides={"suite": "test", "budget": {"usd": "5", "wall_hours": 2}})
+    assert limited.config["budget"]["wall_hours"] == 2 and plain.fingerprint() == limited.fingerprint()
+    other = load_project_from_file(repo_root, overrides={"suite": "test", "bootstrap": {"resamples": 999}})
+    assert other.fingerprint() != plain.fingerprint()  # what changes results still changes the hash

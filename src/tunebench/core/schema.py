@@ -129,6 +129,8 @@ def _fix_for(error: jsonschema.ValidationError) -> tuple[str, str | None, str]:
             return text[0], None, text[1] + described
         return (f"{error.instance!r} has the wrong type", None,
                 f"use {' or '.join(TYPE_WORDS.get(str(t), str(t)) for t in types)}{described}")
+    if kind == "pattern" and "number" in (error.schema.get("type") or []):  # a number that may come as text
+        return (f"{error.instance!r} is not a number of at least 0", None, f"write a number such as 5 or 2.5{described}")
     if kind == "pattern":
         return (f"{error.instance!r} is not a valid name", None,
                 "use letters, digits, '_', '.' and '-' only (no spaces or slashes)")

@@ -260,11 +260,11 @@ class Project:
         return [f"{k}shot" for k in self.shots]
 
     def fingerprint(self) -> str:
-        """Hash of everything configured: config, task and model specs, prompt templates (not `hub`:
-        where results are kept is not what they are)."""
+        """Hash of everything configured: config, task and model specs, prompt templates (not `hub` or `budget`)."""
         blob = json.dumps(
             {
-                "config": {k: v for k, v in self.config.items() if k != "hub"},
+                # where results are kept, and what a run may cost, are not what they are
+                "config": {k: v for k, v in self.config.items() if k not in ("hub", "budget")},
                 "tasks": {n: t.to_param() for n, t in sorted(self.tasks.items())},
                 "models": {n: m.to_param() for n, m in sorted(self.models.items())},
                 "prompts": {n: p for n, p in sorted(self.prompts.items())},
