@@ -10,7 +10,6 @@ occurs in the training set. 100k training items x 10k evaluation items take a fe
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,20 +17,13 @@ from typing import Any
 import polars as pl
 
 from tunebench.core.errors import DataError
+from tunebench.core.integrity import sha256_of
 from tunebench.data.overlap import EXACT, NGRAM, NGRAM_KIND, TrainingIndex, item_text
 
 __all__ = ["EXACT", "NGRAM", "NGRAM_KIND", "NOT_AVAILABLE", "TrainingIndex", "benchmark_documents", "item_text",
-           "leakage_gate", "leakage_report", "read_rows", "sha256_file", "touched_ids"]
+           "leakage_gate", "leakage_report", "read_rows", "touched_ids"]
 
 NOT_AVAILABLE = "not checked: documents not available offline"
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_rows(path: str | Path) -> list[dict]:
@@ -77,7 +69,7 @@ def leakage_report(*, train_set: str, train_path: str | Path, eval_set: str, eva
                    documents: tuple[list[str], list[str]] | None, eval_file: str | None = None) -> dict[str, Any]:
     """One (training set, evaluation set) pair's report (results/<suite>/leakage/<train>/<eval>.json)."""
     report: dict[str, Any] = {"train_set": train_set, "train_file": str(train_path),
-                              "train_sha256": sha256_file(train_path), "eval_set": eval_set,
+                              "train_sha256": sha256_of(train_path), "eval_set": eval_set,
                               "eval_kind": eval_kind, "eval_file": eval_file, "ngram": NGRAM}
     if documents is None:
         return {**report, "checked": False, "note": NOT_AVAILABLE, "n": None, "counts": None,
