@@ -2,7 +2,9 @@
 configs/pricing.yaml.
 
 - API models: cost per query = mean prompt tokens x input price + mean generated tokens x output
-  price (per million tokens), the tokens the endpoint itself reported.
+  price (per million tokens), the tokens the endpoint itself reported. A cell answered through the
+  Batch API (backend `openai-batch`) pays the model's batch prices: its own batch_*_per_mtok, else
+  its prices less `batch_discount`; its row says `pricing: api_batch`.
 - Self-hosted models: cost per query = the machine's $/h x the measured generation wall time / items
   (model loading excluded), priced by the device the predictions ran on.
 - TCO over `tco.months` at `tco.queries_per_day`: the API bills every query; a self-hosted model
@@ -22,6 +24,13 @@ from tunebench.core.errors import ConfigError
 from tunebench.core.schema import check_schema, fill_defaults, load_schema, read_yaml
 
 DAYS_PER_MONTH = 365.0 / 12
+BATCH_BACKEND = "openai-batch"  # tunebench.backends.openai_batch.OpenAIBatchBackend.name
+
+
+def batch_prices(price: dict, discount: float) -> tuple[float, float]:
+    """Per-million-token (input, output) prices through the Batch API."""
+    return (price.get("batch_input_per_mtok", price["input_per_mtok"] * (1 - discount)),
+            price.get("batch_output_per_mtok", price["output_per_mtok"] * (1 - discount)))
 
 
 def load_pricing(root: str | Path, path: str, config_file: str = "configs/config.yaml") -> dict:
@@ -52,12 +61,15 @@ def _round(value: float | None, digits: int = 8) -> float | None:
 
 def cell_cost(*, model: str, is_api: bool, device: str | None, tokens_in_mean: float | None,
               tokens_out_mean: float | None, items_per_s: float | None, pricing: dict,
-              training: dict | None = None) -> dict:
-    """Cost per query and TCO for one cell (a system on a task under one prompting)."""
+              training: dict | None = None, backend: str | None = None) -> dict:
+    """Cost per query and TCO for one cell (a system on a task under one prompting); `backend`:
+    the cell's, whose `openai-batch` means batch prices."""
     tco = pricing["tco"]
     days = tco["months"] * DAYS_PER_MONTH
     queries = tco["queries_per_day"] * days
-    row: dict = {"pricing": "api" if is_api else "self_hosted", "device": device, "months": tco["months"],
+    batch = is_api and backend == BATCH_BACKEND
+    row: dict = {"pricing": ("api_batch" if batch else "api") if is_api else "self_hosted", "device": device,
+                 "months": tco["months"],
                  "queries_per_day": tco["queries_per_day"], "cost_per_query_usd": None, "tco_usd": None,
                  "why_missing": None}
     if is_api:
@@ -68,9 +80,11 @@ def cell_cost(*, model: str, is_api: bool, device: str | None, tokens_in_mean: f
         if tokens_in_mean is None or tokens_out_mean is None:
             row["why_missing"] = "the endpoint reported no token usage"
             return row
-        per_query = (tokens_in_mean * price["input_per_mtok"] + tokens_out_mean * price["output_per_mtok"]) / 1e6
-        row.update(cost_per_query_usd=_round(per_query), usd_per_mtok_in=price["input_per_mtok"],
-                   usd_per_mtok_out=price["output_per_mtok"], tco_usd=_round(per_query * queries, 6),
+        usd_in, usd_out = batch_prices(price, pricing.get("batch_discount", 0.5)) if batch else (
+            price["input_per_mtok"], price["output_per_mtok"])
+        per_query = (tokens_in_mean * usd_in + tokens_out_mean * usd_out) / 1e6
+        row.update(cost_per_query_usd=_round(per_query), usd_per_mtok_in=usd_in,
+                   usd_per_mtok_out=usd_out, tco_usd=_round(per_query * queries, 6),
                    tco_breakdown={"queries_usd": _round(per_query * queries, 6)})
         return row
     hourly = pricing["self_hosted"]["usd_per_hour"].get(device or "cpu")
