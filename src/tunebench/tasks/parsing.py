@@ -19,6 +19,7 @@ Chosen per task (`parser:`), never tuned on test items.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import textwrap
 from collections.abc import Callable, Sequence
@@ -188,3 +189,142 @@ PARSERS: dict[str, Callable[..., str | None]] = {
     "choice": choice,
 }
 LABEL_PARSERS = frozenset({"first_label", "label_mention"})  # need the task's labels (classification)
+
+
+# --- Early stopping: when a generation's parsed answer can no longer change -----------------------
+# A backend may stop a row as soon as its answer is settled: every continuation of the text parses
+# to the same answer as the text itself. A predicate says "settled" only when that is certain; where
+# it cannot decide (label_mention, code_block; a line with non-ASCII letters) it says "not yet", and
+# the row runs to its stop string or max_new_tokens as before.
+
+_WS = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())  # what str.strip() and re's \s take
+_BREAKS = frozenset(c for c in _WS if len(f"a{c}b".splitlines()) > 1)  # what str.splitlines() splits at
+_SAFE = frozenset(map(chr, range(128))) | frozenset(_WS) | frozenset(QUOTES)  # chars a line may hold to be read
+
+
+def _cls(chars: str) -> str:
+    return "[" + "".join(re.escape(c) for c in chars) + "]"
+
+
+_LEAD = _cls(_WS + QUOTES + "_-") + "*"
+_TAIL = _cls(_WS + QUOTES + TRAILING + "_-") + "*"
+_LEAD_IN_LOWER = rf"[a-z]{{1,20}}(?:[ \-][a-z]{{1,20}})?{_cls(_WS)}*:{_cls(_WS)}*"
+
+
+def _core(norm: str) -> str:
+    """A pattern for the texts whose _norm is `norm` (lower case): its spaces any run of spaces,
+    underscores and hyphens."""
+    return f"{_cls(_WS + '_-')}+".join(re.escape(word) for word in norm.split(" "))
+
+
+class _OpenLine:
+    """Whether a line still being written may yet read as an answer (or as a bare lead-in). The
+    patterns accept more than the parsers do (every way a line can become an answer, and some that
+    cannot), so "no continuation can match" is certain; a line with a character outside ASCII, the
+    whitespace and the quotes is never judged (case folding outside ASCII is not modelled)."""
+
+    def __init__(self, answers: Sequence[str], letters: int = 0):
+        import regex  # partial matching: could the text still grow into a match?
+
+        norms = {_norm(a) for a in answers} | {_norm(a.rstrip(TRAILING)) for a in answers}
+        self.readable = all(n.isascii() for n in norms)
+        parts = [_core(n) for n in sorted(norms) if n]
+        if letters:
+            parts.append(rf"(?:(?:option|choice|answer){_cls(_WS)}+)?[(\[]?[a-{LETTERS[letters - 1].lower()}]"
+                         rf"(?:[.:)\]]\.?(?:{_cls(_WS)}.*)?)?")
+        body = "|".join(parts) or "(?!)"
+        self.answer = regex.compile(rf"{_LEAD}(?:{_LEAD_IN_LOWER}{_LEAD})?(?:{body}){_TAIL}", regex.DOTALL)
+        self.bare = regex.compile(rf"{_cls(_WS)}*{_LEAD_IN_LOWER}{_cls(_WS + QUOTES)}*")
+
+    def may_answer(self, line: str) -> bool:
+        return (not self.readable or not set(line) <= _SAFE
+                or self.answer.fullmatch(line.lower(), partial=True) is not None)
+
+    def may_be_bare(self, line: str) -> bool:
+        return not set(line) <= _SAFE or self.bare.fullmatch(line.lower(), partial=True) is not None
+
+
+def _lines(text: str) -> list[tuple[str, bool]]:
+    """The non-empty lines (not only whitespace and quotes), each with whether it is closed (a line
+    break follows it, so nothing can be added to it)."""
+    lines = text.splitlines()
+    open_last = bool(text) and text[-1] not in _BREAKS
+    return [(line, not (open_last and k == len(lines) - 1)) for k, line in enumerate(lines)
+            if line.strip().strip(QUOTES).strip()]
+
+
+def _answer_settled(text: str, read_line: Callable[[str], str | None], open_line: _OpenLine) -> bool:
+    """first_label / choice: whether every continuation of `text` (cut at the stop strings, as the
+    parser sees it) reads the same. They read the first non-empty line, or after a bare lead-in
+    ("Answer:") the line that follows it."""
+    lines = _lines(text)
+    if not lines:
+        return False
+    first, closed = lines[0]
+    if not closed:  # it may still grow into an answer, or into a bare lead-in that hands over to line 2
+        return not open_line.may_answer(first) and not open_line.may_be_bare(first)
+    if LEAD_IN.sub("", first.strip(), count=1).strip().strip(QUOTES) != "" or read_line(first.strip()) is not None:
+        return True  # the first line decides, whatever follows
+    if len(lines) < 2:
+        return False
+    second, closed = lines[1]
+    return closed or not open_line.may_answer(second)
+
+
+def _first_line_settled(text: str) -> bool:
+    """first_line: settled once its first non-empty line is closed."""
+    lines = text.splitlines()
+    for k, line in enumerate(lines):
+        if line.strip().strip("\"'`. "):
+            return k < len(lines) - 1 or text[-1] in _BREAKS
+    return False
+
+
+class EarlyStop:
+    """Per item, whether a generation's parsed answer is settled: `stop(i, text)` for item i's text
+    so far (as generated, before the cut at the stop strings). Generation that ends there parses
+    exactly as generation to the stop string or max_new_tokens would: the answer line can no longer
+    become an answer (nor a bare lead-in), or it is closed by a line break. `key` names what it
+    decides on, for a journal of generated batches."""
+
+    def __init__(self, parser: str, answers: Sequence[Sequence[str] | None], stop: Sequence[str],
+                 prefer: str = "letter"):
+        self.parser, self.answers, self.stop, self.prefer = parser, list(answers), list(stop), prefer
+        self.longest_stop = max((len(s) for s in stop), default=1)
+        self._open: dict[tuple, _OpenLine] = {}
+        answers_id = hashlib.sha256(repr((self.answers, self.stop)).encode()).hexdigest()[:16]
+        self.key = f"early_stop:{parser}:{prefer}:{answers_id}"
+
+    @classmethod
+    def build(cls, parser: str, answers: Sequence[Sequence[str] | None], stop: Sequence[str],
+              prefer: str = "letter") -> EarlyStop | None:
+        """None for a parser whose settledness is not decided here (label_mention, code_block)."""
+        return cls(parser, answers, stop, prefer) if parser in ("first_label", "choice", "first_line") else None
+
+    def parse(self, i: int, text: str) -> str | None:
+        if self.parser == "choice":
+            return choice(text, self.answers[i] or [], prefer=self.prefer)
+        return PARSERS[self.parser](text, self.answers[i])
+
+    def settled_text(self, i: int, text: str) -> bool:
+        """Whether `text` (already cut at the stop strings) and every continuation of it parse alike."""
+        if self.parser == "first_line":
+            return _first_line_settled(text)
+        answers = tuple(self.answers[i] or ())
+        if answers not in self._open:
+            self._open[answers] = _OpenLine(answers, len(answers) if self.parser == "choice" else 0)
+        if self.parser == "choice":
+            return _answer_settled(text, lambda line: choice(line, answers, prefer=self.prefer), self._open[answers])
+        return _answer_settled(text, lambda line: first_label(line, answers), self._open[answers])
+
+    def __call__(self, i: int, text: str) -> bool:
+        if text.endswith("\ufffd"):
+            return False  # a character cut in the middle of its bytes: the next token completes it
+        text = text.lstrip()  # what predict's cut_at_stop keeps
+        if not text:
+            return False
+        # a stop string not yet complete may start in the last len(stop) - 1 characters: the answer is
+        # then cut there, so each such cut must parse as the whole text does
+        n = len(text)
+        return self.settled_text(i, text) and all(
+            self.parse(i, text[:k]) == self.parse(i, text) for k in range(max(0, n - self.longest_stop + 1), n))
