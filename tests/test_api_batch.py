@@ -161,3 +161,26 @@ def test_snakemake_killed_between_submit_and_collect_resumes_without_submitting_
     record = read_json(repo / score)
     assert record["backend"] == "openai-batch" and record["n"] == meta["n"] > 0
     assert record["timing"]["latency_p50_s"] == 60.0
+
+
+def test_the_budget_preview_prices_a_batch_model_at_batch_rates(repo_root, tmp_path):
+    from tunebench.config.loader import load_project_from_file
+    from tunebench.plan.dag import PlannedJob
+    from tunebench.plan.estimate import Estimator
+    from tunebench.plan.records import PredictionRecord, Records
+
+    project = load_project_from_file(repo_root, overrides={"models": ["smollm2-135m-instruct", "gpt-5.4-mini"]})
+    wildcards = {"system": "gpt-5.4-mini", "task": "ticket_routing", "prompting": "0shot"}
+    measured = PredictionRecord(results_dir="results", model="gpt-5.4-mini", adapter=None, method="generate",
+                                backend="openai", device=None, n=40, generate_s=20.0, model_load_s=0.1, wall_s=26.0,
+                                tokens_in_mean=212.5, tokens_out_mean=3.25, **wildcards)
+
+    def usd(rule):
+        job = PlannedJob(jobid=0, rule=rule, wildcards=wildcards, outputs=("out",), benchmark=None, gpu=0, threads=1,
+                         deps=())
+        return Estimator(project, Records(predictions=[measured]), tmp_path).estimate(job).usd
+
+    synchronous = usd("predictions_generate")
+    model = project.models["gpt-5.4-mini"]
+    project.models["gpt-5.4-mini"] = dataclasses.replace(model, source={**model.source, "batch": True})
+    assert synchronous and usd("api_batch_submit") == pytest.approx(synchronous * (1 - project.pricing["batch_discount"]))
