@@ -122,6 +122,7 @@ def bench_condition(backend, lm, *, task, model, template, items, train, shots, 
             print(f"  {shots}-shot: {name}", flush=True)
             with Phase(name) as phase:
                 result = fn()
+            print(f"    {phase.seconds:.2f} s", flush=True)
             if name not in phases or phase.seconds < phases[name][0].seconds:
                 phases[name] = (phase, result)
     (ours, gens), (peer, peer_texts), (plain, plain_gens) = (

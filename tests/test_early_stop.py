@@ -136,6 +136,7 @@ def tiny_backend(tiny_llama_dir):
         for weight in backend.model.parameters():
             if weight.dim() > 1:
                 weight.normal_(0, 0.2)
+    backend.PREFILL_ROWS = 2  # prefill in groups of 2 rows, joined into each batch's cache
     return backend
 
 
@@ -161,6 +162,8 @@ def test_the_tiny_model_parses_the_same_with_fewer_tokens_and_as_transformers_ge
         backend._plain_greedy = plain
     assert [(g.text, g.tokens_out) for g in reference] == [(g.text, g.tokens_out) for g in full]
     assert [g.text for g in reference_short] == [g.text for g in short]
+    assert backend.last_prefix["tokens"] > 0  # the shared prefix's cache was in use; and without it:
+    assert [g.text for g in backend.generate(prompts, share_prefix=False, **run)] == [g.text for g in full]
 
 
 def test_a_journal_from_a_run_without_early_stop_is_not_reused_with_it(tiny_backend, tmp_path):
