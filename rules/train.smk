@@ -21,6 +21,8 @@ rule adapter_train:
     priority: 10
     threads: config["threads"]["train"]
     resources:
+        # the job estimates its peak from the token counts and refuses, before loading the model, a run
+        # that needs more (raise it with --set-resources adapter_train:mem_mb=N, or lower batch_tokens)
         mem_mb=8000,
         gpu=TRAIN_GPUS,
         runtime=240,

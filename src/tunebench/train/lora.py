@@ -125,6 +125,174 @@ def check_lengths(tokens: list[int], max_length: int, hp_file: str, task: str) -
                                 "or the inputs")
 
 
+# Memory model of one CPU/GPU training process (MB), calibrated on SmolLM2-135M-Instruct in fp32 on CPU
+# (perf/train_memory.py: the estimate against measured peak RSS, per configuration).
+RUNTIME_MB = 900          # python + torch + transformers + trl + datasets, imported, before the model
+HEAD_CHUNK_TOKENS = 1024  # answer tokens whose full-vocabulary logits exist at once (see _completion_loss)
+
+
+def _activation_floats(hidden: int, intermediate: int, padded_length: int) -> float:
+    """Floats per token and decoder layer for a LoRA backward over a frozen Llama layer: what autograd
+    keeps (17 hidden-wide and 5 MLP-wide tensors: the norms' inputs and outputs, q/k/v/attention
+    output, the MLP's gate/up/act/product, each adapted projection's dropout copy of its input;
+    counted with saved_tensors_hooks on SmolLM2-135M), 30 % more for the backward's own buffers (the
+    measured peak RSS over the count), and the attention mask's row of `padded_length`, twice."""
+    return 1.3 * (17 * hidden + 5 * intermediate) + 2 * padded_length
+
+
+def estimate_peak_mb(config: Any, *, n_params: int, n_trainable: int, micro_rows: int, padded_length: int,
+                     answer_tokens: int, bytes_per_param: int = 4, lean: bool = True) -> dict:
+    """Peak memory of training, from the model's shape and the token counts, before anything runs.
+    `micro_rows` x `padded_length`: the largest forward/backward pass; `answer_tokens`: the most loss
+    tokens in one pass. lean=False: TRL's own loss, which scores every position (about 8 fp32 copies
+    of a 4,096-token by 32,768-vocabulary tile live at once on CPU, measured)."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    hidden, inter = int(text.hidden_size), int(getattr(text, "intermediate_size", 4 * text.hidden_size))
+    layers, vocab = int(text.num_hidden_layers), int(text.vocab_size)
+    tokens = micro_rows * padded_length
+    mb = 2 ** 20
+    weights = n_params * bytes_per_param / mb
+    lora_state = n_trainable * 4 * 4 / mb  # fp32 parameter, gradient, Adam's two moments
+    per_token_layer = _activation_floats(hidden, inter, padded_length) * 4
+    activations = tokens * layers * per_token_layer / mb
+    if lean:
+        head = min(answer_tokens, HEAD_CHUNK_TOKENS) * vocab * 4 * 3 / mb
+    else:
+        head = min(tokens, 4096) * min(vocab, 32768) * 4 * 8 / mb
+    parts = {"runtime": RUNTIME_MB, "weights": weights, "lora_state": lora_state,
+             "activations": activations, "logits": head}
+    return {"peak_mb": round(sum(parts.values())), "parts_mb": {k: round(v) for k, v in parts.items()},
+            "micro_rows": micro_rows, "padded_length": padded_length}
+
+
+def micro_batch_rows(batch_size: int, longest: int, batch_tokens: int) -> int:
+    """Rows per forward/backward pass: the largest divisor of `batch_size` whose rows of the longest
+    example fit `batch_tokens` (at least one row). Gradient accumulation over the rest of the batch
+    gives the same update: the loss is summed over the batch's answer tokens and divided by their count."""
+    fits = [d for d in range(1, batch_size + 1) if batch_size % d == 0 and d * longest <= batch_tokens]
+    return max(fits, default=1)
+
+
+def available_mb() -> float | None:
+    """Memory this process may still take: MemAvailable, or a smaller cgroup limit."""
+    limits = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                limits.append(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    for name in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = Path(name).read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit() and int(raw) < 2 ** 60:
+            limits.append(int(raw) / 2 ** 20)
+    return min(limits) if limits else None
+
+
+def check_memory(estimate: dict, *, mem_mb: int | None, free_mb: float | None, hp: dict, hp_file: str,
+                 task: str) -> None:
+    """Refuse a run whose estimated peak exceeds the job's memory (the rule's mem_mb) or the machine's,
+    before the first step, saying which setting to change."""
+    limits: list[tuple[float, str]] = [(float(mem_mb), "the job's memory (resources mem_mb)")] if mem_mb else []
+    if free_mb is not None:
+        limits.append((free_mb, "this machine's available memory"))
+    over = [(limit, what) for limit, what in limits if estimate["peak_mb"] > limit]
+    if not over:
+        return
+    limit, what = min(over)
+    rows, length = estimate["micro_rows"], estimate["padded_length"]
+    raise TrainingError(
+        f"training {task} would need about {estimate['peak_mb']:,} MB ({rows} rows x {length} tokens per "
+        f"forward pass; {', '.join(f'{k} {v:,}' for k, v in estimate['parts_mb'].items())} MB), more than "
+        f"{what}, {limit:,.0f} MB", file=hp_file, field="batch_tokens" if rows > 1 else "max_length",
+        fix=(f"lower `batch_tokens` (now {hp.get('batch_tokens', DEFAULT_BATCH_TOKENS)}) so fewer rows share a pass, "
+             if rows > 1 else "shorten the examples (`max_length`, the prompt template or the inputs), ")
+        + "or give the job more memory (resources mem_mb of rule adapter_train, e.g. snakemake "
+          "--set-resources adapter_train:mem_mb=16000)")
+
+
+# 8 demo rows (~126 tokens at most) still share a pass; 600-token rows go one at a time (~3.5 GB)
+DEFAULT_BATCH_TOKENS = 1024
+
+
+def _completion_loss(model, inputs: dict, num_items_in_batch=None):
+    """TRL's loss (the summed negative log-likelihood of the answer tokens over their count, or over
+    `num_items_in_batch` under gradient accumulation) without scoring the other positions: the LM head
+    runs only on hidden states whose next token is an answer token, HEAD_CHUNK_TOKENS at a time, each
+    chunk's logits recomputed in backward instead of kept. TRL's own path projects every position
+    (prompt and padding included) through the full vocabulary on CPU, and adds entropy and top-1
+    accuracy that this project never reads."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.checkpoint import checkpoint
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    backbone = getattr(base, base.base_model_prefix)
+    labels = inputs["labels"]
+    out = backbone(**{k: v for k, v in inputs.items() if k != "labels"})
+    targets = labels[:, 1:]
+    mask = targets != -100
+    hidden = out.last_hidden_state[:, :-1][mask]
+    targets = targets[mask]
+    head = base.get_output_embeddings()
+
+    def nll(h, t):
+        return F.cross_entropy(F.linear(h, head.weight, head.bias).float(), t, reduction="sum")
+
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, hidden.shape[0], HEAD_CHUNK_TOKENS):
+        h, t = hidden[start:start + HEAD_CHUNK_TOKENS], targets[start:start + HEAD_CHUNK_TOKENS]
+        total = total + (checkpoint(nll, h, t, use_reentrant=False) if torch.is_grad_enabled() else nll(h, t))
+    if hidden.shape[0] == 0:  # keep the graph connected, as TRL does for a batch without answer tokens
+        total = total + out.last_hidden_state.sum() * 0
+    return total / (mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch)
+
+
+def plan_memory(config: Any, hp: dict, tokenizer, train: list[dict], val: list[dict], tokens: list[int],
+                val_tokens: list[int], *, device: str, lean: bool = True) -> dict:
+    """The micro-batch (batch_tokens) and the estimated peak for this run, from the tokenized
+    examples and the model's config (no weights needed)."""
+    longest = max(tokens + val_tokens, default=1)
+    batch = hp["batch_size"]
+    micro = micro_batch_rows(batch, longest, hp.get("batch_tokens", DEFAULT_BATCH_TOKENS)) if lean else batch
+    answers = max((n - len(tokenizer.apply_chat_template(ex["prompt"], tokenize=True, add_generation_prompt=True,
+                                                         return_dict=True, **ex.get("chat_template_kwargs", {}))
+                                                         ["input_ids"]) for ex, n in zip(train + val, tokens + val_tokens)),
+                  default=1)
+    lora = hp["lora"]
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    hidden, inter, layers = text.hidden_size, getattr(text, "intermediate_size", 4 * text.hidden_size), \
+        text.num_hidden_layers
+    kv = hidden * getattr(text, "num_key_value_heads", text.num_attention_heads) // text.num_attention_heads
+    shapes = {"q_proj": (hidden, hidden), "k_proj": (hidden, kv), "v_proj": (hidden, kv), "o_proj": (hidden, hidden),
+              "gate_proj": (hidden, inter), "up_proj": (hidden, inter), "down_proj": (inter, hidden)}
+    n_trainable = layers * sum(lora["r"] * sum(shapes.get(m, (hidden, hidden))) for m in lora["target_modules"])
+    embed = text.vocab_size * hidden
+    n_params = embed * (1 if getattr(text, "tie_word_embeddings", False) else 2) + layers * (
+        2 * hidden * hidden + 2 * hidden * kv + 3 * hidden * inter + 2 * hidden)
+    return estimate_peak_mb(config, n_params=n_params, n_trainable=n_trainable, micro_rows=micro,
+                            padded_length=min(longest, hp.get("max_length", 512)),
+                            answer_tokens=micro * max(answers, 1), bytes_per_param=4 if device == "cpu" else 2,
+                            lean=lean)
+
+
+def _lean_trainer_class():
+    from trl import SFTTrainer
+
+    class CompletionLossTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            inputs["use_cache"] = False
+            loss = _completion_loss(model, inputs, num_items_in_batch)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes  # as TRL's compute_loss does
+            return (loss, {"loss": loss}) if return_outputs else loss
+
+    return CompletionLossTrainer
+
+
 def _load_model(model_dir: str, hp: dict, device: str):
     """(model, tokenizer, peft_config) for the configured trainer."""
     import torch
@@ -152,15 +320,17 @@ def _load_model(model_dir: str, hp: dict, device: str):
 
 def train_adapter(*, task: Task, prompt_spec: dict, hp: dict, hp_file: str, model_dir: str | Path,
                   train_path: str | Path, val_path: str | Path, out_dir: str | Path, work_root: str | Path,
-                  threads: int = 1, progress: bool = True, chat_template_kwargs: dict | None = None) -> dict:
-    """Train one LoRA adapter; resume from the last checkpoint of an interrupted identical run."""
+                  threads: int = 1, progress: bool = True, chat_template_kwargs: dict | None = None,
+                  mem_mb: int | None = None, lean: bool = True) -> dict:
+    """Train one LoRA adapter; resume from the last checkpoint of an interrupted identical run.
+    `mem_mb`: the job's memory; a run estimated to need more (or more than the machine has free) is
+    refused before it loads the model. `lean=False` keeps TRL's own loss and metrics and the whole
+    batch in one pass (how training ran before; perf/train_memory.py measures both)."""
     if hp["trainer"] == "unsloth":
         require_cuda(hp, hp_file)
         import_unsloth_first(hp_file)  # before the trl/transformers/peft imports below and in _load_model
     import torch
-    from datasets import Dataset
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTConfig, SFTTrainer
 
     torch.set_num_threads(threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -173,16 +343,36 @@ def train_adapter(*, task: Task, prompt_spec: dict, hp: dict, hp_file: str, mode
     resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     if resume:
         log.info("resuming from %s", resume)
-    model, tokenizer, peft_config = _load_model(str(model_dir), hp, device)
-    tokens = _token_counts(tokenizer, train)
-    check_lengths(tokens + _token_counts(tokenizer, val), hp.get("max_length", 512), hp_file, task.name)
+    tokenizer, memory = None, None
+    if hp["trainer"] == "peft":  # tokens and the model's shape only: refuse before the weights are loaded
+        from transformers import AutoConfig, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        tokens, val_tokens = _token_counts(tokenizer, train), _token_counts(tokenizer, val)
+        check_lengths(tokens + val_tokens, hp.get("max_length", 512), hp_file, task.name)
+        memory = plan_memory(AutoConfig.from_pretrained(str(model_dir)), hp, tokenizer, train, val, tokens,
+                             val_tokens, device=device, lean=lean)
+        if device == "cpu":  # GPU memory is the GPU's: RSS holds the weights and little else
+            check_memory(memory, mem_mb=mem_mb, free_mb=available_mb(), hp=hp, hp_file=hp_file, task=task.name)
+    from datasets import Dataset  # after the checks: a refused run never imports the training stack
+    from trl import SFTConfig, SFTTrainer
+
+    model, loaded_tokenizer, peft_config = _load_model(str(model_dir), hp, device)
+    if tokenizer is None:
+        tokenizer = loaded_tokenizer
+        tokens = _token_counts(tokenizer, train)
+        check_lengths(tokens + _token_counts(tokenizer, val), hp.get("max_length", 512), hp_file, task.name)
+    micro = memory["micro_rows"] if memory else hp["batch_size"]
     steps_per_epoch = math.ceil(len(train) / (hp["batch_size"] * hp.get("gradient_accumulation_steps", 1)))
     total_steps = hp["max_steps"] if hp.get("max_steps", -1) > 0 else math.ceil(steps_per_epoch * hp["epochs"])
     eval_steps = min(hp.get("eval_steps", 50), total_steps)
     args = SFTConfig(
         output_dir=str(checkpoints), num_train_epochs=hp["epochs"], max_steps=hp.get("max_steps", -1),
-        per_device_train_batch_size=hp["batch_size"], per_device_eval_batch_size=hp["batch_size"],
-        gradient_accumulation_steps=hp.get("gradient_accumulation_steps", 1),
+        # batch_size rows per optimizer step, in micro-batches of `micro` rows (memory: batch_tokens).
+        # Evaluation keeps batch_size: its loss is a mean of per-batch means, and without gradients a
+        # pass holds one layer's activations at a time
+        per_device_train_batch_size=micro, per_device_eval_batch_size=hp["batch_size"],
+        gradient_accumulation_steps=hp.get("gradient_accumulation_steps", 1) * (hp["batch_size"] // micro),
         learning_rate=hp["learning_rate"], weight_decay=hp.get("weight_decay", 0.0),
         warmup_steps=round(hp.get("warmup_ratio", 0.0) * total_steps), lr_scheduler_type="linear",
         max_length=hp.get("max_length", 512), completion_only_loss=True, packing=False,
@@ -192,9 +382,11 @@ def train_adapter(*, task: Task, prompt_spec: dict, hp: dict, hp_file: str, mode
         # bf16 is 2-3x slower than fp32 on this CPU; gradient checkpointing only trades time for memory
         bf16=device == "cuda", fp16=False, gradient_checkpointing=False, use_cpu=device == "cpu",
         dataloader_num_workers=0, report_to="none", disable_tqdm=not progress,
+        prediction_loss_only=lean,  # evaluation keeps the loss only, not per-token outputs of every batch
     )
     columns = ["prompt", "completion"] + (["chat_template_kwargs"] if chat_template_kwargs else [])
-    trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer, peft_config=peft_config,
+    trainer_class = _lean_trainer_class() if lean and hp["trainer"] == "peft" else SFTTrainer
+    trainer = trainer_class(model=model, args=args, processing_class=tokenizer, peft_config=peft_config,
                          train_dataset=Dataset.from_list([{k: e[k] for k in columns} for e in train]),
                          eval_dataset=Dataset.from_list([{k: e[k] for k in columns} for e in val]))
     t0 = time.perf_counter()
@@ -219,6 +411,8 @@ def train_adapter(*, task: Task, prompt_spec: dict, hp: dict, hp_file: str, mode
         "train_tokens": int(sum(tokens) * hp["epochs"]), "tokens_per_example_mean": round(sum(tokens) / len(tokens), 1),
         "train_tokens_per_s": round(tokens_run / train_s, 1) if train_s > 0 else None,
         "peak_rss_mb": _peak_rss_mb(),
+        # the pre-training estimate (check_memory) and the micro-batches it planned
+        "memory_estimate": memory, "micro_batch_rows": micro, "lean_loss": bool(lean and hp["trainer"] == "peft"),
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
