@@ -84,10 +84,10 @@ def test_a_run_that_would_not_fit_is_refused_before_the_model_loads(tmp_path, ro
     assert "lower `batch_tokens`" in e.fix and "mem_mb" in e.fix
     assert not (tmp_path / "adapter").exists()
 
-    monkeypatch.setattr(lora, "available_mb", lambda: 50.0)  # the machine has less free than the job may use
+    monkeypatch.setattr(lora, "machine_mb", lambda: 50.0)  # a machine smaller than the job's mem_mb
     with pytest.raises(TrainingError) as err:
         train(tmp_path, routing, data, tiny_llama_dir, "adapter", hp={**HP, "batch_tokens": 16}, mem_mb=100_000)
-    assert "this machine's available memory, 50 MB" in err.value.problem
+    assert "this machine's memory, 50 MB" in err.value.problem
     assert err.value.field == "max_length" and "shorten the examples" in err.value.fix  # already one row a pass
 
 
@@ -110,3 +110,13 @@ def test_the_lean_path_learns_what_trls_own_path_learns(tmp_path, routing, data,
     assert curve(new)[-1] < curve(new)[0]  # it learnt something, so equal curves are not two idle runs
     record = read_json(tmp_path / "new" / "training.json")
     assert record["memory_estimate"]["micro_rows"] == 1 and record["memory_estimate"]["peak_mb"] > 0
+
+
+def test_the_workflows_adapter_records_its_estimate_next_to_its_measured_peak(demo_run):
+    records = [read_json(p) for p in sorted((demo_run / "results/test/adapters").glob("*/*/training.json"))]
+    (record,) = [r for r in records if "memory_estimate" in r]  # the LoRA's (the classic baseline has none)
+    estimate, peak = record["memory_estimate"]["peak_mb"], record["peak_rss_mb"]
+    assert record["lean_loss"] and record["micro_batch_rows"] == record["memory_estimate"]["micro_rows"]
+    assert record["micro_batch_rows"] >= 1 and record["training"]["batch_size"] % record["micro_batch_rows"] == 0
+    # calibrated to within ~11 % on SmolLM2-135M (perf/train_memory.py); here a loose bound, for a one-step run
+    assert 0.6 * peak < estimate < 1.6 * peak, (estimate, peak)

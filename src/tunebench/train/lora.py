@@ -173,12 +173,13 @@ def micro_batch_rows(batch_size: int, longest: int, batch_tokens: int) -> int:
     return max(fits, default=1)
 
 
-def available_mb() -> float | None:
-    """Memory this process may still take: MemAvailable, or a smaller cgroup limit."""
+def machine_mb() -> float | None:
+    """The machine's memory (MemTotal), or a smaller cgroup limit. Not what is free now: that moves
+    with other jobs, and a refusal should not depend on the moment."""
     limits = []
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
+            if line.startswith("MemTotal:"):
                 limits.append(int(line.split()[1]) / 1024)
     except OSError:
         pass
@@ -192,13 +193,13 @@ def available_mb() -> float | None:
     return min(limits) if limits else None
 
 
-def check_memory(estimate: dict, *, mem_mb: int | None, free_mb: float | None, hp: dict, hp_file: str,
+def check_memory(estimate: dict, *, mem_mb: int | None, machine: float | None, hp: dict, hp_file: str,
                  task: str) -> None:
     """Refuse a run whose estimated peak exceeds the job's memory (the rule's mem_mb) or the machine's,
     before the first step, saying which setting to change."""
     limits: list[tuple[float, str]] = [(float(mem_mb), "the job's memory (resources mem_mb)")] if mem_mb else []
-    if free_mb is not None:
-        limits.append((free_mb, "this machine's available memory"))
+    if machine is not None:
+        limits.append((machine, "this machine's memory"))
     over = [(limit, what) for limit, what in limits if estimate["peak_mb"] > limit]
     if not over:
         return
@@ -323,7 +324,7 @@ def train_adapter(*, task: Task, prompt_spec: dict, hp: dict, hp_file: str, mode
                   threads: int = 1, progress: bool = True, chat_template_kwargs: dict | None = None,
                   mem_mb: int | None = None, lean: bool = True) -> dict:
     """Train one LoRA adapter; resume from the last checkpoint of an interrupted identical run.
-    `mem_mb`: the job's memory; a run estimated to need more (or more than the machine has free) is
+    `mem_mb`: the job's memory; a run estimated to need more (or more than the machine has) is
     refused before it loads the model. `lean=False` keeps TRL's own loss and metrics and the whole
     batch in one pass (how training ran before; perf/train_memory.py measures both)."""
     if hp["trainer"] == "unsloth":
@@ -353,7 +354,7 @@ def train_adapter(*, task: Task, prompt_spec: dict, hp: dict, hp_file: str, mode
         memory = plan_memory(AutoConfig.from_pretrained(str(model_dir)), hp, tokenizer, train, val, tokens,
                              val_tokens, device=device, lean=lean)
         if device == "cpu":  # GPU memory is the GPU's: RSS holds the weights and little else
-            check_memory(memory, mem_mb=mem_mb, free_mb=available_mb(), hp=hp, hp_file=hp_file, task=task.name)
+            check_memory(memory, mem_mb=mem_mb, machine=machine_mb(), hp=hp, hp_file=hp_file, task=task.name)
     from datasets import Dataset  # after the checks: a refused run never imports the training stack
     from trl import SFTConfig, SFTTrainer
 
