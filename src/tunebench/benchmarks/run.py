@@ -170,6 +170,9 @@ def template_args(chat_template_kwargs: dict | None) -> dict:
     return out
 
 
+TUNEBENCH_HF = "tunebench-hf"  # registered by tunebench.benchmarks.lm_model (imported in the worker only)
+
+
 def hf_model(model_dir: str, adapter_dir: str | None = None, dtype: str = "float32",
              chat_template_kwargs: dict | None = None) -> dict:
     """lm-eval's hf backend on a model folder, with a LoRA adapter applied through its `peft=`."""
@@ -177,6 +180,15 @@ def hf_model(model_dir: str, adapter_dir: str | None = None, dtype: str = "float
     if adapter_dir:
         args["peft"] = str(Path(adapter_dir).resolve())
     return {"name": "hf", "args": args}
+
+
+def generating_model(model: dict, spec: dict) -> dict:
+    """lm-eval's hf model, or by default `tunebench-hf` (tunebench.benchmarks.lm_model): the same
+    model whose greedy generate_until runs on tunebench's generation, with HFLM's strings. A
+    benchmark's `generate_with: lm_eval` keeps lm-eval's own."""
+    if model["name"] == "hf" and spec.get("generate_with", "tunebench") == "tunebench":
+        return {**model, "name": TUNEBENCH_HF}
+    return model
 
 
 def vllm_model(model_dir: str, adapter_dir: str | None = None, dtype: str = "bfloat16",
@@ -205,6 +217,7 @@ def run_lm_eval(*, benchmark: str, spec: dict, out_dir: str, nltk_dir: str, cach
         if model_dir is None:
             raise ValueError("run_lm_eval needs model_dir (an HF folder) or an lm-eval `model`")
         model = hf_model(model_dir, adapter_dir)
+    model = generating_model(model, spec)
     phase_timeout_s = phase_limit(stall_timeout_s, phase_timeout_s)
     cache = resume_cache_path(cache_dir, {"model": _model_identity(model), "benchmark": benchmark,
                                           "spec": spec, "limit": limit})

@@ -177,6 +177,8 @@ def _replay_model():
 def _model(request: dict):
     import lm_eval.api.registry as registry
 
+    import tunebench.benchmarks.lm_model  # noqa: F401  registers tunebench-hf
+
     for module in request.get("imports", []):
         importlib.import_module(module)  # registers a user's (or a test's) lm-eval model
     if request["mode"] == "replay":
@@ -193,6 +195,7 @@ def run(request: dict) -> None:
     import lm_eval
     import torch
     from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
 
     from tunebench.benchmarks.tasks import NOTES, build_task
 
@@ -207,8 +210,11 @@ def run(request: dict) -> None:
     heartbeat.beat(phase="building requests")
     out = Path(request["out_dir"])
     tracker = EvaluationTracker(output_path=str(out))
+    # A task given as its config needs no index of lm-eval's own ~14,000 task files: building that
+    # index (simple_evaluate's default) took most of a demo job (60-75 s of ~80 on 2 busy cores)
+    manager = TaskManager(include_defaults=False) if isinstance(task, dict) else None
     results = lm_eval.simple_evaluate(
-        model=lm, tasks=[task], limit=request["limit"], samples=request.get("samples"),
+        model=lm, tasks=[task], task_manager=manager, limit=request["limit"], samples=request.get("samples"),
         num_fewshot=request["spec"].get("num_fewshot"), batch_size=request["batch_size"],
         device=request["device"], log_samples=True, apply_chat_template=request["chat_template"],
         evaluation_tracker=tracker, bootstrap_iters=request.get("bootstrap_iters", 100000),
