@@ -58,10 +58,13 @@ class Phase:
         self._thread = threading.Thread(target=sample, daemon=True)
         self._thread.start()
         self.t0 = time.perf_counter()
+        self.cpu0 = time.process_time()
         return self
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.t0
+        # CPU seconds of this process: on a shared, oversubscribed machine less disturbed than wall time
+        self.cpu_seconds = time.process_time() - self.cpu0
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, rss_mb())
@@ -122,7 +125,7 @@ def bench_condition(backend, lm, *, task, model, template, items, train, shots, 
             print(f"  {shots}-shot: {name}", flush=True)
             with Phase(name) as phase:
                 result = fn()
-            print(f"    {phase.seconds:.2f} s", flush=True)
+            print(f"    {phase.seconds:.2f} s ({phase.cpu_seconds:.2f} CPU s)", flush=True)
             if name not in phases or phase.seconds < phases[name][0].seconds:
                 phases[name] = (phase, result)
     (ours, gens), (peer, peer_texts), (plain, plain_gens) = (
@@ -142,6 +145,9 @@ def bench_condition(backend, lm, *, task, model, template, items, train, shots, 
                                     "same_answer_rate_vs_lm_eval": agreement(plain_labels, peer_labels)},
         "speedup": round(peer.seconds / ours.seconds, 2),
         "speedup_no_early_stop": round(peer.seconds / plain.seconds, 2),
+        "cpu_seconds": {"tunebench": round(ours.cpu_seconds, 2), "lm_eval_hf": round(peer.cpu_seconds, 2),
+                        "tunebench_no_early_stop": round(plain.cpu_seconds, 2)},
+        "speedup_cpu": round(peer.cpu_seconds / ours.cpu_seconds, 2),
         "same_answer_rate": agreement(ours_labels, peer_labels),
         "repeats": repeats,
     }
