@@ -51,8 +51,9 @@ def _project():
 def generate(folder: Path, n: int) -> None:
     """Test split + predictions + meta for both cells, and a prepared manifest per task."""
     import numpy as np
+    import polars as pl
 
-    from tunebench.core.atomic import write_json, write_jsonl
+    from tunebench.core.atomic import write_json
     from tunebench.core.spec import System
 
     project = _project()
@@ -76,12 +77,13 @@ def generate(folder: Path, n: int) -> None:
             parsed = [t if d < 0.45 else f"The {t.upper()}." if d < 0.55 else t.split()[-1] if d < 0.7
                       else o if d < 0.9 else None for t, o, d in zip(targets, other, draw)]
             outputs = [p or "" for p in parsed]
-        write_jsonl(folder / f"{kind}.test.jsonl",
-                    ({"id": i, "input": f"ticket {i} about my order", "target": t} for i, t in zip(ids, targets)))
-        write_jsonl(folder / f"{kind}.jsonl", ({
-            "id": i, "prompt_hash": f"{k:016x}", "output": out, "parsed": p, "latency_s": float(lat),
-            "tokens_in": int(ti), "tokens_out": int(to), "batch_size": 8,
-        } for k, (i, out, p, lat, ti, to) in enumerate(zip(ids, outputs, parsed, latency, tokens_in, tokens_out))))
+        # columns written by polars: a million rows of json.dumps took minutes on shared cores
+        pl.DataFrame({"id": ids, "input": [f"ticket {i} about my order" for i in ids], "target": targets}
+                     ).write_ndjson(folder / f"{kind}.test.jsonl")
+        pl.DataFrame({"id": ids, "prompt_hash": [f"{k:016x}" for k in range(n)], "output": outputs, "parsed": parsed,
+                      "latency_s": latency, "tokens_in": tokens_in, "tokens_out": tokens_out,
+                      "batch_size": np.full(n, 8)}, schema_overrides={"parsed": pl.String}
+                     ).write_ndjson(folder / f"{kind}.jsonl")
         write_json(folder / f"{kind}.meta.json", {
             "system": SYSTEMS[kind], "model": SYSTEM, "adapter": System.parse(SYSTEMS[kind]).adapter, "task": task_name,
             "prompting": "0shot", "shots": 0, "shot_ids": [], "backend": "transformers", "device": "cpu",
@@ -103,7 +105,7 @@ def stage(name: str, folder: Path) -> dict:
 
     project = _project()
     extra: dict = {}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if name in CELLS:
         record = score_predictions(task=project.tasks[CELLS[name]], predictions_path=str(folder / f"{name}.jsonl"),
                                    meta_path=str(folder / f"{name}.meta.json"),
@@ -130,8 +132,9 @@ def stage(name: str, folder: Path) -> dict:
         n = pl.read_ndjson(folder / "classification.jsonl").height
     else:
         raise SystemExit(f"unknown stage {name!r}")
-    seconds = time.perf_counter() - t0
-    return {"stage": name, "n": n, "seconds": round(seconds, 3), "peak_rss_mb": round(_peak_rss_mb(), 1), **extra}
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"stage": name, "n": n, "seconds": round(seconds, 3), "cpu_s": round(cpu, 3),
+            "peak_rss_mb": round(_peak_rss_mb(), 1), **extra}
 
 
 def run_stage(name: str, folder: Path) -> dict:
@@ -147,13 +150,15 @@ def host() -> dict:
             "polars": version("polars"), "numpy": version("numpy")}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="predictions per cell")
     parser.add_argument("--out", default=str(ROOT / "perf" / "results" / "scoring_100k.json"))
+    parser.add_argument("--goal-s", type=float, default=GOAL_S, help="scoring + summary, seconds")
+    parser.add_argument("--goal-mb", type=float, default=None, help="peak RSS of any goal stage, MB")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.stage:
         print(json.dumps(stage(args.stage, Path(args.dir))))
         return
@@ -166,16 +171,21 @@ def main() -> None:
         extra = [run_stage(name, folder) for name in ("classification_ft", "summary_paired")]
         peer = [run_stage(name, folder) for name in ("read_json_lines", "read_polars")]
     total = round(sum(s["seconds"] for s in stages), 3)
+    cpu = round(sum(s["cpu_s"] for s in stages), 3)
+    peak = max(s["peak_rss_mb"] for s in stages)
     ratio = round(peer[0]["seconds"] / peer[1]["seconds"], 1) if peer[1]["seconds"] else None
-    verdict = "PASS" if total <= GOAL_S else "FAIL"
-    print(f"\n{'stage':<20}{'n':>9}{'seconds':>10}{'peak RSS MB':>14}")
+    verdict = "PASS" if total <= args.goal_s and (args.goal_mb is None or peak <= args.goal_mb) else "FAIL"
+    print(f"\n{'stage':<20}{'n':>9}{'seconds':>10}{'CPU s':>9}{'peak RSS MB':>14}")
     for group, rows in (("goal", stages), ("not in the goal", extra), ("peer: read predictions", peer)):
         print(f"-- {group}")
         for s in rows:
-            print(f"{s['stage']:<20}{s['n']:>9}{s['seconds']:>10.3f}{s['peak_rss_mb']:>14.1f}")
-    print(f"\nscoring + summary: {total:.3f} s for 2 x {args.n} predictions -> {verdict} (goal <= {GOAL_S:g} s)")
+            print(f"{s['stage']:<20}{s['n']:>9}{s['seconds']:>10.3f}{s['cpu_s']:>9.3f}{s['peak_rss_mb']:>14.1f}")
+    goal_mb = f", peak <= {args.goal_mb:g} MB" if args.goal_mb else ""
+    print(f"\nscoring + summary: {total:.3f} s ({cpu:.3f} s CPU), peak RSS {peak:.0f} MB for 2 x {args.n} predictions "
+          f"-> {verdict} (goal <= {args.goal_s:g} s{goal_mb})")
     print(f"peer: json per line {peer[0]['seconds']:.3f} s vs polars {peer[1]['seconds']:.3f} s ({ratio}x)")
-    result = {"n": args.n, "bootstrap": BOOTSTRAP, "goal_s": GOAL_S, "total_s": total, "verdict": verdict,
+    result = {"n": args.n, "bootstrap": BOOTSTRAP, "goal_s": args.goal_s, "goal_peak_mb": args.goal_mb,
+              "total_s": total, "total_cpu_s": cpu, "peak_rss_mb": peak, "verdict": verdict,
               "stages": stages, "not_in_goal": extra, "peer": {"stages": peer, "json_lines_over_polars": ratio},
               "host": host()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

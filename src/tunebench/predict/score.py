@@ -30,6 +30,7 @@ TEST_FIELDS = {"id": pl.String, "target": pl.String}
 PREDICTION_FIELDS = {"id": pl.String, "parsed": pl.String, "output": pl.String, "latency_s": pl.Float64,
                      "tokens_in": pl.Float64, "tokens_out": pl.Float64, "ttft_s": pl.Float64}
 TOP_CONFUSIONS = 10  # (target, answer) pairs a classification cell lists
+NOT_READ_BY_ERROR_CLASS = frozenset({"id", "output", "latency_s", "tokens_in", "ttft_s"})
 
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
@@ -62,10 +63,26 @@ def read_items(test_path: str, max_items: int | None, extra: dict | None = None)
                  "rerun the split_prepare rule to rewrite the split")
 
 
+def _error_classes(kind, task: Task, cell: pl.DataFrame, scores: list[float]) -> list[str | None]:
+    """kind.error_class of every item, called once per distinct item (its fields and score): answers
+    repeat (a label set, "none", the same wrong product), so 1M items are a few thousand calls. The
+    fields left out of the key are what no error class reads: the item's id, its raw output, timing."""
+    if not cell.height:
+        return []
+    keys = [c for c in cell.columns if c not in NOT_READ_BY_ERROR_CLASS and c != "score"]
+    framed = cell.select(keys).with_columns(pl.Series("score", scores, dtype=pl.Float64),
+                                            pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"))
+    groups = framed.group_by([*keys, "score"], maintain_order=True).agg(pl.col("_row"))
+    classes = [kind.error_class(task, row) for row in groups.drop("_row").iter_rows(named=True)]
+    codes = np.empty(cell.height, dtype=np.int64)
+    codes[groups["_row"].explode().to_numpy()] = np.repeat(np.arange(len(classes)), groups["_row"].list.len().to_numpy())
+    return [classes[code] for code in codes.tolist()]
+
+
 def error_summary(kind, task: Task, cell: pl.DataFrame, scores: list[float]) -> tuple[list, dict, list]:
     """Each item's error class (None when right), the count per class, and for a labelled task the
     most frequent (target, answer) confusions."""
-    errors = [kind.error_class(task, {**row, "score": s}) for row, s in zip(cell.iter_rows(named=True), scores)]
+    errors = _error_classes(kind, task, cell, scores)
     counts = dict(sorted(Counter(e for e in errors if e is not None).items(), key=lambda kv: (-kv[1], kv[0])))
     confusions: list[dict] = []
     if kind.labelled:
