@@ -5,7 +5,7 @@ log-likelihoods, the request cache hook) except `generate_until`, whose greedy r
 `TransformersBackend.generate` on the model HFLM already loaded: each row ends at its own first stop
 string or EOS (HFLM ends a batch only when one and the same stop string is in every row, so a batch
 whose rows stop at different strings runs to max_gen_toks: humaneval's generation took 5x as long),
-and the prompt prefix a batch shares is run through the model once.
+a finished row leaves the batch, and the prompt prefix a batch shares is run through the model once.
 
 The answers are HFLM's: the contexts are tokenized as HFLM's `tok_batch_encode` does (its BOS rule,
 left truncation to max_length - max_gen_toks), batched as its Collator batches them (longest
