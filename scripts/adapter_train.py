@@ -19,7 +19,8 @@ def main(sm):
                   hp=sm.params.training, hp_file=sm.params.training_file, model_dir=model_input(sm),
                   train_path=sm.input.train, val_path=sm.input.val, out_dir=sm.output[0],
                   work_root=sm.params.work_root, threads=sm.threads,
-                  chat_template_kwargs=sm.params.get("chat_template_kwargs"))
+                  chat_template_kwargs=sm.params.get("chat_template_kwargs"),
+                  mem_mb=sm.resources.get("mem_mb"))  # a run estimated to need more is refused before it loads
 
 
 run_job(snakemake, main)  # noqa: F821

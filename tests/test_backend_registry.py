@@ -68,7 +68,8 @@ class EchoBackend(BackendBase):
         return cls()
 
     def complete(self, conversations: list[Conversation], *, max_new_tokens: int, stop: list[str],
-                 progress: bool = True, desc: str = "predict", journal=None, stall_timeout_s=None) -> list[Generation]:
+                 progress: bool = True, desc: str = "predict", journal=None, stall_timeout_s=None,
+                 settled=None) -> list[Generation]:
         return [Generation(text=" " + c[-1]["content"], tokens_in=len(c), tokens_out=1, latency_s=0.5)
                 for c in conversations]
 

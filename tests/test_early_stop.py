@@ -175,3 +175,9 @@ def test_a_journal_from_a_run_without_early_stop_is_not_reused_with_it(tiny_back
     short = backend.generate(prompts, settled=early, **run)
     assert sum(g.tokens_out for g in short) < sum(g.tokens_out for g in full)  # generated afresh
     assert backend.generate(prompts, settled=early, **run) == short
+
+
+def test_the_whitespace_list_is_every_character_python_strips():
+    from tunebench.tasks import parsing
+
+    assert parsing._WS == "".join(chr(c) for c in range(0x110000) if chr(c).isspace())

@@ -250,7 +250,7 @@ def test_lm_eval_on_tiny_llama_with_chat_template(tmp_path, tiny_llama_dir):
     spec = {**IFBENCH, "chat_template": True, "max_gen_toks": 4, "batch_size": 2}
     meta = run_lm_eval(benchmark="ifbench", spec=spec, model_dir=str(tiny_llama_dir), out_dir=str(tmp_path / "run"),
                        nltk_dir=str(tmp_path / "nltk"), cache_dir=str(tmp_path / "cache"), limit=2)
-    assert meta["chat_template"] is True and meta["limit"] == 2 and meta["model"]["name"] == "hf"
+    assert meta["chat_template"] is True and meta["limit"] == 2 and meta["model"]["name"] == "tunebench-hf"
     record = score(tmp_path, "ifbench")
     assert record["n"] + record["unscored"]["count"] == 2
     assert record["source"] == "benchmark" and "method" not in record and record["prompting"] == "0shot"

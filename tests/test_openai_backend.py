@@ -198,10 +198,12 @@ def test_an_api_cell_through_generate_predictions_records_ttft_cache_and_endpoin
     meta, rows = cell("first")
     assert (meta["backend"], meta["device"], meta["method"]) == ("openai", "remote", "generate")
     assert (meta["endpoint"], meta["requests_sent"], meta["cache_hits"]) == ("http://127.0.0.1:9/v1/", 3, 0)
-    assert list(meta)[list(meta).index("shared_prefix_tokens"):][:5] == [
-        "shared_prefix_tokens", "endpoint", "requests_sent", "cache_hits", "n"]
+    assert list(meta)[list(meta).index("shared_prefix_tokens"):][:6] == [
+        "shared_prefix_tokens", "endpoint", "requests_sent", "cache_hits", "answer_constraint", "n"]
+    assert meta["answer_constraint"] == "none"  # the model sets no `constrain`
     for row in rows:
-        assert list(row)[-2:] == ["ttft_s", "cached"] and row["ttft_s"] == 0.1 and row["cached"] is False
+        assert list(row)[-3:] == ["ttft_s", "cached", "answer_constraint"] and row["answer_constraint"] is None
+        assert row["ttft_s"] == 0.1 and row["cached"] is False
         assert row["parsed"] == "refund" and row["tokens_in"] == 11 and row["batch_size"] == 1
     assert rows[0]["prompt_hash"] != rows[1]["prompt_hash"]
     stored = json.loads(next((tmp_path / "resources/api_cache/fake-api").rglob("*.json")).read_text())

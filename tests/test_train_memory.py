@@ -10,7 +10,8 @@ from transformers import LlamaConfig
 from tunebench.config.loader import load_project_from_file
 from tunebench.core.atomic import read_json, write_jsonl
 from tunebench.train import lora
-from tunebench.train.lora import TrainingError, estimate_peak_mb, micro_batch_rows, train_adapter
+from tunebench.train.lora import TrainingError, train_adapter
+from tunebench.train.memory import estimate_peak_mb, micro_batch_rows
 
 HP = {"name": "tiny", "trainer": "peft", "lora": {"r": 4, "alpha": 8, "dropout": 0.05,
                                                    "target_modules": ["q_proj", "v_proj"]},

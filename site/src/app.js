@@ -275,7 +275,7 @@
   function tcoAt(row, costs, perDay) {
     if (row.cost_per_query_usd === null || row.tco_usd === null) return null;
     const days = costs.tco.months * DAYS_PER_MONTH;
-    if (row.pricing === "api") return row.cost_per_query_usd * perDay * days;
+    if (row.pricing !== "self_hosted") return row.cost_per_query_usd * perDay * days;  // api, api_batch
     const capacity = row.items_per_s * 86400 * costs.utilization;
     const machines = Math.max(1, Math.ceil(perDay / capacity));
     return machines * row.usd_per_hour * 24 * days + ((row.tco_breakdown || {}).training_usd || 0);
@@ -317,7 +317,7 @@
     const tcoChart = chart(tcoWrap, {
       type: "bar",
       data: { labels, datasets: [{ label: "TCO", data: rows.map((r) => tcoAt(r, costs, costs.tco.queries_per_day)),
-        backgroundColor: rows.map((r) => (r.pricing === "api" ? COLORS.api : COLORS["0shot"])) }] },
+        backgroundColor: rows.map((r) => (r.pricing !== "self_hosted" ? COLORS.api : COLORS["0shot"])) }] },
       options: { indexAxis: "y", plugins: { legend: { display: false } },
         scales: { x: { title: { display: true, text: costs.currency } }, y: { ticks: { autoSkip: false } } } },
     }, true);

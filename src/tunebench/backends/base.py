@@ -11,6 +11,7 @@ the rows' `prompt_hash` changes exactly when what the model sees does.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
@@ -37,6 +38,8 @@ class Generation:
     # logprob_tokens tokens; None where the backend or its server gives none
     logprob: float | None = None
     logprob_tokens: int | None = None
+    # how the answer was held to the task's labels (an API's response_format), when it was asked to be
+    answer_constraint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,17 @@ class Scored:
     tokens_in: int
     latency_s: float  # wall time of the batch this item was scored in
     batch_size: int
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """One item's answer under `method: constrained`: the index of its label among those given."""
+    index: int
+    tokens_in: int
+    tokens_out: int  # the label's tokens
+    latency_s: float  # wall time of the batch this item was decoded in
+    batch_size: int
+    passes: int  # forward passes that batch took
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,9 @@ class BackendContext:
     max_new_tokens: int = 256  # the task's; engines that size their context up front need it
     cache_dir: Path | None = None  # where a backend may keep answers across runs (the API's cache)
     logprobs: bool = False  # the task wants each generation's token log-probs (Generation.logprob)
+    labels: tuple[str, ...] = ()  # a classification task's closed answer set (empty otherwise)
+    # an API model with `batch: true`: {"phase": "submit"|"collect", "receipt": path, "poll_s": s}
+    batch: dict | None = None
 
 
 def render_messages(tokenizer: Any, messages: Conversation, use_chat_template: bool,
@@ -86,6 +103,7 @@ B = TypeVar("B", bound="Backend")
 class Backend(Protocol):
     name: ClassVar[str]  # the `backend:` value of a model config
     supports_loglik: ClassVar[bool]  # can score labels; otherwise a loglik task is generated
+    supports_constrained: ClassVar[bool]  # can decode restricted to the labels; otherwise generates
     row_fields: ClassVar[tuple[str, ...]]  # Generation fields this backend adds to each prediction row
     # False: a model that reads the item itself (the classic baseline): each conversation is the
     # item's text as one user message, without the prompt template
@@ -99,9 +117,12 @@ class Backend(Protocol):
 
     def complete(self, conversations: list[Conversation], *, max_new_tokens: int, stop: list[str],
                  progress: bool = True, desc: str = "predict", journal: str | Path | None = None,
-                 stall_timeout_s: float | None = None) -> list[Generation]:
+                 stall_timeout_s: float | None = None,
+                 settled: Callable[[int, str], bool] | None = None) -> list[Generation]:
         """Greedy answers in input order. `journal`: where finished work is kept so a rerun after a
-        kill does only the rest (backends with their own cache may ignore it)."""
+        kill does only the rest (backends with their own cache may ignore it). `settled(i, text)`:
+        whether conversation i's parsed answer can no longer change after `text`; a backend may end
+        that answer there (transformers does) or ignore it (the answer then runs to its stop)."""
         ...
 
     def score_labels(self, conversations: list[Conversation], answers: list[str] | list[list[str]], *,
@@ -110,6 +131,13 @@ class Backend(Protocol):
         """Log-likelihood of each answer (a label as the assistant would write it) after each
         conversation; `answers`: the same for every conversation, or one list per conversation (a
         multiple-choice item's own options, in its order); only where `supports_loglik`."""
+        ...
+
+    def choose_labels(self, conversations: list[Conversation], answers: list[str] | list[list[str]], *,
+                      progress: bool = True, desc: str = "constrained", journal: str | Path | None = None,
+                      stall_timeout_s: float | None = None) -> list[Chosen]:
+        """Greedy decoding restricted to the answers (as for `score_labels`): each conversation's
+        answer, always one of them; only where `supports_constrained`."""
         ...
 
     def run_meta(self) -> dict:
@@ -125,6 +153,7 @@ class BackendBase:
     extra in rows or meta."""
     name: ClassVar[str]
     supports_loglik: ClassVar[bool] = False
+    supports_constrained: ClassVar[bool] = False
     row_fields: ClassVar[tuple[str, ...]] = ()
     prompted: ClassVar[bool] = True
     device: str = "cpu"
@@ -137,6 +166,12 @@ class BackendBase:
                      progress: bool = True, desc: str = "score", journal: str | Path | None = None,
                      stall_timeout_s: float | None = None) -> list[Scored]:
         raise ConfigError(f"backend {self.name} cannot score labels", field="method", fix="use method: generate")
+
+    def choose_labels(self, conversations: list[Conversation], answers: list[str] | list[list[str]], *,
+                      progress: bool = True, desc: str = "constrained", journal: str | Path | None = None,
+                      stall_timeout_s: float | None = None) -> list[Chosen]:
+        raise ConfigError(f"backend {self.name} cannot decode restricted to the labels", field="method",
+                          fix="use method: generate")
 
     def shared_prefix_tokens(self) -> int | None:
         return None

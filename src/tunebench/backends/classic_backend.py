@@ -11,6 +11,7 @@ served, so latency is per item and throughput prices it in the cost table.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,7 +43,8 @@ class ClassicBackend(BackendBase):
 
     def complete(self, conversations: list[Conversation], *, max_new_tokens: int, stop: list[str],
                  progress: bool = True, desc: str = "predict", journal: str | Path | None = None,
-                 stall_timeout_s: float | None = None) -> list[Generation]:
+                 stall_timeout_s: float | None = None,
+                 settled: Callable[[int, str], bool] | None = None) -> list[Generation]:
         out = []
         for conversation in conversations:
             t0 = time.perf_counter()

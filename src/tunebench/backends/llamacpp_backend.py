@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,8 @@ class LlamaCppBackend(BackendBase):
 
     def complete(self, conversations: list[Conversation], *, max_new_tokens: int, stop: list[str] | None,
                  progress: bool = True, desc: str = "predict", journal: str | Path | None = None,
-                 stall_timeout_s: float | None = None) -> list[Generation]:
+                 stall_timeout_s: float | None = None,
+                 settled: Callable[[int, str], bool] | None = None) -> list[Generation]:
         """One greedy answer per conversation; `journal` keeps finished items for a rerun after a
         kill or a stall, `stall_timeout_s` is the watchdog's limit per item (tunebench.core.resume)."""
         from dataclasses import asdict

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tunebench.backends import greedy
 from tunebench.backends.base import (
     BackendBase,
     BackendContext,
+    Chosen,
     Conversation,
     Generation,
     Scored,
@@ -21,7 +24,7 @@ from tunebench.backends.base import (
     render_messages,
 )
 from tunebench.backends.batching import MIN_SHARED_PREFIX, cache_argument, plan_batches, shared_prefix_length
-from tunebench.backends.token_logprobs import answer_logprob, greedy_logprobs
+from tunebench.backends.token_logprobs import answer_logprob
 from tunebench.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -30,11 +33,14 @@ log = logging.getLogger(__name__)
 class TransformersBackend(BackendBase):
     name = "transformers"
     supports_loglik = True
+    supports_constrained = True
 
     def __init__(self, model_dir: str | Path, *, dtype: str = "float32", threads: int | None = None,
                  chat_template: bool = True, max_input_tokens: int = 4096,
                  adapter_dir: str | Path | None = None, batch_size: int = 8, batch_tokens: int | None = None,
-                 chat_template_kwargs: dict | None = None, logprobs: bool = False):
+                 chat_template_kwargs: dict | None = None, logprobs: bool = False, loaded: tuple | None = None):
+        """`loaded`: an already loaded (model, tokenizer) to generate with (e.g. lm-eval's), so the
+        weights are not read twice; model_dir and adapter_dir then only name them."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -42,12 +48,13 @@ class TransformersBackend(BackendBase):
             torch.set_num_threads(threads)
         self.torch = torch
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.tokenizer: Any = AutoTokenizer.from_pretrained(str(model_dir))
+        self.tokenizer: Any = loaded[1] if loaded else AutoTokenizer.from_pretrained(str(model_dir))
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model: Any = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=getattr(torch, dtype))
-        if adapter_dir is not None:
+        self.model: Any = loaded[0] if loaded else AutoModelForCausalLM.from_pretrained(
+            str(model_dir), dtype=getattr(torch, dtype))
+        if adapter_dir is not None and not loaded:
             from peft import PeftModel
 
             # merged once: generation then costs what the base model costs (same predictions)
@@ -82,10 +89,11 @@ class TransformersBackend(BackendBase):
 
     def complete(self, conversations: list[Conversation], *, max_new_tokens: int, stop: list[str],
                  progress: bool = True, desc: str = "predict", journal: str | Path | None = None,
-                 stall_timeout_s: float | None = None) -> list[Generation]:
+                 stall_timeout_s: float | None = None,
+                 settled: Callable[[int, str], bool] | None = None) -> list[Generation]:
         return self.generate([self.render(c) for c in conversations], max_new_tokens=max_new_tokens, stop=stop,
                              batch_size=self.batch_size, batch_tokens=self.batch_tokens, progress=progress,
-                             desc=desc, journal=journal, stall_timeout_s=stall_timeout_s)
+                             desc=desc, journal=journal, stall_timeout_s=stall_timeout_s, settled=settled)
 
     def score_labels(self, conversations: list[Conversation], answers: list[str] | list[list[str]], *,
                      progress: bool = True, desc: str = "score", journal: str | Path | None = None,
@@ -104,14 +112,34 @@ class TransformersBackend(BackendBase):
             # a label's tokens after the prompt are the same for every item: the first item's turn shows them
             continuations = [self.answer_text(conversations[0], a) for a in answers
                              if isinstance(a, str)] if conversations else []
-        return self.score_continuations([self.render(c) for c in conversations], continuations,
-                                        batch_size=self.batch_size, batch_tokens=self.batch_tokens,
-                                        progress=progress, desc=desc, journal=journal,
-                                        stall_timeout_s=stall_timeout_s)
+        from tunebench.backends.label_trie import score_trie
+
+        # shared label prefixes computed once (score_continuations: the same numbers, each label alone)
+        return score_trie(self, [self.render(c) for c in conversations], continuations,
+                          batch_size=self.batch_size, batch_tokens=self.batch_tokens,
+                          progress=progress, desc=desc, journal=journal, stall_timeout_s=stall_timeout_s)
+
+    def choose_labels(self, conversations: list[Conversation], answers: list[str] | list[list[str]], *,
+                      progress: bool = True, desc: str = "constrained", journal: str | Path | None = None,
+                      stall_timeout_s: float | None = None) -> list[Chosen]:
+        """`method: constrained`: greedy decoding restricted to the answers (the same for every
+        conversation, or one list per conversation); per conversation, its answer's index."""
+        from tunebench.backends.label_trie import constrained_choice
+
+        if answers and not isinstance(answers[0], str):
+            continuations: list = [[self.answer_text(c, a) for a in item] for c, item in zip(conversations, answers)]
+        else:
+            continuations = [self.answer_text(conversations[0], a) for a in answers
+                             if isinstance(a, str)] if conversations else []
+        return constrained_choice(self, [self.render(c) for c in conversations], continuations,
+                                  batch_size=self.batch_size, batch_tokens=self.batch_tokens, progress=progress,
+                                  desc=desc, journal=journal, stall_timeout_s=stall_timeout_s)
 
     def _prepare(self, prompts: list[str], share_prefix: bool, extra_tokens: int):
         """Token ids, lengths, the shared prefix length and its KV cache (computed once)."""
-        ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        # token ids as they are (a caller that tokenizes its own way, e.g. with a BOS), or text
+        ids = ([list(p) for p in prompts] if prompts and not isinstance(prompts[0], str)
+               else self.tokenizer(prompts, add_special_tokens=False)["input_ids"])
         lengths = [len(x) for x in ids]
         check_lengths([n + extra_tokens for n in lengths], self.max_input_tokens)
         n_prefix = shared_prefix_length(ids) if share_prefix and len(ids) > 1 else 0
@@ -178,7 +206,8 @@ class TransformersBackend(BackendBase):
     def generate(self, prompts: list[str], *, max_new_tokens: int, stop: list[str],
                  batch_size: int, batch_tokens: int | None = None, progress: bool = True,
                  desc: str = "predict", share_prefix: bool = True, journal: str | Path | None = None,
-                 stall_timeout_s: float | None = None) -> list[Generation]:
+                 stall_timeout_s: float | None = None,
+                 settled: Callable[[int, str], bool] | None = None) -> list[Generation]:
         """Greedy completions of `prompts`, in input order.
 
         When all prompts start with the same tokens (system message + in-context examples), that
@@ -192,31 +221,23 @@ class TransformersBackend(BackendBase):
 
         `journal`: finished batches are kept there, and a rerun after a kill or a stall generates
         only the others (tunebench.core.resume); `stall_timeout_s`: the watchdog's limit per batch.
-        """
-        from transformers import LogitsProcessorList
 
-        torch = self.torch
+        `settled(i, text)`: whether prompt i's answer can no longer change whatever follows `text`
+        (tunebench.tasks.parsing.EarlyStop); its row then stops there, and the parsed answer is the
+        one a run to the stop string or max_new_tokens gives.
+        """
         tok = self.tokenizer
         ids, lengths, n_prefix, prefix_cache = self._prepare(prompts, share_prefix, 0)
         eos_ids = {tok.eos_token_id, tok.pad_token_id}
+        # the model's own generation config may add logits processors (a repetition penalty...):
+        # transformers' generate then runs them; otherwise a plain greedy loop that drops finished rows
+        decode = greedy.decode if self._plain_greedy() else greedy.hf_generate
 
         def make(batch: list[int]) -> list[Generation]:
-            input_ids, mask, width, cache = self._batch_inputs(batch, ids, n_prefix, prefix_cache)
-            recorder = greedy_logprobs() if self.logprobs else None
             t0 = time.perf_counter()
-            with torch.inference_mode():
-                out = self.model.generate(
-                    input_ids=torch.tensor(input_ids, device=self.device),
-                    attention_mask=torch.tensor(mask, device=self.device),
-                    max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
-                    top_k=None, pad_token_id=tok.pad_token_id,
-                    stop_strings=stop or None, tokenizer=tok if stop else None,
-                    **({self.cache_arg: cache} if cache is not None else {}),
-                    **({"logits_processor": LogitsProcessorList([recorder])} if recorder else {}),
-                )
+            new, steps = decode(self, batch, ids, n_prefix, prefix_cache, max_new_tokens=max_new_tokens,
+                                stop=stop, eos_ids=eos_ids, settled=settled)
             elapsed = time.perf_counter() - t0
-            new = out[:, n_prefix + width:].tolist()
-            steps = recorder.table().tolist() if recorder else None
             results = []
             for row, i in enumerate(batch):
                 generated = new[row]
@@ -230,9 +251,16 @@ class TransformersBackend(BackendBase):
 
         return self._batches(len(prompts), lengths, batch_size=batch_size,
                              batch_tokens=batch_tokens, extra_tokens=max_new_tokens,
-                             key=[prompts, max_new_tokens, stop, n_prefix, *(["logprobs"] if self.logprobs else [])],
+                             key=[prompts, max_new_tokens, stop, n_prefix, *(["logprobs"] if self.logprobs else []),
+                                  *([getattr(settled, "key", "early_stop")] if settled is not None else [])],
                              make=make, progress=progress,
                              desc=desc, journal=journal, stall_timeout_s=stall_timeout_s, result_type=Generation)
+
+    PREFILL_ROWS = 8  # rows per prefill pass: similar lengths, so little padding is computed
+
+    def _plain_greedy(self) -> bool:
+        """Whether transformers' greedy generate would pick every token by argmax of the logits alone."""
+        return greedy.plain_greedy(self.model)
 
     def answer_text(self, messages: list[dict], answer: str) -> str:
         """What the model writes for `answer` after `messages`: the assistant turn with its closing
@@ -263,72 +291,9 @@ class TransformersBackend(BackendBase):
             logp = torch.log_softmax(logits, dim=-1).cpu()
         return logp, time.perf_counter() - t0
 
-    def score_continuations(self, prompts: list[str], continuations: list[str], *, batch_size: int,
-                            batch_tokens: int | None = None, progress: bool = True, desc: str = "score",
-                            share_prefix: bool = True, journal: str | Path | None = None,
-                            stall_timeout_s: float | None = None) -> list[Scored]:
-        """Log-likelihood of each continuation (the same ones for every prompt: a task's labels)
-        after each prompt, in one forward pass per batch.
+    def score_continuations(self, prompts: list[str], continuations: list[str], **kwargs) -> list[Scored]:
+        """Each continuation's log-likelihood after each prompt, every continuation's tokens side by
+        side (no shared prefixes): the reference the label trie is checked against."""
+        from tunebench.backends.item_loglik import score_side_by_side
 
-        A batch's rows hold each item's own tokens (after the shared prefix, whose KV cache is
-        computed once) followed by all continuations side by side; a 4-D attention mask lets every
-        continuation see the prompt and its own earlier tokens only, and its positions start where
-        the prompt ends, so each continuation is scored exactly as if it were alone after the prompt.
-        """
-        torch = self.torch
-        tok = self.tokenizer
-        conts = [tok(c, add_special_tokens=False)["input_ids"] for c in continuations]
-        if any(not c for c in conts):
-            raise ConfigError("a label renders to no tokens", field="labels", fix="use non-empty labels")
-        total = sum(len(c) for c in conts)
-        ids, lengths, n_prefix, prefix_cache = self._prepare(prompts, share_prefix, max(len(c) for c in conts))
-        # where each continuation's tokens sit in the continuation block, and their relative positions
-        offsets: list[int] = []
-        rel: list[int] = []
-        for c in conts:
-            offsets.append(len(rel))
-            rel += list(range(len(c)))
-        cont_flat = [t for c in conts for t in c]
-        block = torch.zeros(total, total, dtype=torch.bool)  # continuation j sees its own earlier tokens
-        for j, c in enumerate(conts):
-            a = offsets[j]
-            block[a:a + len(c), a:a + len(c)] = torch.tril(torch.ones(len(c), len(c), dtype=torch.bool))
-
-        def make(batch: list[int]) -> list[Scored]:
-            input_ids, mask, width, cache = self._batch_inputs(batch, ids, n_prefix, prefix_cache)
-            rows = len(batch)
-            query = torch.tensor([r[n_prefix:] + cont_flat for r in input_ids], device=self.device)
-            keys = n_prefix + width + total
-            prompt_mask = torch.tensor(mask, dtype=torch.bool)  # (rows, n_prefix + width)
-            full = torch.zeros(rows, 1, width + total, keys, dtype=torch.bool)
-            causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
-            full[:, 0, :width, :n_prefix + width] = prompt_mask[:, None, :]
-            full[:, 0, :width, n_prefix:n_prefix + width] &= causal
-            full[:, 0, width:, :n_prefix + width] = prompt_mask[:, None, :]
-            full[:, 0, width:, n_prefix + width:] = block
-            pad = ~prompt_mask[:, n_prefix:]  # a padding query attends to itself only (no empty row)
-            diag = torch.arange(width)
-            full[:, 0, diag, n_prefix + diag] |= pad
-            seen = prompt_mask.sum(1)  # each item's prompt length, so its first own position
-            pos_prompt = (prompt_mask.long().cumsum(1) - 1).clamp(min=0)[:, n_prefix:]
-            pos_cont = seen[:, None] + torch.tensor(rel)[None, :]
-            position_ids = torch.cat([pos_prompt, pos_cont], dim=1)
-            # token t of continuation j is predicted by the prompt's last position (t = 0) or by
-            # the continuation's own previous token: only those positions get logits
-            src = [width - 1 if t == 0 else width + offsets[j] + t - 1 for j, c in enumerate(conts) for t in range(len(c))]
-            keep = sorted(set(src))
-            where = torch.tensor([keep.index(q) for q in src])
-            logp, elapsed = self.kept_logprobs(query, full, position_ids, cache, keep)
-            picked = logp[:, where, :].gather(2, torch.tensor(cont_flat).expand(rows, -1)[..., None])[..., 0]
-            results = []
-            for row, i in enumerate(batch):
-                sums = [round(float(picked[row, offsets[j]:offsets[j] + len(c)].sum()), 5)
-                        for j, c in enumerate(conts)]
-                results.append(Scored(logprobs=sums, tokens_in=lengths[i], latency_s=round(elapsed, 4),
-                                      batch_size=rows))
-            return results
-
-        return self._batches(len(prompts), lengths, batch_size=batch_size, batch_tokens=batch_tokens,
-                             extra_tokens=total, key=[prompts, continuations, n_prefix, "loglik"], make=make,
-                             progress=progress, desc=desc, journal=journal, stall_timeout_s=stall_timeout_s,
-                             result_type=Scored)
+        return score_side_by_side(self, prompts, continuations, **kwargs)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,8 @@ class VLLMBackend(BackendBase):
 
     def complete(self, conversations: list[Conversation], *, max_new_tokens: int, stop: list[str],
                  progress: bool = True, desc: str = "predict", journal: str | Path | None = None,
-                 stall_timeout_s: float | None = None) -> list[Generation]:
+                 stall_timeout_s: float | None = None,
+                 settled: Callable[[int, str], bool] | None = None) -> list[Generation]:
         """No journal: the cell is one vLLM call."""
         return self.generate([self.render(c) for c in conversations], max_new_tokens=max_new_tokens, stop=stop,
                              batch_size=self.batch_size, progress=progress, desc=desc)

@@ -46,3 +46,7 @@ def article(word: str) -> str:
     """'an integer', 'an extraction task', 'a number': the article that fits `word` (here, not in
     core.schema, so that job code using it does not import jsonschema)."""
     return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
+class TrainingError(TunebenchError):
+    """Training cannot run as configured (e.g. Unsloth without a GPU, or more memory than the job has)."""

@@ -113,7 +113,7 @@ class Estimator:
 
     # -- per rule --------------------------------------------------------------------------------
     def estimate(self, job: PlannedJob) -> JobEstimate:
-        if job.rule == "predictions_generate":
+        if job.rule in ("predictions_generate", "api_batch_submit"):  # a batch pays when it is submitted
             return self._prediction(job)
         if job.rule == "adapter_train":
             return self._training(job)
@@ -203,6 +203,12 @@ class Estimator:
         price = (self.project.pricing or {}).get("api", {}).get(model)
         if price is None:
             return None, None
+        spec = self.project.models.get(model)
+        if spec is not None and spec.source.get("batch"):  # the Batch API's prices (report.cost)
+            from tunebench.report.cost import batch_prices
+
+            usd_in, usd_out = batch_prices(price, (self.project.pricing or {}).get("batch_discount", 0.5))
+            price = {"input_per_mtok": usd_in, "output_per_mtok": usd_out}
         same_cell = [r for r in found if r.model == model and r.task == task and r.prompting == prompting]
         measured = [r.tokens_in_mean for r in same_cell if r.tokens_in_mean is not None]
         tokens_in = statistics.median(measured) if measured else self._prompt_tokens_approx(task, prompting, items)

@@ -45,7 +45,8 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path | No
                          train_path: str | Path, test_path: str | Path, shots: int, fewshot_seed: int,
                          max_items: int | None, threads: int, out_rows: str, out_meta: str,
                          system: str, prompting: str, progress: bool = True,
-                         adapter_dir: str | Path | None = None, stall_timeout_s: float | None = None) -> dict:
+                         adapter_dir: str | Path | None = None, stall_timeout_s: float | None = None,
+                         batch: dict | None = None) -> dict:
     started = datetime.now(timezone.utc)
     items = eval_items(test_path, max_items)
     kind = task_type(task.type)
@@ -60,15 +61,17 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path | No
     else:  # the classic baseline reads the item's own text, as it was fitted
         conversations = [[{"role": "user", "content": item_text(item)}] for item in items]
     desc = f"{system}/{task.name}/{prompting}"
-    method = task.method if backend_cls.supports_loglik else "generate"
+    able = {"loglik": backend_cls.supports_loglik, "constrained": getattr(backend_cls, "supports_constrained", False)}
+    method = task.method if able.get(task.method, True) else "generate"
     if method != task.method:
-        log.warning("%s: task %s asks for method %s; backend %s can only generate, so it does", desc,
+        log.warning("%s: task %s asks for method %s; backend %s cannot use it, so it generates", desc,
                     task.name, task.method, model.backend)
     journal = Path(out_rows).with_name(f".{Path(out_rows).name}.journal")  # finished batches, for a rerun
     ctx = BackendContext(model=model, model_dir=Path(model_dir) if model_dir else None,
                          adapter_dir=Path(adapter_dir) if adapter_dir else None, threads=threads,
                          max_new_tokens=gen["max_new_tokens"], cache_dir=Path(Layout.api_cache(model.name)),
-                         logprobs=wants_confidence(task))
+                         logprobs=wants_confidence(task), batch=batch,
+                         labels=tuple(labels) if kind.labelled else ())
     t0 = time.perf_counter()
     backend = backend_cls.from_context(ctx)
     try:
@@ -76,23 +79,34 @@ def generate_predictions(*, task: Task, model: Model, model_dir: str | Path | No
         prompts = [backend.prompt_text(c) for c in conversations]  # what the model is given, for its hash
         t0 = time.perf_counter()
         logprobs: list[dict[str, float]] | None = None  # per item: answer -> log-likelihood, when scored
-        if method == "loglik":
+        picked: list[str] | None = None  # per item: the answer constrained decoding chose
+        if method in ("loglik", "constrained"):
             # each answer -> the assistant's turn scored for it: the task's labels, or an item's own options
             shared = {label: template.answer(label, labels) for label in labels}
             choices = [kind.loglik_answers(task, item, template) or shared for item in items]
             answers = (list(shared.values()) if all(c is shared for c in choices)
                        else [list(c.values()) for c in choices])
+        if method == "constrained":
+            chosen = backend.choose_labels(conversations, answers, progress=progress, desc=desc, journal=journal,
+                                           stall_timeout_s=stall_timeout_s)
+            picked = [list(c)[x.index] for c, x in zip(choices, chosen)]
+            outputs = [Generation(text=c[p], tokens_in=x.tokens_in, tokens_out=x.tokens_out, latency_s=x.latency_s,
+                                  batch_size=x.batch_size) for c, p, x in zip(choices, picked, chosen)]
+        elif method == "loglik":
             scored = backend.score_labels(conversations, answers, progress=progress, desc=desc, journal=journal,
                                           stall_timeout_s=stall_timeout_s)
             logprobs = [dict(zip(c, s.logprobs)) for c, s in zip(choices, scored)]
             outputs = [Generation(text=c[best(lp)], tokens_in=s.tokens_in, tokens_out=0, latency_s=s.latency_s,
                                   batch_size=s.batch_size) for c, lp, s in zip(choices, logprobs, scored)]
         else:
+            # a row ends once its parsed answer is settled; not when its token log-probs make a confidence
+            settled = None if ctx.logprobs else kind.early_stop(task, items)
             outputs = backend.complete(conversations, max_new_tokens=gen["max_new_tokens"], stop=gen["stop"],
                                        progress=progress, desc=desc, journal=journal,
-                                       stall_timeout_s=stall_timeout_s)
+                                       stall_timeout_s=stall_timeout_s, settled=settled)
         gen_s = time.perf_counter() - t0
-        rows = finish_rows(task, prediction_rows(task, items, prompts, outputs, backend.row_fields, logprobs),
+        rows = finish_rows(task, prediction_rows(task, items, prompts, outputs, backend.row_fields, logprobs,
+                                                 picked),
                            outputs, owner)
         meta = {
             "system": system, "model": model.name,
@@ -128,9 +142,11 @@ def best(logprobs: dict[str, float]) -> str:
 
 
 def prediction_rows(task: Task, items: list[dict], prompts: list[str], outputs: list[Generation],
-                    row_fields: tuple[str, ...], logprobs: list[dict[str, float]] | None) -> list[dict]:
-    """One row per item. With scored answers the answer is the most likely one; otherwise the
-    task's parser reads it from the output. `row_fields`: what the backend adds to each row."""
+                    row_fields: tuple[str, ...], logprobs: list[dict[str, float]] | None,
+                    picked: list[str] | None = None) -> list[dict]:
+    """One row per item. With scored answers the answer is the most likely one; with `picked`
+    (constrained decoding) that answer; otherwise the task's parser reads it from the output.
+    `row_fields`: what the backend adds to each row."""
     kind = task_type(task.type)
     stop = task.generation["stop"]
     rows = []
@@ -139,7 +155,7 @@ def prediction_rows(task: Task, items: list[dict], prompts: list[str], outputs: 
             "id": item["id"],
             "prompt_hash": prompt_hash(prompt),
             "output": out.text,
-            "parsed": (best(logprobs[n]) if logprobs is not None
+            "parsed": (best(logprobs[n]) if logprobs is not None else picked[n] if picked is not None
                        else kind.parse(task, item, cut_at_stop(out.text, stop))),
             "latency_s": out.latency_s,
             "tokens_in": out.tokens_in,

@@ -243,7 +243,7 @@ def cost_report(scores: list[ScoreRecord], costs: Costs, adapters: dict[str, dic
         row.update(cell_cost(model=s.model, is_api=s.model in costs.api_models, device=s.device,
                              tokens_in_mean=t.get("tokens_in_mean"), tokens_out_mean=t.get("tokens_out_mean"),
                              items_per_s=t.get("items_per_s"), pricing=pricing,
-                             training=adapters.get(s.system)))
+                             training=adapters.get(s.system), backend=s.backend))
         rows.append(row)
     rows.sort(key=lambda r: (r["task"], r["tco_usd"] is None, r["tco_usd"] or 0.0, r["system"], r["prompting"]))
     return {"currency": pricing.get("currency", "USD"), "tco": pricing["tco"],

@@ -6,7 +6,7 @@ Metrics: accuracy, and macro-F1 over the letters."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,7 +14,7 @@ import numpy as np
 from tunebench.core.errors import ConfigError, DataError
 from tunebench.scoring.metrics import NO_ANSWER as NO_CODE
 from tunebench.scoring.metrics import classification_rows, confusion_counts, pair_codes
-from tunebench.tasks.parsing import LETTERS, choice
+from tunebench.tasks.parsing import LETTERS, EarlyStop, choice
 from tunebench.tasks.prompting import shown_answer
 from tunebench.tasks.registry import NO_ANSWER, ItemScores, TaskType, register_task_type
 
@@ -54,6 +54,10 @@ class MultipleChoice(TaskType):
 
     def parse(self, task: Task, item: Mapping[str, Any], output: str) -> str | None:
         return choice(output, item.get("options") or [], prefer=task.answer_format)
+
+    def early_stop(self, task: Task, items: Sequence[Mapping[str, Any]]) -> EarlyStop | None:
+        return EarlyStop.build("choice", [item.get("options") or [] for item in items],
+                               (task.generation or {}).get("stop") or [], prefer=task.answer_format)
 
     def loglik_answers(self, task: Task, item: Mapping[str, Any], template: PromptTemplate) -> dict[str, str]:
         """Each option's letter -> the assistant's turn for it: the letter, or the option's text."""

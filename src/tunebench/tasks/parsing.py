@@ -197,7 +197,11 @@ LABEL_PARSERS = frozenset({"first_label", "label_mention"})  # need the task's l
 # it cannot decide (label_mention, code_block; a line with non-ASCII letters) it says "not yet", and
 # the row runs to its stop string or max_new_tokens as before.
 
-_WS = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())  # what str.strip() and re's \s take
+# what str.isspace() (so str.strip() and re's \s) takes: every code point, listed once rather than
+# found by scanning all 0x110000 at import (0.3-1 s in every process that imports the parsers);
+# tests/test_early_stop.py checks the list against that scan
+_WS = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+       "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 _BREAKS = frozenset(c for c in _WS if len(f"a{c}b".splitlines()) > 1)  # what str.splitlines() splits at
 _SAFE = frozenset(map(chr, range(128))) | frozenset(_WS) | frozenset(QUOTES)  # chars a line may hold to be read
 

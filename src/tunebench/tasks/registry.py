@@ -7,11 +7,11 @@ testing its name, so a new type is its own module plus an entry in the task sche
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 from tunebench.core.errors import ConfigError, article
-from tunebench.tasks.parsing import LABEL_PARSERS, PARSERS
+from tunebench.tasks.parsing import LABEL_PARSERS, PARSERS, EarlyStop
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,10 +70,10 @@ class TaskType:
                        else f"parser {parser} does not apply to {article(self.name)} task")
             raise ConfigError(problem, file=shown, field="parser",
                               fix=f"use {' or '.join(sorted(self.parsers))} for {self.name} tasks")
-        if doc.get("method") == "loglik" and not self.labelled:
-            raise ConfigError("method loglik scores a task's labels, and this task has none "
+        if doc.get("method") in ("loglik", "constrained") and not self.labelled:
+            raise ConfigError(f"method {doc['method']} chooses among a task's labels, and this task has none "
                               f"(type {self.name})", file=shown, field="method",
-                              fix=f"remove `method: loglik` ({self.name} tasks generate)")
+                              fix=f"remove `method: {doc['method']}` ({self.name} tasks generate)")
         return parser
 
     def score_items(self, task: Task, cell: pl.DataFrame) -> ItemScores:
@@ -98,6 +98,13 @@ class TaskType:
     def parse(self, task: Task, item: Mapping[str, Any], output: str) -> str | None:
         """The answer in one item's output (cut at the stop strings), as the task's parser reads it."""
         return PARSERS[task.parser](output, task.labels)
+
+    def early_stop(self, task: Task, items: Sequence[Mapping[str, Any]]) -> EarlyStop | None:
+        """When each item's parsed answer is settled, so generation may end there (parsing.EarlyStop);
+        None where `parse` is a type's own (a type that overrides it says when its answers settle)."""
+        if type(self).parse is not TaskType.parse:
+            return None
+        return EarlyStop.build(task.parser, [task.labels] * len(items), (task.generation or {}).get("stop") or [])
 
     def loglik_answers(self, task: Task, item: Mapping[str, Any], template: PromptTemplate) -> dict[str, str] | None:
         """`method: loglik`: each answer the item may have (as `parsed` records it) -> the assistant's
