@@ -6,7 +6,7 @@ CORES ?= $(shell nproc 2>/dev/null || echo 2)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tunebench-installed
 
-.PHONY: install browser llamacpp demo test soak perf gpu-check lint agreement publish clean-venv
+.PHONY: install browser llamacpp demo test soak bench perf gpu-check lint agreement publish clean-venv
 
 # Chart.js for the dashboard, installed here (never during the workflow, which runs offline)
 CHARTJS := site/node_modules/chart.js/dist/chart.umd.js
@@ -28,7 +28,8 @@ $(FIXTURES): $(STAMP) tests/fixtures/baseweight/make_fixtures.py $(wildcard test
 PIP := $(BIN)/python -m pip install --quiet --no-compile
 PIP_INDEX = $(shell $(PYTHON) -m pip config get global.index-url 2>/dev/null)
 UV_ENV = $(if $(PIP_INDEX),UV_INDEX_URL="$(PIP_INDEX)") $(if $(PIP_FIND_LINKS),UV_FIND_LINKS="$(PIP_FIND_LINKS)")
-# usage: $(call FAST_INSTALL,<requirements>); torch stays the CPU build installed first
+# usage: $(call FAST_INSTALL,<requirements>) (a comma inside them: $(COMMA)); torch stays the CPU build installed first
+COMMA := ,
 FAST_INSTALL = { $(UV_ENV) $(BIN)/python -m uv pip install --quiet --python $(BIN)/python $(1) "torch==2.13.0" || $(PIP) $(1); }
 
 $(STAMP): pyproject.toml Makefile
@@ -77,7 +78,7 @@ $(LLAMACPP_STAMP): $(STAMP)
 	  CMAKE_ARGS="$(LLAMACPP_CMAKE)" $(BIN)/python -m pip wheel --quiet --no-deps --no-cache-dir \
 	    -w $(LLAMACPP_WHEELS) "llama-cpp-python==$(LLAMACPP_VERSION)"; }
 	$(PIP) --no-deps --force-reinstall $(LLAMACPP_WHEELS)/llama_cpp_python-*.whl
-	$(call FAST_INSTALL,-e ".[test,llamacpp]" "llama-cpp-python[server]==$(LLAMACPP_VERSION)")
+	$(call FAST_INSTALL,-e ".[test$(COMMA)llamacpp]" "llama-cpp-python[server]==$(LLAMACPP_VERSION)")
 	touch $(LLAMACPP_STAMP)
 
 demo: install
@@ -101,11 +102,22 @@ test: install browser llamacpp
 soak: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -m soak tests/test_faults.py -rP
 
-# Speed and memory as ratios against peers in one run (perf/README.md); needs the demo's outputs
-perf: demo
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python perf/predict_vs_lmeval.py --threads $(CORES)
-	$(BIN)/python perf/scoring_100k.py
-	$(BIN)/python perf/leakage_100k.py
+# Speed and memory goals as ratios against peers in one run (perf/README.md); needs the demo's
+# outputs. Each script writes perf/results/<name>.json; perf/goals.py prints every goal, met or not.
+# About 1.5-2 h on 2 quiet cores (the many-label and training scripts are the longest).
+BENCH_PY = HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python
+bench: demo
+	$(BENCH_PY) perf/predict_vs_lmeval.py --threads $(CORES)
+	$(BENCH_PY) perf/many_labels.py --items 48
+	$(BENCH_PY) perf/benchmarks_vs_hf.py
+	$(BENCH_PY) perf/train_memory.py --quick
+	$(BENCH_PY) perf/scoring_100k.py
+	$(BENCH_PY) perf/scoring_1m.py
+	$(BENCH_PY) perf/leakage_100k.py
+	$(BENCH_PY) perf/dag_scale.py
+	$(BENCH_PY) perf/goals.py
+
+perf: bench
 
 # The GPU check (perf/README.md): the test suite through vLLM and Unsloth on one CUDA GPU, then raw
 # vLLM on the same prompts -> perf/results/gpu.json. Needs a CUDA GPU, PyPI and Python >= 3.11.
