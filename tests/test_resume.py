@@ -29,9 +29,15 @@ def test_a_resumed_cell_generates_only_the_missing_batches_and_matches(tiny_llam
     assert json.loads(lines[0])["key"] and len(lines) == 1 + 4  # 7 items in batches of 2
     journal.write_text("\n".join(lines[:3]) + "\n" + lines[3][: len(lines[3]) // 2])  # killed mid-write
 
-    calls = []
-    real = backend.model.generate
-    monkeypatch.setattr(backend.model, "generate", lambda **kw: calls.append(1) or real(**kw))
+    from tunebench.backends import greedy
+
+    calls = []  # batches decoded (the plain greedy loop, or transformers' generate where it applies)
+
+    def counted(real):
+        return lambda *a, **kw: calls.append(1) or real(*a, **kw)
+
+    monkeypatch.setattr(greedy, "decode", counted(greedy.decode))
+    monkeypatch.setattr(greedy, "hf_generate", counted(greedy.hf_generate))
     resumed = backend.generate(PROMPTS, **settings, journal=journal)
     assert len(calls) == 2  # batches 0 and 1 came from the journal; the cut line and the last were redone
     assert [g.text for g in resumed] == [g.text for g in first] == [g.text for g in whole]
