@@ -31,7 +31,7 @@ $(FIXTURES): $(STAMP) tests/fixtures/baseweight/make_fixtures.py $(wildcard test
 PIP := $(BIN)/python -m pip install --quiet --no-compile
 # a few packages ship files that are not Python 3 (templates, test data): compileall's complaint
 # about them is no failure of the install
-COMPILE = $(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
+COMPILE = $(BIN)/python -m compileall -q -j 0 $(VENV)/lib src >/dev/null 2>&1 || true
 PIP_INDEX = $(shell $(PYTHON) -m pip config get global.index-url 2>/dev/null)
 UV_ENV = $(if $(PIP_INDEX),UV_INDEX_URL="$(PIP_INDEX)") $(if $(PIP_FIND_LINKS),UV_FIND_LINKS="$(PIP_FIND_LINKS)")
 # usage: $(call FAST_INSTALL,<requirements>) (a comma inside them: $(COMMA)); torch stays the CPU build installed first
