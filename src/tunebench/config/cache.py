@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tunebench.core.atomic import atomic_path
+from tunebench.core.integrity import sha256_of
 from tunebench.core.spec import Project
 
 CACHE_DIR = Path(".snakemake") / "tunebench" / "project"
@@ -70,11 +71,7 @@ def recording() -> Iterator[tuple[set[str], set[str]]]:
 
 def _sha256(path: str) -> str | None:
     try:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        return digest.hexdigest()
+        return sha256_of(path)
     except OSError:
         return None  # gone, or a folder: an entry that listed it as readable no longer matches
 
