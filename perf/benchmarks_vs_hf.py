@@ -34,7 +34,7 @@ def ensure_model(model: str, cores: int) -> Path:
     target = ROOT / "resources" / "models" / model / "model.safetensors"
     if not target.exists():
         print(f"building {target.relative_to(ROOT)} with snakemake", flush=True)
-        subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), str(target.relative_to(ROOT))],
+        subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), str(target.parent.relative_to(ROOT))],
                        cwd=ROOT, check=True)
     return target.parent
 

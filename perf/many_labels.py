@@ -72,7 +72,7 @@ def model_folder(model: str, given: str | None, cores: int) -> Path:
     if not (folder / "model.safetensors").exists():
         print(f"building {folder} with snakemake", flush=True)
         subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores),
-                        f"resources/models/{model}/model.safetensors"], cwd=ROOT, check=True)
+                        f"resources/models/{model}"], cwd=ROOT, check=True)
     return folder
 
 

@@ -73,9 +73,9 @@ class Phase:
 
 def ensure_inputs(task: str, model: str, cores: int) -> None:
     """The prepared split and the materialized model come from the workflow's own rules."""
-    targets = [f"data/prepared/{task}/test.jsonl", f"data/prepared/{task}/train.jsonl",
-               f"resources/models/{model}/model.safetensors"]
-    if all((ROOT / t).exists() for t in targets):
+    # the model folder is a directory() output: snakemake builds the folder, not a file in it
+    targets = [f"data/prepared/{task}/test.jsonl", f"data/prepared/{task}/train.jsonl", f"resources/models/{model}"]
+    if all((ROOT / t).exists() for t in targets[:2]) and (ROOT / targets[2] / "model.safetensors").exists():
         return
     print(f"building {' '.join(targets)} with snakemake", flush=True)
     subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), *targets], cwd=ROOT, check=True)

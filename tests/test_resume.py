@@ -31,27 +31,32 @@ def test_a_resumed_cell_generates_only_the_missing_batches_and_matches(tiny_llam
 
     from tunebench.backends import greedy
 
-    calls = []  # batches decoded (the plain greedy loop, or transformers' generate where it applies)
+    redone = []  # the items whose prompts went through the model again (either decoding loop)
 
-    def counted(real):
-        return lambda *a, **kw: calls.append(1) or real(*a, **kw)
+    def recorded(real):
+        return lambda backend, batch, *a, **kw: redone.extend(batch) or real(backend, batch, *a, **kw)
 
-    monkeypatch.setattr(greedy, "decode", counted(greedy.decode))
-    monkeypatch.setattr(greedy, "hf_generate", counted(greedy.hf_generate))
+    monkeypatch.setattr(greedy, "prefill", recorded(greedy.prefill))
     resumed = backend.generate(PROMPTS, **settings, journal=journal)
-    assert len(calls) == 2  # batches 0 and 1 came from the journal; the cut line and the last were redone
+    assert len(redone) == 3  # batches 0 and 1 came from the journal; the cut line's (2 items) and the last were redone
     assert [g.text for g in resumed] == [g.text for g in first] == [g.text for g in whole]
     assert [g.tokens_out for g in resumed] == [g.tokens_out for g in whole]
 
-    calls.clear()  # other prompts (an edited template): the journal does not apply
+    redone.clear()  # other prompts (an edited template): the journal does not apply
     other = backend.generate([p + "!" for p in PROMPTS], **settings, journal=journal)
-    assert len(calls) == 4 and len(other) == 7
+    assert len(redone) == 7 and len(other) == 7
 
-    calls.clear()  # the same prompts, other weights (a rebuilt model, a retrained adapter): neither
+    redone.clear()  # the same prompts, other weights (a rebuilt model, a retrained adapter): neither
     backend.generate(PROMPTS, **settings, journal=journal)
     (tiny_llama_dir / "config.json").touch()
     backend.generate(PROMPTS, **settings, journal=journal)
-    assert len(calls) == 8
+    assert len(redone) == 14
+
+    redone.clear()  # batch by batch (no continuous batching): the same resume
+    backend.CONTINUOUS = False
+    journal.write_text("\n".join(journal.read_text().splitlines()[:3]) + "\n")
+    assert [g.text for g in backend.generate(PROMPTS, **settings, journal=journal)] == [g.text for g in whole]
+    assert len(redone) == 3
 
 
 HUNG = """

@@ -90,6 +90,12 @@ def plain_cache(backend) -> bool:
         backend._plain_cache_known = bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
     return backend._plain_cache_known
 
+def finish_ids(backend, eos_ids: set) -> set:
+    """The tokens that end a row: EOS and padding, and the generation config's EOS ids."""
+    config = backend.model.generation_config
+    return set(eos_ids) | {t for t in ([config.eos_token_id] if isinstance(config.eos_token_id, int)
+                                       else config.eos_token_id or []) if t is not None}
+
 def decode(backend, batch: list[int], ids: list[list[int]], n_prefix: int, prefix_cache,
             *, max_new_tokens: int, stop: list[str], eos_ids: set,
             settled) -> tuple[list[list[int]], list | None]:
@@ -104,9 +110,7 @@ def decode(backend, batch: list[int], ids: list[list[int]], n_prefix: int, prefi
     torch = backend.torch
     tok = backend.tokenizer
     stops = new_text_stops(tok, stop, 0)  # it reads the new tokens alone
-    config = backend.model.generation_config
-    finish = set(eos_ids) | {t for t in ([config.eos_token_id] if isinstance(config.eos_token_id, int)
-                                         else config.eos_token_id or []) if t is not None}
+    finish = finish_ids(backend, eos_ids)
     live = list(range(len(batch)))  # batch rows still generating, in cache order
     new: list[list[int]] = [[] for _ in batch]
     steps: list[list[float]] | None = [[] for _ in batch] if backend.logprobs else None

@@ -18,8 +18,7 @@ def new_text_stops(tokenizer, stops: list[str], prompt_width: int):
     stops = [s for s in stops if s]
     if not stops:
         return StoppingCriteriaList()
-    # every token holds at least one byte: the tokens that can overlap a stop string, plus one
-    window = max(len(s.encode("utf-8")) for s in stops) + 1
+    window = stop_window(stops)
 
     class NewTextStops(StoppingCriteria):
         def __init__(self):
@@ -31,8 +30,20 @@ def new_text_stops(tokenizer, stops: list[str], prompt_width: int):
             tails = input_ids[:, max(prompt_width, input_ids.shape[1] - window):].tolist()
             for row, tail in enumerate(tails):
                 if not self.done[row]:
-                    text = tokenizer.decode(tail, skip_special_tokens=True)
-                    self.done[row] = any(s in text for s in stops)
+                    self.done[row] = tail_has_stop(tokenizer, tail, stops)
             return self.done.clone()
 
     return StoppingCriteriaList([NewTextStops()])
+
+
+def stop_window(stops: list[str]) -> int:
+    """Tokens at the end of a row that can hold a stop string's last occurrence: every token holds
+    at least one byte, so the stop's length in bytes, plus one (0 without stops)."""
+    stops = [s for s in stops if s]
+    return max(len(s.encode("utf-8")) for s in stops) + 1 if stops else 0
+
+
+def tail_has_stop(tokenizer, tail: list[int], stops: list[str]) -> bool:
+    """Whether the text of a row's last `stop_window(stops)` new tokens contains a stop string."""
+    text = tokenizer.decode(tail, skip_special_tokens=True)
+    return any(s in text for s in stops if s)

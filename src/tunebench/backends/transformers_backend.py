@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tunebench.backends import greedy
+from tunebench.backends import continuous, greedy
 from tunebench.backends.base import (
     BackendBase,
     BackendContext,
@@ -157,9 +157,12 @@ class TransformersBackend(BackendBase):
 
     def _batches(self, n_items: int, lengths: list[int], *, batch_size: int, batch_tokens: int | None,
                  extra_tokens: int, key: list, make, progress: bool, desc: str,
-                 journal: str | Path | None, stall_timeout_s: float | None, result_type) -> list:
+                 journal: str | Path | None, stall_timeout_s: float | None, result_type,
+                 stream=None) -> list:
         """Run `make(batch) -> [result per item]` over length-sorted batches, with a journal of the
-        finished ones (tunebench.core.resume), a watchdog and a progress bar; results in input order."""
+        finished ones (tunebench.core.resume), a watchdog and a progress bar; results in input order.
+        `stream([(number, batch)])`, when given, runs the batches not yet journaled instead and
+        yields (number, [result per item]) as each finishes, in any order."""
         from dataclasses import asdict
 
         from tqdm import tqdm
@@ -178,12 +181,14 @@ class TransformersBackend(BackendBase):
                 if number in done.done:
                     for i, kept in done.done[number]:
                         results[i] = result_type(**kept)
-                else:
-                    for i, result in zip(batch, make(batch)):
-                        results[i] = result
-                    done.add(number, [[i, asdict(results[i])] for i in batch])
+                    bar.update(len(batch))
+            todo = [(number, batch) for number, batch in enumerate(batches) if number not in done.done]
+            for number, out in (stream(todo) if stream is not None else ((n, make(b)) for n, b in todo)):
+                for i, result in zip(batches[number], out):
+                    results[i] = result
+                done.add(number, [[i, asdict(results[i])] for i in batches[number]])
                 dog.beat()
-                bar.update(len(batch))
+                bar.update(len(batches[number]))
         bar.close()
         return results
 
@@ -217,7 +222,8 @@ class TransformersBackend(BackendBase):
 
         Batches are cut from the length-sorted prompts: at most `batch_size` items, and with
         `batch_tokens`, at most that many tokens (rows x (prompt + new tokens)) per batch, so short
-        prompts go in large batches and long ones in small.
+        prompts go in large batches and long ones in small. The plain greedy loop batches them
+        continuously: the next batch's rows join as finished rows leave (backends.continuous).
 
         `journal`: finished batches are kept there, and a rerun after a kill or a stall generates
         only the others (tunebench.core.resume); `stall_timeout_s`: the watchdog's limit per batch.
@@ -233,11 +239,21 @@ class TransformersBackend(BackendBase):
         # transformers' generate then runs them; otherwise a plain greedy loop that drops finished rows
         decode = greedy.decode if self._plain_greedy() else greedy.hf_generate
 
+        run: dict[str, Any] = dict(max_new_tokens=max_new_tokens, stop=stop, eos_ids=eos_ids, settled=settled)
+
         def make(batch: list[int]) -> list[Generation]:
             t0 = time.perf_counter()
-            new, steps = decode(self, batch, ids, n_prefix, prefix_cache, max_new_tokens=max_new_tokens,
-                                stop=stop, eos_ids=eos_ids, settled=settled)
-            elapsed = time.perf_counter() - t0
+            new, steps = decode(self, batch, ids, n_prefix, prefix_cache, **run)
+            return generations(batch, new, steps, time.perf_counter() - t0)
+
+        def stream(todo: list[tuple[int, list[int]]]):
+            """The batches continuously batched (tunebench.backends.continuous)."""
+            planned = dict(todo)
+            for number, new, steps, elapsed in continuous.decode_stream(
+                    self, todo, ids, n_prefix, prefix_cache, batch_size=batch_size, batch_tokens=batch_tokens, **run):
+                yield number, generations(planned[number], new, steps, elapsed)
+
+        def generations(batch: list[int], new: list[list[int]], steps, elapsed: float) -> list[Generation]:
             results = []
             for row, i in enumerate(batch):
                 generated = new[row]
@@ -254,9 +270,12 @@ class TransformersBackend(BackendBase):
                              key=[prompts, max_new_tokens, stop, n_prefix, *(["logprobs"] if self.logprobs else []),
                                   *([getattr(settled, "key", "early_stop")] if settled is not None else [])],
                              make=make, progress=progress,
-                             desc=desc, journal=journal, stall_timeout_s=stall_timeout_s, result_type=Generation)
+                             desc=desc, journal=journal, stall_timeout_s=stall_timeout_s, result_type=Generation,
+                             stream=stream if self.CONTINUOUS and decode is greedy.decode and greedy.plain_cache(self)
+                             else None)
 
     PREFILL_ROWS = 8  # rows per prefill pass: similar lengths, so little padding is computed
+    CONTINUOUS = True  # the plain greedy loop batches continuously (False: batch by batch)
 
     def _plain_greedy(self) -> bool:
         """Whether transformers' greedy generate would pick every token by argmax of the logits alone."""
