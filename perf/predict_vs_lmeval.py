@@ -71,6 +71,29 @@ class Phase:
         self.peak_mb = round(self.peak - self.base, 1)
 
 
+class Work:
+    """Forward passes of a model and the token positions they computed (rows x width, padding
+    included): what bounds a ratio of times when the work is compute-bound."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        self.passes = self.tokens = 0
+
+        def count(module, args, kwargs):
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            if ids is not None:
+                self.passes += 1
+                self.tokens += int(ids.numel())
+
+        self._hook = self.model.register_forward_pre_hook(count, with_kwargs=True)
+        return self
+
+    def __exit__(self, *exc):
+        self._hook.remove()
+
+
 def ensure_inputs(task: str, model: str, cores: int) -> None:
     """The prepared split and the materialized model come from the workflow's own rules."""
     # the model folder is a directory() output: snakemake builds the folder, not a file in it
@@ -118,14 +141,17 @@ def bench_condition(backend, lm, *, task, model, template, items, train, shots, 
     requests = [Instance("generate_until", {}, (p, {"until": gen["stop"], "max_gen_toks": gen["max_new_tokens"],
                                                     "do_sample": False}), i) for i, p in enumerate(prompts)]
     phases = {}
+    work = {}
     for _ in range(repeats):  # interleaved, so a burst of load from elsewhere hits both sides
-        for name, fn in (("tunebench", lambda: ours_generate(True)),
-                         ("lm_eval_hf", lambda: lm.generate_until(requests, disable_tqdm=True)),
-                         ("tunebench_no_early_stop", lambda: ours_generate(False))):
+        for name, fn, model in (("tunebench", lambda: ours_generate(True), backend.model),
+                                ("lm_eval_hf", lambda: lm.generate_until(requests, disable_tqdm=True), lm.model),
+                                ("tunebench_no_early_stop", lambda: ours_generate(False), backend.model)):
             print(f"  {shots}-shot: {name}", flush=True)
-            with Phase(name) as phase:
+            with Work(model) as counted, Phase(name) as phase:
                 result = fn()
-            print(f"    {phase.seconds:.2f} s ({phase.cpu_seconds:.2f} CPU s)", flush=True)
+            work[name] = {"forward_passes": counted.passes, "tokens_computed": counted.tokens}
+            print(f"    {phase.seconds:.2f} s ({phase.cpu_seconds:.2f} CPU s), {counted.passes} forward passes, "
+                  f"{counted.tokens} token positions", flush=True)
             if name not in phases or phase.seconds < phases[name][0].seconds:
                 phases[name] = (phase, result)
     (ours, gens), (peer, peer_texts), (plain, plain_gens) = (
@@ -150,6 +176,10 @@ def bench_condition(backend, lm, *, task, model, template, items, train, shots, 
         "speedup_cpu": round(peer.cpu_seconds / ours.cpu_seconds, 2),
         "same_answer_rate": agreement(ours_labels, peer_labels),
         "repeats": repeats,
+        "work": work,
+        # were the time proportional to the token positions computed, the ratio would be this: the
+        # prompt tokens each side computes bound the speedup (decode passes cost more than their tokens)
+        "tokens_computed_ratio": round(work["lm_eval_hf"]["tokens_computed"] / work["tunebench"]["tokens_computed"], 2),
     }
     if task.type != "classification" or generate_only:
         return out
