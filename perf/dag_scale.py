@@ -9,8 +9,13 @@ the DAG), 12 tasks (8 generated, 4 local JSONL files of 400 rows), the condition
 LoRA adapters on 64 and 128 training examples, and 10 benchmarks (the 6 configured + 4 local JSONL
 ones), chosen by a --configfile of its own suite `scale`. Every timing is a fresh `snakemake`
 process, with its wall time and its CPU time (user + system: on shared cores the number to compare).
-`--peer REV` times the same grid with rules/common.smk as of git REV, back to back; `--profile`
-writes a cProfile of one dry run (perf/results/dag_scale.prof) and prints its top functions.
+The goal is for the plain `snakemake -n` users type (every job's summary printed; here into a pipe,
+a terminal costs more): it is timed, and so are `-n --quiet rules` (the table of jobs per rule only)
+and `-n --quiet` (nothing per job), to show what printing costs.
+`--peer REV` times the same grid with the Snakefile and rules/*.smk as of git REV, back to back; `--profile`
+writes a cProfile of one dry run (perf/results/dag_scale.prof), prints its top functions and splits
+its time into the phases of Snakemake's dry run (profile_phases: shares of the profiled run, which
+cProfile slows about 2.5x, evenly enough for shares).
 """
 
 from __future__ import annotations
@@ -141,14 +146,50 @@ def top_functions(profile: Path, n: int = 25) -> list[dict]:
     return sorted(rows, key=lambda r: -r["own_s"])[:n]
 
 
+# Snakemake 9's dry run, phase by phase: (label, file, function); a function's largest cumulative
+# time counts (update_needrun is both the pass over the DAG and the per-job step inside it)
+PHASES = [
+    ("DAG: jobs from files (input/output functions, producer matching)", "snakemake/dag.py", "update"),
+    ("DAG: which jobs need to run (mtimes, metadata)", "snakemake/dag.py", "update_needrun"),
+    ("DAG: conda env specs (params evaluated here first)", "snakemake/dag.py", "update_conda_envs"),
+    ("DAG: directory outputs check", "snakemake/dag.py", "check_directory_outputs"),
+    ("DAG: postprocess (per-job script check, job checks)", "snakemake/dag.py", "postprocess"),
+    ("dry run: the scheduler's pass (job summaries, resources)", "snakemake/scheduling/job_scheduler.py",
+     "schedule"),
+]
+
+
+def profile_phases(profile: Path) -> dict:
+    """Seconds of the profiled run in each phase, and each phase's share of it."""
+    import pstats
+
+    stats = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
+    total = max(v[3] for v in stats.values())
+    out = {"profiled_total_s": round(total, 2)}
+    for label, file, func in PHASES:
+        cums = [v[3] for (f, _line, name), v in stats.items() if f.endswith(file) and name == func]
+        seconds = max(cums, default=0.0)
+        out[label] = {"seconds": round(seconds, 2), "share": round(seconds / total, 3)}
+    # the workflow's own functions as Snakemake calls them per job (input, params, resources, conda)
+    own = sum(c[3] for (f, _l, _n), v in stats.items() if f.endswith(".smk")
+              for (cf, _cl, cn), c in v[4].items() if cf.endswith("snakemake/rules.py") and cn == "apply_func")
+    out["the workflow's own input/params/resources functions (rules/*.smk)"] = {
+        "seconds": round(own, 2), "share": round(own / total, 3)}
+    return out
+
+
 def peer_project(dest: Path, peer: Path, rev: str) -> None:
-    """`dest` with rules/common.smk as of git `rev` (the peer: the same grid, the old parse)."""
+    """`dest` with the Snakefile and rules/*.smk as of git `rev` (the peer: the same grid, the old
+    workflow; tunebench's package is the installed one, shared by both)."""
     if peer.exists():
         shutil.rmtree(peer)
     shutil.copytree(dest, peer, symlinks=True, ignore=lambda d, names: [n for n in names if n == ".snakemake"])
-    old = subprocess.run(["git", "show", f"{rev}:rules/common.smk"], cwd=ROOT, check=True, capture_output=True,
-                         text=True).stdout
-    (peer / "rules/common.smk").write_text(old)
+    names = subprocess.run(["git", "ls-tree", "--name-only", rev, "rules/"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split()
+    for name in ["Snakefile", *(n for n in names if n.endswith(".smk"))]:
+        old = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=ROOT, check=True, capture_output=True,
+                             text=True).stdout
+        (peer / name).write_text(old)
 
 
 def main() -> None:
@@ -157,22 +198,29 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "perf/results/dag_scale.json")
     parser.add_argument("--profile", action="store_true", help="also a cProfile of one dry run")
     parser.add_argument("--peer", default=None, metavar="GIT_REV",
-                        help="also time rules/common.smk as of this revision on the same grid, back to back")
+                        help="also time the Snakefile and rules/*.smk of this revision on the same grid, back to back")
     args = parser.parse_args()
 
     configfile = build(args.dir)
-    dry = ["-n", "--quiet", "rules", "--configfile", str(configfile), "--cores", "2"]
+    dry = ["-n", "--configfile", str(configfile), "--cores", "2"]  # the goal: what users type
+    quiet_rules = ["-n", "--quiet", "rules", "--configfile", str(configfile), "--cores", "2"]
+    quiet = ["-n", "--quiet", "--configfile", str(configfile), "--cores", "2"]
     listing = ["--list-rules", "--configfile", str(configfile)]
     clear_cache(args.dir)
     parse_cold = snakemake(args.dir, listing)  # the parse alone (no DAG): the project load, then cached
     parse_warm = snakemake(args.dir, listing)
     dry_run = snakemake(args.dir, dry)
     jobs = job_count(dry_run["stdout"] + dry_run["stderr"])
+    dry_quiet_rules = snakemake(args.dir, quiet_rules)
+    dry_quiet = snakemake(args.dir, quiet)
     result: dict = {
         "grid": {"models": N_MODELS, "tasks": N_GENERATED + N_LOCAL, "conditions": ["0shot", "5shot",
                  *(f"lora-{n}" for n in TRAIN_SIZES)], "benchmarks": 6 + N_LOCAL_BENCH},
         "jobs": jobs,
         "dry_run": {k: dry_run[k] for k in ("seconds", "cpu_s")},
+        "dry_run_output_mb": round(len(dry_run["stdout"] + dry_run["stderr"]) / 1e6, 1),
+        "dry_run_quiet_rules": {k: dry_quiet_rules[k] for k in ("seconds", "cpu_s")},
+        "dry_run_quiet": {k: dry_quiet[k] for k in ("seconds", "cpu_s")},
         "parse": {"no_cache": {k: parse_cold[k] for k in ("seconds", "cpu_s")},
                   "cached": {k: parse_warm[k] for k in ("seconds", "cpu_s")}},
         "goal_s": GOAL_S,
@@ -181,6 +229,7 @@ def main() -> None:
         "host": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
     rows = [(f"snakemake -n, {jobs} jobs (project load cached)", dry_run),
+            ("snakemake -n --quiet rules", dry_quiet_rules), ("snakemake -n --quiet", dry_quiet),
             ("parse only (--list-rules), no cache", parse_cold), ("parse only (--list-rules), cached", parse_warm)]
     if args.peer:
         peer = args.dir.with_name(args.dir.name + "-peer")
@@ -192,11 +241,17 @@ def main() -> None:
                           "dry_run_cpu_ratio": round(peer_dry["cpu_s"] / dry_run["cpu_s"], 2),
                           "parse_cpu_ratio": round(peer_parse["cpu_s"] / parse_warm["cpu_s"], 2)}
         rows += [(f"peer {args.peer}: snakemake -n", peer_dry), (f"peer {args.peer}: parse only", peer_parse)]
+        if args.profile:  # the same phases, before
+            peer_prof = args.out.with_name(args.out.stem + "-peer.prof")
+            snakemake(peer, dry, profile=peer_prof)
+            result["peer"]["profile_phases"] = profile_phases(peer_prof)
+            peer_prof.unlink()
         shutil.rmtree(peer, ignore_errors=True)
     if args.profile:
         prof = args.out.with_suffix(".prof")
         snakemake(args.dir, dry, profile=prof)
         result["profile_top_own_time"] = top_functions(prof)
+        result["profile_phases"] = profile_phases(prof)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 
@@ -208,6 +263,14 @@ def main() -> None:
               f"parse {result['peer']['parse_cpu_ratio']}x")
     print(f"goal: snakemake -n <= {GOAL_S:g} s wall -> {'PASS' if result['meets_goal'] else 'FAIL'} "
           f"(load average {result['load_average'][0]:.1f} on {os.cpu_count()} cores)")
+    before = result.get("peer", {}).get("profile_phases", {})
+    if result.get("profile_phases"):
+        print(f"  profiled s (share) now{'  | peer ' + args.peer if before else ''}")
+    for label, row in result.get("profile_phases", {}).items():
+        if isinstance(row, dict):
+            old = before.get(label)
+            peer_col = f"  | {old['seconds']:>6.2f} ({old['share']:>5.1%})" if old else ""
+            print(f"  {row['seconds']:>7.2f} ({row['share']:>5.1%}){peer_col}  {label}")
     for row in result.get("profile_top_own_time", [])[:15]:
         print(f"  {row['own_s']:>7.3f} own {row['cumulative_s']:>7.3f} cum {row['calls']:>8}  {row['function']}")
     print(f"-> {args.out}")
