@@ -40,6 +40,9 @@ include: "rules/report.smk"
 include: "rules/summary.smk"
 include: "rules/hub.smk"
 
+# every rule is parsed: its functions' signatures, read once (tunebench.plan.dag_speed)
+cache_signatures(workflow)
+
 
 rule all:
     input:

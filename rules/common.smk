@@ -16,6 +16,7 @@ from tunebench.core.layout import NLTK as NLTK_DIR  # noqa: E402
 from tunebench.core.spec import System, parse_prompting  # noqa: E402
 from tunebench.core.errors import TunebenchError  # noqa: E402
 from tunebench.core.runlock import command_mode, guard as guard_run, is_snakemake_cli, relay_sigterm  # noqa: E402
+from tunebench.plan.dag_speed import cache_signatures, memo_script_sources, tune_gc  # noqa: E402
 from tunebench.hub.scope import SyncScope  # noqa: E402
 from tunebench.report.site import CHARTJS as CHARTJS_PATH  # noqa: E402
 
@@ -403,3 +404,7 @@ def _cache_signatures(namespace):
 
 
 _cache_signatures(globals())
+# Snakemake's per-job costs that need not be per job: garbage collections walking the whole DAG, and
+# a read of the job's script file (tunebench.plan.dag_speed; perf/dag_scale.py measures both)
+tune_gc()
+memo_script_sources()

@@ -7,4 +7,5 @@ and the `budget:` check in the workflow's onstart handler).
 - estimate: per-job estimates (which measurement, scaled how)
 - budget: totals, the table and the budget check
 - probe: a short calibration of a model that has no record yet
+- dag_speed: what the workflow sets up while it is parsed so that Snakemake plans a large grid faster
 """

@@ -82,9 +82,11 @@ def cache_signatures(workflow: Any) -> int:
     snakemake.common.get_function_params reads first), and so does Resource.evaluate, through which
     Snakemake passes every resource of every job. Call it once every rule is parsed. Returns how many
     functions it gave a signature."""
-    from snakemake.common import FUNC_OVERWRITE_PARAMS_ATTR, overwrite_function_params
-    from snakemake.resources import Resource
-
+    try:  # Snakemake's internals (the pinned 9.x): a release without them plans as it always did
+        from snakemake.common import FUNC_OVERWRITE_PARAMS_ATTR, overwrite_function_params
+        from snakemake.resources import Resource
+    except ImportError:
+        return 0
     done = 0
     evaluate = Resource.evaluate
     if not hasattr(evaluate, FUNC_OVERWRITE_PARAMS_ATTR):  # read through the bound method: no `self`
