@@ -62,6 +62,9 @@ def threshold_for(metric: str, gates: dict) -> Threshold:
     return Threshold(absolute_pp=spec.get("absolute_pp"), relative_pct=spec.get("relative_pct"))
 
 
+MCNEMAR_EXACT_MAX = 2_000  # discordant pairs summed as exact integers (milliseconds); above: scipy's binomial
+
+
 def mcnemar_exact(base: np.ndarray, current: np.ndarray) -> tuple[float, int, int]:
     """Two-sided exact McNemar test on paired binary outcomes: (p, base-only wins, current-only wins)."""
     b = int(np.sum((base == 1) & (current == 0)))
@@ -69,6 +72,10 @@ def mcnemar_exact(base: np.ndarray, current: np.ndarray) -> tuple[float, int, in
     n = b + c
     if n == 0:
         return 1.0, b, c
+    if n > MCNEMAR_EXACT_MAX:  # the binomial tail in floating point: the sum of big integers is quadratic in n
+        from scipy.stats import binom
+
+        return min(1.0, 2 * float(binom.cdf(min(b, c), n, 0.5))), b, c
     tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n
     return min(1.0, 2 * tail), b, c
 

@@ -4,7 +4,10 @@ task or benchmark and metric, on the same items.
 Every comparison is paired: the items both systems were scored on are resampled together (paired
 bootstrap), so the interval of the difference reflects the items' shared difficulty, not two
 independent intervals. The arrow follows the interval: ↗ when it lies above zero, ↘ below, →
-when it contains zero (the change is within noise).
+when it contains zero (the change is within noise). Above MULTINOMIAL_ABOVE paired items, a metric
+of outcome counts (label confusions, per-item ratios) resamples the counts of the items' joint
+(base outcome, fine-tuned outcome) pairs: one multinomial draw per resample, which keeps the pairing
+(tunebench.scoring.metrics); the row then names its `bootstrap_method`.
 """
 
 from __future__ import annotations
@@ -17,22 +20,42 @@ from tunebench.core.records import BENCHMARK, TASK, record_source
 from tunebench.core.spec import parse_prompting
 from tunebench.scoring.metrics import (
     EXTRACTION,
+    MULTINOMIAL,
+    MULTINOMIAL_ABOVE,
     NO_ANSWER,
+    bootstrap_plan,
     classification_rows,
     confusion_counts,
+    distinct_outcomes,
     item_scores,
+    multinomial_chunks,
     pair_codes,
     resample_chunks,
 )
 
 UP, DOWN, FLAT = "↗", "↘", "→"
+# f(counts, metrics) -> metric -> its value for each row of counts (resamples x a score's outcomes)
+FromCounts = Callable[[np.ndarray, list[str]], dict[str, np.ndarray]]
+# () -> each item's outcome code, how many outcomes, and the metrics from their counts
+Outcomes = Callable[[], tuple[np.ndarray, int, FromCounts]]
 
 
 def _statistics(score: dict, ids: list[str], labels: list[str] | None) -> tuple[list[str], Callable]:
     """The metrics a score supports on those items, and f(index, metrics) -> metric -> the metric
     over the items of each row of `index` (resamples x items, positions in ids)."""
-    by_id = {str(it["id"]): it for it in score["items"]}
-    rows = [by_id[i] for i in ids]
+    names, by_index, _ = _statistics_and_outcomes(score, ids, labels)
+    return names, by_index
+
+
+def _statistics_and_outcomes(score: dict, ids: list[str], labels: list[str] | None
+                             ) -> tuple[list[str], Callable, Outcomes | None]:
+    """_statistics, and the same metrics as functions of the counts of the items' distinct
+    outcomes (a confusion cell, or a ratio's (numerator, denominator) values): the multinomial
+    bootstrap of large cells."""
+    rows = score["items"]
+    if [str(it["id"]) for it in rows] != ids:  # the same items in the same order need no lookup
+        by_id = {str(it["id"]): it for it in rows}
+        rows = [by_id[i] for i in ids]
     ratios: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if record_source(score) == BENCHMARK:  # per item a numerator and denominator per metric
         for label in score["metrics"]:
@@ -48,16 +71,54 @@ def _statistics(score: dict, ids: list[str], labels: list[str] | None) -> tuple[
                     for m, (num, den) in ratios.items() if m in metrics}
             return {m: num / np.maximum(den, 1e-12) for m, (num, den) in sums.items()}
 
-        return list(ratios), ratio
+        def ratio_outcomes() -> tuple[np.ndarray, int, FromCounts]:
+            code, per = distinct_outcomes([column for pair in ratios.values() for column in pair])
+
+            def from_counts(counts: np.ndarray, metrics: list[str]) -> dict[str, np.ndarray]:
+                return {m: (counts @ per[2 * j]) / np.maximum(counts @ per[2 * j + 1], 1e-12)
+                        for j, m in enumerate(ratios) if m in metrics}
+            return code, len(per[0]), from_counts
+
+        return list(ratios), ratio, ratio_outcomes
     if labels:
         codes = {label: i for i, label in enumerate(labels)}
         y_true = np.array([codes[r["target"]] for r in rows], dtype=int)
         y_pred = np.array([codes.get(r["parsed"], NO_ANSWER) if r["parsed"] is not None else NO_ANSWER
                            for r in rows], dtype=int)
         pairs = pair_codes(y_true, y_pred, len(labels))
+        shape = (len(labels), len(labels) + 1)
         return list(score["metrics"]), lambda index, metrics: classification_rows(
-            confusion_counts(pairs, len(labels), index), metrics, len(ids))
-    return [], lambda index, metrics: {}
+            confusion_counts(pairs, len(labels), index), metrics, len(ids)), lambda: (
+            pairs, shape[0] * shape[1],
+            lambda counts, metrics: classification_rows(counts.reshape(-1, *shape), metrics, len(ids)))
+    return [], lambda index, metrics: {}, None
+
+
+def _paired_counts(a: Outcomes, b: Outcomes, n: int, resamples: int, seed: int, plan: dict
+                   ) -> tuple[list, FromCounts, FromCounts] | None:
+    """The multinomial bootstrap of paired items: resampling items draws the counts of their joint
+    (a's outcome, b's outcome) pairs, Multinomial(n, pair shares), which sum to each side's outcome
+    counts. Returns the blocks of (a's counts, b's counts) and both sides' metrics of counts, or
+    None when the pairs are too many (index resampling then); `plan` receives the choice."""
+    codes_a, ka, from_a = a()
+    codes_b, kb, from_b = b()
+    joint, inverse = np.unique(codes_a.astype(np.int64) * kb + codes_b, return_inverse=True)
+    plan.update(bootstrap_plan(n, len(joint)))
+    if plan["bootstrap_method"] != MULTINOMIAL:
+        return None
+    counts = np.bincount(inverse.reshape(-1), minlength=len(joint))
+    side_a, side_b = joint // kb, joint % kb
+    a_seen, a_starts = np.unique(side_a, return_index=True)  # joint is sorted by a's outcome first
+    order = np.argsort(side_b, kind="stable")
+    b_seen, b_starts = np.unique(side_b[order], return_index=True)
+
+    def blocks():
+        for draw in multinomial_chunks(np.random.default_rng(seed), counts, resamples, width=ka + kb + len(joint)):
+            ca, cb = np.zeros((len(draw), ka), dtype=np.int64), np.zeros((len(draw), kb), dtype=np.int64)
+            ca[:, a_seen] = np.add.reduceat(draw, a_starts, axis=1)
+            cb[:, b_seen] = np.add.reduceat(draw[:, order], b_starts, axis=1)
+            yield ca, cb
+    return blocks(), from_a, from_b
 
 
 def _item_ratios(score: dict, rows: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -89,15 +150,28 @@ def paired_comparison(base: dict, tuned: dict, *, labels: list[str] | None, resa
     ids = [str(it["id"]) for it in base["items"] if str(it["id"]) in tuned_ids]
     if not ids:
         return []
-    (names_a, a), (names_b, b) = _statistics(base, ids, labels), _statistics(tuned, ids, labels)
+    (names_a, a, outcomes_a), (names_b, b, outcomes_b) = (_statistics_and_outcomes(base, ids, labels),
+                                                           _statistics_and_outcomes(tuned, ids, labels))
     metrics = [m for m in names_a if m in names_b]
     n = len(ids)
     everything = np.arange(n)[None, :]
     base_values, tuned_values = a(everything, metrics), b(everything, metrics)
+    plan: dict = {}
+    drawn = None
+    if n > MULTINOMIAL_ABOVE:
+        plan = bootstrap_plan(n, None)
+        drawn = (_paired_counts(outcomes_a, outcomes_b, n, resamples, seed, plan)
+                 if metrics and outcomes_a is not None and outcomes_b is not None else None)
     blocks = []
-    for index in resample_chunks(np.random.default_rng(seed), n, resamples):
-        sa, sb = a(index, metrics), b(index, metrics)
-        blocks.append({m: sb[m] - sa[m] for m in metrics})
+    if drawn is not None:
+        draws, from_a, from_b = drawn
+        for ca, cb in draws:
+            sa, sb = from_a(ca, metrics), from_b(cb, metrics)
+            blocks.append({m: sb[m] - sa[m] for m in metrics})
+    else:
+        for index in resample_chunks(np.random.default_rng(seed), n, resamples):
+            sa, sb = a(index, metrics), b(index, metrics)
+            blocks.append({m: sb[m] - sa[m] for m in metrics})
     alpha = (1 - confidence) / 2
     rows = []
     for metric in metrics:
@@ -117,7 +191,7 @@ def paired_comparison(base: dict, tuned: dict, *, labels: list[str] | None, resa
             "p_value": round(float(p), 4), "confidence": confidence,
             "direction": UP if lo > 0 else DOWN if hi < 0 else FLAT,
             "n_paired": n, "n_base": len(base["items"]), "n_finetuned": len(tuned["items"]),
-            "test": "paired bootstrap over items",
+            "test": "paired bootstrap over items", **plan,
         })
     return rows
 

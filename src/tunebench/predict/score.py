@@ -2,7 +2,8 @@
 outcomes (kept for paired tests later) and latency / token statistics.
 
 Both files are read with polars (only the fields scoring needs) and joined on id; the metrics are
-vectorised (tunebench.scoring.metrics), so 100k predictions score in about a second."""
+vectorised (tunebench.scoring.metrics), so 100k predictions score in about a second and 1M in
+about five (the bootstrap of a large cell draws outcome counts, not item positions)."""
 
 from __future__ import annotations
 
@@ -63,31 +64,40 @@ def read_items(test_path: str, max_items: int | None, extra: dict | None = None)
                  "rerun the split_prepare rule to rewrite the split")
 
 
-def _error_classes(kind, task: Task, cell: pl.DataFrame, scores: list[float]) -> list[str | None]:
+def _error_classes(kind, task: Task, cell: pl.DataFrame, scores: list[float]
+                   ) -> tuple[list[str | None], list[tuple[str, str | None, str | None, int]]]:
     """kind.error_class of every item, called once per distinct item (its fields and score): answers
     repeat (a label set, "none", the same wrong product), so 1M items are a few thousand calls. The
-    fields left out of the key are what no error class reads: the item's id, its raw output, timing."""
+    fields left out of the key are what no error class reads: the item's id, its raw output, timing.
+    Also per distinct item: (its error class, target, parsed answer, how many items)."""
     if not cell.height:
-        return []
+        return [], []
     keys = [c for c in cell.columns if c not in NOT_READ_BY_ERROR_CLASS and c != "score"]
     framed = cell.select(keys).with_columns(pl.Series("score", scores, dtype=pl.Float64),
                                             pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"))
     groups = framed.group_by([*keys, "score"], maintain_order=True).agg(pl.col("_row"))
     classes = [kind.error_class(task, row) for row in groups.drop("_row").iter_rows(named=True)]
+    sizes = groups["_row"].list.len().to_numpy()
     codes = np.empty(cell.height, dtype=np.int64)
-    codes[groups["_row"].explode().to_numpy()] = np.repeat(np.arange(len(classes)), groups["_row"].list.len().to_numpy())
-    return [classes[code] for code in codes.tolist()]
+    codes[groups["_row"].explode().to_numpy()] = np.repeat(np.arange(len(classes)), sizes)
+    distinct = list(zip(classes, groups["target"].to_list(), groups["parsed"].to_list(), sizes.tolist()))
+    return [classes[code] for code in codes.tolist()], distinct
 
 
 def error_summary(kind, task: Task, cell: pl.DataFrame, scores: list[float]) -> tuple[list, dict, list]:
     """Each item's error class (None when right), the count per class, and for a labelled task the
-    most frequent (target, answer) confusions."""
-    errors = _error_classes(kind, task, cell, scores)
-    counts = dict(sorted(Counter(e for e in errors if e is not None).items(), key=lambda kv: (-kv[1], kv[0])))
+    most frequent (target, answer) confusions (both counted over the distinct items)."""
+    errors, distinct = _error_classes(kind, task, cell, scores)
+    by_class: Counter = Counter()
+    pairs: Counter = Counter()
+    for error, target, answer, size in distinct:
+        if error is not None:
+            by_class[error] += size
+            if answer is not None:
+                pairs[(target, answer)] += size
+    counts = dict(sorted(by_class.items(), key=lambda kv: (-kv[1], kv[0])))
     confusions: list[dict] = []
     if kind.labelled:
-        pairs = Counter((t, p) for t, p, e in zip(cell["target"], cell["parsed"], errors)
-                        if e is not None and p is not None)
         confusions = [{"target": t, "answer": p, "count": c}
                       for (t, p), c in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_CONFUSIONS]]
     return errors, counts, confusions
@@ -106,23 +116,36 @@ def join_predictions(items: pl.DataFrame, preds: pl.DataFrame, predictions_path:
     return cell.drop("_found")
 
 
+def _rounded(scores: list[float]) -> list[float]:
+    """round(s, 6) of each score, computed once per distinct score (they repeat: 0/1, a few F1s;
+    distinct by their bits, so -0.0 stays itself)."""
+    if not scores:
+        return []
+    bits, code = np.unique(np.asarray(scores, dtype=np.float64).view(np.int64), return_inverse=True)
+    rounded = np.array([round(s, 6) for s in bits.view(np.float64).tolist()], dtype=object)
+    return rounded[code.reshape(-1)].tolist()
+
+
 def _json_values(values: list) -> list[str]:
     """Each scalar as json.dumps writes it, in one call of the C encoder (JSON escapes every control
     character inside strings, so a raw NUL can separate them)."""
     return json.dumps(values, ensure_ascii=False, separators=("\0", ": "))[1:-1].split("\0") if values else []
 
 
-def record_json(record: dict[str, Any]) -> str:
+def record_json(record: dict[str, Any], item_columns: dict[str, list] | None = None) -> str:
     """json.dumps(record, indent=2, ensure_ascii=False), the text write_json writes, with the per-item
     list (flat dicts with the same keys) encoded column by column: the indenting encoder is pure
-    Python and takes about a second for 100k items."""
+    Python and takes about a second for 100k items. `item_columns`: the same items as columns (key
+    -> values), when the caller has them, saves taking them apart again."""
     items = record["items"]
     if not items:
         return json.dumps(record, indent=2, ensure_ascii=False)
     marker = f"items-{uuid.uuid4().hex}"
     head = json.dumps({**record, "items": marker}, indent=2, ensure_ascii=False)
     keys = list(items[0])
-    columns = [_json_values([it[k] for it in items]) for k in keys]
+    if item_columns is None or list(item_columns) != keys:
+        item_columns = {k: [it[k] for it in items] for k in keys}
+    columns = [_json_values(item_columns[k]) for k in keys]
     template = "    {\n" + ",\n".join(f"      {json.dumps(k, ensure_ascii=False).replace('%', '%%')}: %s"
                                       for k in keys) + "\n    }"
     body = ",\n".join([template % row for row in zip(*columns)])
@@ -170,8 +193,10 @@ def score_predictions(*, task: Task, predictions_path: str, meta_path: str, test
     errors, error_counts, confusions = error_summary(kind, task, cell, scores)
     n_of = test_split_size(test_path, manifest_path)
     labels_absent = sorted(set(task.labels) - set(targets)) if task.labels and kind.labelled else None
-    per_item = [{"id": i, "target": t, "parsed": p, "score": round(s, 6), "error": e}
-                for i, t, p, s, e in zip(ids, targets, parsed, scores, errors)]
+    item_columns = {"id": ids, "target": targets, "parsed": parsed, "score": _rounded(scores),
+                    "error": errors}
+    per_item = [{"id": i, "target": t, "parsed": p, "score": s, "error": e}
+                for i, t, p, s, e in zip(*item_columns.values())]
 
     def known(column: str) -> np.ndarray:  # an endpoint may not report usage: count what is known
         return cell[column].drop_nulls().to_numpy()
@@ -198,7 +223,7 @@ def score_predictions(*, task: Task, predictions_path: str, meta_path: str, test
             "started_at": meta["started_at"], "finished_at": meta["finished_at"],
         },
     ).to_dict()
-    write_text(out_path, record_json(record) + "\n")  # = write_json(out_path, record)
+    write_text(out_path, record_json(record, item_columns) + "\n")  # = write_json(out_path, record)
     primary = cis[task.primary_metric]
     shown = ("n/a: " + str(primary.get("unavailable")) if primary["value"] is None
              else f"{primary['value']:.3f} [{primary['ci_low']:.3f}, {primary['ci_high']:.3f}]")

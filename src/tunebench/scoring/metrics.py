@@ -10,7 +10,13 @@ Intervals: percentile bootstrap over items, with a fixed seed, so reruns give id
 ratio of per-item sums, `ratio_bootstrap`, for benchmarks whose items weigh differently). The
 resample indices are drawn in blocks of rows (the very numbers of one big draw, in bounded memory)
 and each block is scored at once: one offset bincount of (target, prediction) pairs per block for
-classification, a gather of the per-item scores for extraction.
+classification, a gather of the per-item scores for extraction. Above MULTINOMIAL_ABOVE items, a
+metric that is a function of the counts of a few distinct per-item outcomes (confusion cells, the
+joint values of the means) draws those counts instead: a resample of n items is a Multinomial(n,
+outcome shares) draw, the same distribution at O(outcomes) per resample (other random numbers, so
+the interval moves within Monte-Carlo error); the metric's record then names its method
+(`bootstrap_method`, `bootstrap_items_above`, `bootstrap_outcomes`). Statistics of item positions
+(AUPR, answer detection, subset means) keep index resampling.
 """
 
 from __future__ import annotations
@@ -30,6 +36,14 @@ NO_ANSWER = -1
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 CHUNK_ELEMENTS = 1 << 22  # bootstrap indices drawn per chunk of resamples (32 MB of int64)
+# Above this many items a metric that is a function of the counts of a few distinct per-item
+# outcomes is resampled as Multinomial(n, outcome shares) draws of those counts: the same
+# distribution as resampling n item positions, at O(outcomes) per resample instead of O(n). Up to it
+# (every demo, baseline and test cell) the index draws are kept, so their intervals stay as they were;
+# above it index resampling costs seconds per metric and a gather of resamples x n positions.
+MULTINOMIAL_ABOVE = 100_000
+MULTINOMIAL_MAX_OUTCOMES = 10_000  # more distinct outcomes than this: index resampling (a draw costs O(outcomes))
+INDICES, MULTINOMIAL = "indices", "multinomial"
 
 
 def normalize_answer(text: str) -> str:
@@ -194,6 +208,40 @@ def resample_chunks(rng: np.random.Generator, n: int, resamples: int,
         yield rng.integers(0, n, size=(min(rows, resamples - start), n))
 
 
+def bootstrap_plan(n: int, outcomes: int | None) -> dict[str, object]:
+    """How n items with that many distinct outcomes (None: the metric is no function of outcome
+    counts) are resampled, as the record states it: empty up to MULTINOMIAL_ABOVE items (index
+    resampling, as ever), else the method with the threshold and the outcome count behind it."""
+    if n <= MULTINOMIAL_ABOVE:
+        return {}
+    method = MULTINOMIAL if outcomes is not None and outcomes <= MULTINOMIAL_MAX_OUTCOMES else INDICES
+    return {"bootstrap_method": method, "bootstrap_items_above": MULTINOMIAL_ABOVE, "bootstrap_outcomes": outcomes}
+
+
+def distinct_outcomes(columns: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Each item's outcome code (0..k-1, in sorted order of the columns' value tuples) and each
+    column's value per outcome: the distinct rows of the columns."""
+    n = len(columns[0])
+    code = np.zeros(n, dtype=np.int64)
+    for column in columns:  # one column at a time, re-densified, so the mixed radix never overflows
+        values, inverse = np.unique(column, return_inverse=True)
+        _, code = np.unique(code * len(values) + inverse.reshape(-1), return_inverse=True)
+        code = code.reshape(-1)
+    first = np.unique(code, return_index=True)[1]
+    return code, [np.asarray(column)[first] for column in columns]
+
+
+def multinomial_chunks(rng: np.random.Generator, counts: np.ndarray, resamples: int,
+                       width: int | None = None) -> Iterator[np.ndarray]:
+    """Bootstrap resamples of items as counts of their outcomes: Multinomial(n, counts / n) draws,
+    (rows, outcomes) per block, each block at most CHUNK_ELEMENTS x `width` (what a row becomes)."""
+    n = int(counts.sum())
+    shares = counts / n
+    rows = max(1, min(resamples, CHUNK_ELEMENTS // max(width or len(counts), 1)))
+    for start in range(0, resamples, rows):
+        yield rng.multinomial(n, shares, size=min(rows, resamples - start))
+
+
 def pair_codes(y_true: np.ndarray, y_pred: np.ndarray, n_labels: int) -> np.ndarray:
     """One code per item for its (target, prediction) pair; NO_ANSWER is prediction 0."""
     return y_true * (n_labels + 1) + (y_pred + 1)
@@ -245,10 +293,10 @@ def bootstrap_ci(targets: Sequence[str], predictions: Sequence[str | None], metr
     alpha = (1 - confidence) / 2
     out: dict[str, dict] = {}
 
-    def summarize(value: float, samples: np.ndarray | None) -> dict:
+    def summarize(value: float, samples: np.ndarray | None, plan: dict | None = None) -> dict:
         lo, hi = (np.quantile(samples, [alpha, 1 - alpha]) if n and samples is not None else (value, value))
         return {"value": round(float(value), 6), "ci_low": round(float(lo), 6),
-                "ci_high": round(float(hi), 6), "confidence": confidence, "resamples": resamples}
+                "ci_high": round(float(hi), 6), "confidence": confidence, "resamples": resamples, **(plan or {})}
 
     given = {*(item_values or {}), *(statistics or {})}
     unknown = [m for m in metrics if m not in EXTRACTION and m not in given] if labels is None else []
@@ -260,13 +308,25 @@ def bootstrap_ci(targets: Sequence[str], predictions: Sequence[str | None], metr
     if labels is not None:
         y_true, y_pred = _label_codes(targets, predictions, labels)
         pairs = pair_codes(y_true, y_pred, len(labels))
-        blocks = [classification_rows(confusion_counts(pairs, len(labels), index), metrics, n) for index in chunks]
+        cells = len(labels) * (len(labels) + 1)
+        counts = np.bincount(pairs, minlength=cells)
+        seen = np.flatnonzero(counts)
+        plan = bootstrap_plan(n, len(seen))
+        if plan.get("bootstrap_method") == MULTINOMIAL:  # metrics of the confusion counts
+            blocks = []
+            for draw in multinomial_chunks(np.random.default_rng(seed), counts[seen], resamples, width=cells):
+                confusion = np.zeros((len(draw), cells), dtype=np.int64)
+                confusion[:, seen] = draw
+                blocks.append(classification_rows(confusion.reshape(-1, len(labels), len(labels) + 1), metrics, n))
+        else:
+            blocks = [classification_rows(confusion_counts(pairs, len(labels), index), metrics, n)
+                      for index in chunks]
         for metric in metrics:
             if metric == "accuracy":
                 value = (y_true == y_pred).astype(float).mean()
             else:
                 value = _f1_from_codes(y_true, y_pred, len(labels), metric.split("_")[0])
-            out[metric] = summarize(value, _concat([b[metric] for b in blocks]))
+            out[metric] = summarize(value, _concat([b[metric] for b in blocks]), plan)
         return out
 
     special = {m: f for m, f in (statistics or {}).items() if m in metrics and not isinstance(f, Unavailable)}
@@ -278,15 +338,26 @@ def bootstrap_ci(targets: Sequence[str], predictions: Sequence[str | None], metr
     values = {m: item_values[m] if item_values and m in item_values else item_scores(targets, predictions, m)
               for m in means}
     samples: dict[str, list] = {m: [] for m in metrics}
-    for index in chunks:
-        for metric in means:
-            samples[metric].append(np.take(values[metric], index).mean(axis=1))
-        for metric, statistic in special.items():
-            samples[metric].append(np.array([statistic(row) for row in index], dtype=float))
+    plans = {m: bootstrap_plan(n, None) for m in special}
+    if means and n > MULTINOMIAL_ABOVE:  # a mean is a function of the counts of the items' (joint) values
+        code, per_outcome = distinct_outcomes([values[m] for m in means])
+        plans.update({m: bootstrap_plan(n, len(per_outcome[0])) for m in means})
+        if plans[means[0]]["bootstrap_method"] == MULTINOMIAL:
+            counts = np.bincount(code, minlength=len(per_outcome[0]))
+            for draw in multinomial_chunks(np.random.default_rng(seed), counts, resamples):
+                for metric, outcome_values in zip(means, per_outcome):
+                    samples[metric].append(draw @ outcome_values / n)
+            means = []
+    if means or special:
+        for index in chunks:
+            for metric in means:
+                samples[metric].append(np.take(values[metric], index).mean(axis=1))
+            for metric, statistic in special.items():
+                samples[metric].append(np.array([statistic(row) for row in index], dtype=float))
     for metric in metrics:
         if metric not in out:
             value = special[metric](np.arange(n)) if metric in special else values[metric].mean()
-            out[metric] = summarize(value, _concat(samples[metric]))
+            out[metric] = summarize(value, _concat(samples[metric]), plans.get(metric))
     return {metric: out[metric] for metric in metrics}
 
 

@@ -108,15 +108,21 @@ class Extraction(TaskType):
 
     def score_items(self, task: Task, cell: pl.DataFrame) -> ItemScores:
         # An item's score is its token-F1 when that is the primary metric, else its exact match.
-        parsed = cell["parsed"].to_list()
-        answers = [gold_answers(item) for item in cell.select(*self._gold(cell)).iter_rows(named=True)]
+        # Each is a function of the item's (gold, parsed) texts, which repeat: scored once per
+        # distinct combination (a million items are a few thousand of them) and spread back.
+        keys = cell.select(*self._gold(cell), "parsed").with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"))
+        groups = keys.group_by([c for c in keys.columns if c != "_row"], maintain_order=True).agg(pl.col("_row"))
+        code = np.empty(cell.height, dtype=np.int64)
+        code[groups["_row"].explode().to_numpy()] = np.repeat(np.arange(groups.height), groups["_row"].list.len().to_numpy())
+        parsed = groups["parsed"].to_list()
+        answers = [gold_answers(item) for item in groups.select(*self._gold(cell)).iter_rows(named=True)]
         scored_by = "token_f1" if task.primary_metric == "token_f1" else "exact_match"
         wanted = [m for m in EXTRACTION if m in task.metrics or m == scored_by]
-        values = {m: best_item_scores(answers, parsed, m) for m in wanted}
+        values = {m: best_item_scores(answers, parsed, m)[code] for m in wanted}
         if task.abstain is None:
             return ItemScores(values[scored_by].tolist(), values)
-        present = np.array([bool(a) for a in answers], dtype=bool)
-        answered = np.array([is_answer(p, task.abstain) for p in parsed], dtype=bool)
+        present = np.array([bool(a) for a in answers], dtype=bool)[code]
+        answered = np.array([is_answer(p, task.abstain) for p in parsed], dtype=bool)[code]
         for m in wanted:
             values[m] = np.where(answered, values[m], 0.0)  # an abstention gives no answer
         statistics: dict[str, Statistic] = {m: subset_mean(values[m], present) for m in wanted}
