@@ -147,7 +147,9 @@ def host() -> dict:
     from importlib.metadata import version
 
     return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "polars": version("polars"), "numpy": version("numpy")}
+            "polars": version("polars"), "numpy": version("numpy"),
+            # shared cores: the wall times count waiting for a core, the CPU seconds do not
+            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -162,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.stage:
         print(json.dumps(stage(args.stage, Path(args.dir))))
         return
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="scoring_100k.") as tmp:
         folder = Path(tmp)
         t0 = time.perf_counter()
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {"n": args.n, "bootstrap": BOOTSTRAP, "goal_s": args.goal_s, "goal_peak_mb": args.goal_mb,
               "total_s": total, "total_cpu_s": cpu, "peak_rss_mb": peak, "verdict": verdict,
               "stages": stages, "not_in_goal": extra, "peer": {"stages": peer, "json_lines_over_polars": ratio},
-              "host": host()}
+              "load_average_at_start": load_at_start, "host": host()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"-> {args.out}")
