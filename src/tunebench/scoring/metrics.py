@@ -21,20 +21,24 @@ the interval moves within Monte-Carlo error); the metric's record then names its
 
 from __future__ import annotations
 
-import re
-import string
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 
 import numpy as np
 
+# the answer-level scores, where callers have always imported them from
+from tunebench.scoring.answers import (  # noqa: F401
+    best_item_scores,
+    exact_match,
+    item_scores,
+    normalize_answer,
+    token_f1,
+)
+
 CLASSIFICATION = ("accuracy", "macro_f1", "weighted_f1")
 EXTRACTION = ("token_f1", "exact_match")
 DETECTION = ("detection_precision", "detection_recall", "detection_f1", "aupr")  # extraction with abstain
 NO_ANSWER = -1
-_PUNCTUATION = str.maketrans("", "", string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
 CHUNK_ELEMENTS = 1 << 22  # bootstrap indices drawn per chunk of resamples (32 MB of int64)
 # Above this many items a metric that is a function of the counts of a few distinct per-item
 # outcomes is resampled as Multinomial(n, outcome shares) draws of those counts: the same
@@ -44,66 +48,6 @@ CHUNK_ELEMENTS = 1 << 22  # bootstrap indices drawn per chunk of resamples (32 M
 MULTINOMIAL_ABOVE = 100_000
 MULTINOMIAL_MAX_OUTCOMES = 10_000  # more distinct outcomes than this: index resampling (a draw costs O(outcomes))
 INDICES, MULTINOMIAL = "indices", "multinomial"
-
-
-def normalize_answer(text: str) -> str:
-    """Lowercase, drop punctuation and articles, squeeze whitespace (SQuAD's normalization)."""
-    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION)).split())
-
-
-def _token_f1_normalized(pred: list[str], gold: list[str]) -> float:
-    if not pred or not gold:
-        return float(pred == gold)
-    common = Counter(pred) & Counter(gold)
-    overlap = sum(common.values())
-    if overlap == 0:
-        return 0.0
-    precision, recall = overlap / len(pred), overlap / len(gold)
-    return 2 * precision * recall / (precision + recall)
-
-
-def token_f1(prediction: str | None, target: str) -> float:
-    return _token_f1_normalized(normalize_answer(prediction or "").split(), normalize_answer(target).split())
-
-
-def exact_match(prediction: str | None, target: str) -> float:
-    return float(normalize_answer(prediction or "") == normalize_answer(target))
-
-
-def item_scores(targets: Sequence[str], predictions: Sequence[str | None], metric: str) -> np.ndarray:
-    """Per-item token_f1 or exact_match (each distinct text normalized once, each pair scored once)."""
-    norm: dict[str, str] = {}
-    pairs: dict[tuple, float] = {}
-    out = np.empty(len(targets), dtype=float)
-    for k, (p, t) in enumerate(zip(predictions, targets)):
-        key = (p or "", t)
-        value = pairs.get(key)
-        if value is None:
-            a = norm.get(key[0])
-            if a is None:
-                a = norm[key[0]] = normalize_answer(key[0])
-            b = norm.get(t)
-            if b is None:
-                b = norm[t] = normalize_answer(t)
-            if metric == "token_f1":
-                value = _token_f1_normalized(a.split(), b.split())
-            elif metric == "exact_match":
-                value = float(a == b)
-            else:
-                raise KeyError(metric)
-            pairs[key] = value
-        out[k] = value
-    return out
-
-
-def best_item_scores(answers: Sequence[Sequence[str]], predictions: Sequence[str | None],
-                     metric: str) -> np.ndarray:
-    """Per item, the best token_f1 or exact_match over its gold answers (an item without any scores
-    against the empty answer: 1 for an empty prediction, else 0)."""
-    lists = [list(a) or [""] for a in answers]
-    flat = item_scores([t for a in lists for t in a], [p for p, a in zip(predictions, lists) for _ in a], metric)
-    starts = np.cumsum([0] + [len(a) for a in lists[:-1]])
-    return np.maximum.reduceat(flat, starts) if len(lists) else np.empty(0)
 
 
 Statistic = Callable[[np.ndarray], float]
