@@ -98,7 +98,11 @@ def scale() -> list[dict]:
     rows.append(_row(f"snakemake -n, {dag['jobs'] if dag else '?'} jobs (wall s; CPU s "
                      f"{dag['dry_run']['cpu_s'] if dag else '?'})", dag and dag["dry_run"]["seconds"], "<= 10 s",
                      None if dag is None else dag["dry_run"]["seconds"] <= 10, "dag_scale.json",
-                     "" if dag is None else f"load average {dag.get('load_average')}"))
+                     "" if dag is None else f"load average {dag.get('load_average')}" + (
+                         "" if dag["dry_run"]["seconds"] <= 10 else
+                         f"; limit: Snakemake's own work per job, {1000 * dag['dry_run']['cpu_s'] / dag['jobs']:.2f} ms "
+                         "CPU each (the workflow's input/params functions are ~1.5 % of a profile: "
+                         "perf/dag_scale.py --profile)")))
     one_m = _load("scoring_1m.json")
     rows.append(_row("1M predictions scored + summarised (s)", one_m and one_m.get("total_s"), "<= 20 s, <= 2 GB",
                      None if one_m is None else one_m.get("verdict") == "PASS", "scoring_1m.json"))
