@@ -88,6 +88,25 @@ def tiny_llama_dir(tmp_path_factory, smollm2_tokenizer_dir) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def tiny_backend(tiny_llama_dir):
+    """The tiny random Llama with larger weights: as saved it writes only line breaks, these write
+    varied words (that a few tokens already rule out as a label), so rows end at different steps.
+    Prefill in groups of 2 rows, joined into each batch's cache. One per test module."""
+    import torch
+
+    from tunebench.backends.transformers_backend import TransformersBackend
+
+    backend = TransformersBackend(tiny_llama_dir, threads=1, max_input_tokens=512)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for weight in backend.model.parameters():
+            if weight.dim() > 1:
+                weight.normal_(0, 0.2)
+    backend.PREFILL_ROWS = 2
+    return backend
+
+
 @pytest.fixture
 def routing_split(repo_root, tmp_path):
     """The project and its ticket_routing task, with a 20-row train and a 10-row test split of

@@ -14,22 +14,9 @@ TICKETS = ["charged twice", "where is my parcel, it was due on monday and nothin
            "wrong colour", "money back for the broken kettle, thanks", "login", "the courier left it in the rain"]
 
 
-@pytest.fixture(scope="module")
-def backend(tiny_llama_dir):
-    """The tiny random Llama with larger weights, so that rows write varied words and end at
-    different steps."""
-    import torch
-
-    from tunebench.backends.transformers_backend import TransformersBackend
-
-    backend = TransformersBackend(tiny_llama_dir, threads=1, max_input_tokens=512)
-    torch.manual_seed(3)
-    with torch.no_grad():
-        for weight in backend.model.parameters():
-            if weight.dim() > 1:
-                weight.normal_(0, 0.2)
-    backend.PREFILL_ROWS = 2
-    return backend
+@pytest.fixture
+def backend(tiny_backend):
+    return tiny_backend
 
 
 def prompts(tokenizer) -> list[str]:

@@ -122,24 +122,6 @@ def prompts_for(tokenizer):
          {"role": "user", "content": t}], tokenize=False, add_generation_prompt=True) for t in tickets]
 
 
-@pytest.fixture(scope="module")
-def tiny_backend(tiny_llama_dir):
-    """The tiny random Llama with larger weights: as saved it writes only line breaks, these write
-    varied words (that a few tokens already rule out as a label)."""
-    import torch
-
-    from tunebench.backends.transformers_backend import TransformersBackend
-
-    backend = TransformersBackend(tiny_llama_dir, threads=1, max_input_tokens=512)
-    torch.manual_seed(3)
-    with torch.no_grad():
-        for weight in backend.model.parameters():
-            if weight.dim() > 1:
-                weight.normal_(0, 0.2)
-    backend.PREFILL_ROWS = 2  # prefill in groups of 2 rows, joined into each batch's cache
-    return backend
-
-
 def test_the_tiny_model_parses_the_same_with_fewer_tokens_and_as_transformers_generate(tiny_backend, tmp_path):
     backend = tiny_backend
     prompts = prompts_for(backend.tokenizer)
