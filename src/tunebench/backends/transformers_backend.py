@@ -150,7 +150,7 @@ class TransformersBackend(BackendBase):
         if n_prefix:
             with self.torch.inference_mode():
                 out = self.model(input_ids=self.torch.tensor([ids[0][:n_prefix]], device=self.device),
-                                 use_cache=True)
+                                 use_cache=True, logits_to_keep=1)  # only its cache is used
                 prefix_cache = getattr(out, self.cache_arg)  # the output field has the argument's name
         self.last_prefix = {"tokens": n_prefix, "seconds": round(time.perf_counter() - t0, 4)}
         return ids, lengths, n_prefix, prefix_cache
