@@ -136,3 +136,24 @@ def test_the_summary_carries_source_and_renders_a_benchmark_as_before(tmp_path, 
                                    | ({"method": "lm-eval"} if c["source"] == "benchmark" else {})
                                    for c in summary["cells"]]}
     assert markdown(legacy) == text
+
+
+@pytest.mark.parametrize("damage", ["drop a field", "add a field", "not an object"])
+def test_an_item_without_the_first_items_fields_is_named(tasks, tmp_path, schema, damage):
+    """Every item needs the first item's fields (the schema checks the first one only): the error
+    names the file and the item, and the fix."""
+    paths = write_cell(tmp_path, tasks[0], 40, seed=1)
+    score(tasks[0], paths)
+    doc = read_json(paths["score.json"])
+    item = doc["items"][7]
+    if damage == "drop a field":
+        item.pop(next(iter(item)))
+    elif damage == "add a field":
+        item["extra"] = 1
+    else:
+        doc["items"][7] = [item]
+    write_json(paths["score.json"], doc)
+    with pytest.raises(ConfigError) as error:
+        read_score(paths["score.json"], schema)
+    text = str(error.value)
+    assert "items[7]" in text and "score.json" in text and "rerun" in text
