@@ -31,46 +31,6 @@ class Row:
     steps: list[float] = field(default_factory=list)
 
 
-def widen(torch, cache, attention, n_prefix: int, extra: int):
-    """`extra` masked columns after the shared prefix (before each row's own tokens)."""
-    if extra <= 0:
-        return attention
-    for layer in cache.layers:
-        for name in ("keys", "values"):
-            t = getattr(layer, name)
-            setattr(layer, name, torch.cat([t[:, :, :n_prefix], t.new_zeros(*t.shape[:2], extra, t.shape[3]),
-                                            t[:, :, n_prefix:]], dim=2))
-    return torch.cat([attention[:, :n_prefix], attention.new_zeros(attention.shape[0], extra),
-                      attention[:, n_prefix:]], dim=1)
-
-
-def join(torch, running, joining, n_prefix: int):
-    """Two (cache, attention, position, logits) states as one, rows of `running` first."""
-    cache, attention, position, logits = running
-    cache2, attention2, position2, logits2 = joining
-    width, width2 = attention.shape[1], attention2.shape[1]
-    attention = widen(torch, cache, attention, n_prefix, width2 - width)
-    attention2 = widen(torch, cache2, attention2, n_prefix, width - width2)
-    for layer, layer2 in zip(cache.layers, cache2.layers):
-        for name in ("keys", "values"):
-            setattr(layer, name, torch.cat([getattr(layer, name), getattr(layer2, name)], dim=0))
-    return (cache, torch.cat([attention, attention2]), torch.cat([position, position2]),
-            torch.cat([logits, logits2]))
-
-
-def trim(torch, cache, attention, n_prefix: int):
-    """Drop the columns after the prefix that no row attends to (the padding of rows that left)."""
-    used = attention[:, n_prefix:].any(dim=0)
-    if bool(used.all()):
-        return attention
-    columns = torch.cat([torch.arange(n_prefix, device=attention.device),
-                         n_prefix + used.nonzero().flatten()])
-    for layer in cache.layers:
-        for name in ("keys", "values"):
-            setattr(layer, name, getattr(layer, name).index_select(2, columns))
-    return attention.index_select(1, columns)
-
-
 def decode_stream(backend, batches: list[tuple[int, list[int]]], ids: list[list[int]], n_prefix: int,
                   prefix_cache, *, max_new_tokens: int, stop: list[str], eos_ids: set, settled,
                   batch_size: int, batch_tokens: int | None):
@@ -103,7 +63,7 @@ def decode_stream(backend, batches: list[tuple[int, list[int]]], ids: list[list[
                 number, start, items = groups.popleft()
                 began.setdefault(number, time.perf_counter())
                 joining = greedy.prefill(backend, items, ids, n_prefix, prefix_cache)
-                state = joining if not live else join(torch, state, joining, n_prefix)
+                state = joining if not live else greedy.join(torch, [state, joining], n_prefix)
                 live += [Row(number, start + k, item) for k, item in enumerate(items)]
             cache, attention, position, logits = state
             scores = logits.float()
@@ -137,7 +97,7 @@ def decode_stream(backend, batches: list[tuple[int, list[int]]], ids: list[list[
                     continue
                 index = torch.tensor(keep, device=backend.device)
                 cache.batch_select_indices(index)
-                attention = trim(torch, cache, attention[index], n_prefix)
+                attention = greedy.trim(torch, cache, attention[index], n_prefix)
                 chosen, position = chosen[index], position[index]
             attention = torch.cat([attention, attention.new_ones(len(live), 1)], dim=1)
             position = position + 1

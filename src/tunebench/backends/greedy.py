@@ -32,20 +32,17 @@ def plain_greedy(model) -> bool:
 
 def prefill(backend, batch: list[int], ids: list[list[int]], n_prefix: int, prefix_cache):
     """The batch's prompts through the model (after the shared prefix), in groups of
-    PREFILL_ROWS length-sorted rows each padded only to its own longest; the groups' KV caches
-    are then joined, each row left-padded (masked) to the batch's width between the prefix and
-    its own tokens, as one padded batch would hold them. Returns the cache, the attention mask,
-    each row's last position and the last position's logits."""
+    PREFILL_ROWS length-sorted rows each padded only to its own longest; the groups' states are
+    then joined (`join`), each row left-padded (masked) to the batch's width between the prefix and
+    its own tokens, as one padded batch would hold them. Returns the state: the cache, the
+    attention mask, each row's last position and the last position's logits."""
     import copy
-
-    from transformers.cache_utils import DynamicLayer
 
     torch = backend.torch
     pad = backend.tokenizer.pad_token_id
     own = [ids[i][n_prefix:] for i in batch]
-    width = max(len(x) for x in own)
     step = backend.PREFILL_ROWS if plain_cache(backend) else len(batch)
-    caches, logits = [], []
+    states = []
     for start in range(0, len(batch), step):
         rows = own[start:start + step]
         w = max(len(x) for x in rows)
@@ -58,23 +55,55 @@ def prefill(backend, batch: list[int], ids: list[list[int]], n_prefix: int, pref
         out = backend.model(input_ids=torch.tensor([[pad] * (w - len(x)) + x for x in rows], device=backend.device),
                          attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
                          **({backend.cache_arg: cache} if cache is not None else {}))
-        caches.append((getattr(out, backend.cache_arg), w))
-        logits.append(out.logits[:, -1, :])
-    cache = caches[0][0]
-    if len(caches) > 1:
-        assert all(type(layer) is DynamicLayer for c, _ in caches for layer in c.layers)
-        for n, layer in enumerate(cache.layers):
-            for name in ("keys", "values"):
-                parts = []
-                for c, w in caches:
-                    t = getattr(c.layers[n], name)
-                    parts.append(torch.cat([t[:, :, :n_prefix], t.new_zeros(*t.shape[:2], width - w, t.shape[3]),
-                                            t[:, :, n_prefix:]], dim=2) if w < width else t)
-                setattr(layer, name, torch.cat(parts, dim=0))
-    attention = torch.tensor([[1] * n_prefix + [0] * (width - len(x)) + [1] * len(x) for x in own],
-                             device=backend.device)
-    position = torch.tensor([n_prefix + len(x) - 1 for x in own], device=backend.device)
-    return cache, attention, position, torch.cat(logits, dim=0)
+        states.append((getattr(out, backend.cache_arg), mask,
+                       torch.tensor([n_prefix + len(x) - 1 for x in rows], device=backend.device),
+                       out.logits[:, -1, :]))
+    return join(torch, states, n_prefix)
+
+
+def widen(torch, cache, attention, n_prefix: int, extra: int):
+    """`extra` masked columns after the shared prefix (before each row's own tokens) in a plain
+    KV cache and its attention mask; returns the mask."""
+    if extra <= 0:
+        return attention
+    for layer in cache.layers:
+        for name in ("keys", "values"):
+            t = getattr(layer, name)
+            setattr(layer, name, torch.cat([t[:, :, :n_prefix], t.new_zeros(*t.shape[:2], extra, t.shape[3]),
+                                            t[:, :, n_prefix:]], dim=2))
+    return torch.cat([attention[:, :n_prefix], attention.new_zeros(attention.shape[0], extra),
+                      attention[:, n_prefix:]], dim=1)
+
+
+def join(torch, states: list, n_prefix: int):
+    """(cache, attention, position, logits) states of rows as one, in order: each widened to the
+    widest (masked padding after the prefix), so that every row's next token goes in the same
+    column. The first state's cache object holds the result."""
+    if len(states) == 1:
+        return states[0]
+    width = max(attention.shape[1] for _, attention, _, _ in states)
+    masks = [widen(torch, cache, attention, n_prefix, width - attention.shape[1])
+             for cache, attention, _, _ in states]
+    cache = states[0][0]
+    for n, layer in enumerate(cache.layers):
+        for name in ("keys", "values"):
+            setattr(layer, name, torch.cat([getattr(state[0].layers[n], name) for state in states], dim=0))
+    return (cache, torch.cat(masks), torch.cat([state[2] for state in states]),
+            torch.cat([state[3] for state in states]))
+
+
+def trim(torch, cache, attention, n_prefix: int):
+    """Drop the columns after the prefix that no row attends to (the padding of rows that left)."""
+    used = attention[:, n_prefix:].any(dim=0)
+    if bool(used.all()):
+        return attention
+    columns = torch.cat([torch.arange(n_prefix, device=attention.device),
+                         n_prefix + used.nonzero().flatten()])
+    for layer in cache.layers:
+        for name in ("keys", "values"):
+            setattr(layer, name, getattr(layer, name).index_select(2, columns))
+    return attention.index_select(1, columns)
+
 
 def plain_cache(backend) -> bool:
     """Whether the model keeps a plain KV cache (a tensor per layer, no sliding window), which
